@@ -1,0 +1,1 @@
+"""OpsMap reconciler: the map repo model, validation, and the long-running reconciler."""

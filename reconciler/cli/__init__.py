@@ -1,0 +1,45 @@
+"""The ``opsmap`` command. Subcommands import their modules lazily, so start-up stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+SUBCOMMANDS = {
+    "validate": ("reconciler.cli.validate", "check a map repo: schemas, references, dependencies"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opsmap",
+        description="GitOps reconciler for operations maps: checks and actions over SSH.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(command)
+        command.set_defaults(module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``opsmap`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = importlib.import_module(args.module).run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return EXIT_FAILED
+    return code
+
+
+def usage_error(message: str) -> int:
+    print(f"opsmap: error: {message}", file=sys.stderr)
+    return EXIT_USAGE

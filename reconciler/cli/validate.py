@@ -1,0 +1,97 @@
+"""``opsmap validate``: the CI gate for a map repo or some of its files."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
+from reconciler.findings import Finding, Severity, format_github, format_json, format_text
+from reconciler.repo import FOLDER_KINDS, SETTINGS_FILE, Kind, RepoFile, load_repo, read_tree
+from reconciler.rules import check_repo
+
+FORMATTERS = {"text": format_text, "json": format_json, "github": format_github}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", default=["."],
+        help="a map repo root (default .) or files in one; a file is read as what its "
+        "folder says (maps/, policies/, inventory/, requests/), elsewhere as a map",
+    )
+    parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    parser.add_argument("--format", choices=sorted(FORMATTERS), default="text")
+
+
+@dataclass
+class Target:
+    """A repo to load, and which of its files to report on (every file when empty)."""
+
+    root: Path | None
+    only: set[str] = field(default_factory=set)
+    extra: list[RepoFile] = field(default_factory=list)
+
+
+def run(args: argparse.Namespace) -> int:
+    targets: dict[Path | None, Target] = {}
+    for given in args.paths:
+        path = Path(given)
+        if not path.exists():
+            return usage_error(f"{given}: no such file or directory")
+        if path.is_dir():
+            targets.setdefault(path.resolve(), Target(path.resolve()))
+            continue
+        root, kind = locate_file(path)
+        target = targets.setdefault(root, Target(root))
+        shown = os.path.relpath(path)
+        target.only.add(shown)
+        if kind == "map-elsewhere":
+            target.extra.append(RepoFile(shown, "map", path.read_bytes, path.stat().st_size, shown))
+    findings: list[Finding] = []
+    for target in targets.values():
+        findings.extend(validate_target(target, strict=args.strict))
+    sys.stdout.write(FORMATTERS[args.format](findings))
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    if args.format == "text":
+        warnings = len(findings) - errors
+        verdict = "invalid" if errors else "valid"
+        print(f"opsmap: {verdict}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+def validate_target(target: Target, *, strict: bool) -> list[Finding]:
+    files: Iterable[RepoFile] = []
+    if target.root is not None:
+        display = os.path.relpath(target.root)
+        files = read_tree(target.root, display_root="" if display == "." else display)
+    repo = load_repo([*files, *target.extra])
+    findings = check_repo(repo, strict=strict)
+    if target.only:
+        only = {os.path.normpath(p) for p in target.only}
+        findings = [f for f in findings if os.path.normpath(f.location.file) in only]
+    return findings
+
+
+def locate_file(path: Path) -> tuple[Path | None, Kind | str]:
+    """The repo root a file belongs to, and how to read it.
+
+    A file under ``maps/``, ``policies/``, ``inventory/`` or ``requests/`` belongs to the
+    folder's parent; ``opsmap.yaml`` to its own folder. Any other file is read as a map,
+    in the repo of the nearest folder above it holding an ``opsmap.yaml`` or a ``maps/``,
+    or on its own.
+    """
+    resolved = path.resolve()
+    if resolved.name == SETTINGS_FILE:
+        return resolved.parent, "settings"
+    for ancestor in resolved.parents:
+        kind = FOLDER_KINDS.get(ancestor.name)
+        if kind is not None:
+            return ancestor.parent, kind
+    for ancestor in resolved.parents:
+        if (ancestor / SETTINGS_FILE).is_file() or (ancestor / "maps").is_dir():
+            return ancestor, "map-elsewhere"
+    return None, "map-elsewhere"

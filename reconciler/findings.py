@@ -1,0 +1,86 @@
+"""Findings: what validation reports, where, and how it is printed."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Location:
+    """A place in a file: 1-based line and column, as editors count them."""
+
+    file: str
+    line: int = 1
+    column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One error or warning about the map repo, at the node that caused it."""
+
+    location: Location
+    severity: Severity
+    code: str
+    message: str
+
+    def as_error(self) -> Finding:
+        return Finding(self.location, Severity.ERROR, self.code, self.message)
+
+    def to_json(self) -> dict[str, object]:
+        return {**asdict(self.location), "code": self.code, "message": self.message}
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        loc = self.location
+        return (loc.file, loc.line, loc.column, self.code)
+
+
+def errors(findings: Iterable[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity is Severity.ERROR]
+
+
+def format_text(findings: Sequence[Finding]) -> str:
+    """``path:line:col: error|warning: message [code]``, one line per finding."""
+    return "".join(
+        f"{f.location}: {f.severity.value}: {_one_line(f.message)} [{f.code}]\n" for f in findings
+    )
+
+
+def format_json(findings: Sequence[Finding]) -> str:
+    errs = [f.to_json() for f in findings if f.severity is Severity.ERROR]
+    warns = [f.to_json() for f in findings if f.severity is Severity.WARNING]
+    return json.dumps({"valid": not errs, "errors": errs, "warnings": warns}, indent=2) + "\n"
+
+
+def format_github(findings: Sequence[Finding]) -> str:
+    """GitHub Actions workflow commands: ``::error file=…,line=…,col=…::message``."""
+    lines = []
+    for f in findings:
+        loc = f.location
+        props = f"file={_gh_property(loc.file)},line={loc.line},col={loc.column}"
+        title = _gh_property(f"opsmap {f.code}")
+        message = _gh_data(f"{f.message} [{f.code}]")
+        lines.append(f"::{f.severity.value} {props},title={title}::{message}\n")
+    return "".join(lines)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split("\n"))
+
+
+def _gh_data(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(value: str) -> str:
+    return _gh_data(value).replace(":", "%3A").replace(",", "%2C")

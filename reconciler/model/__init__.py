@@ -1,0 +1,22 @@
+"""Typed models of everything a map repo holds."""
+
+from agentless.inventory import HostEntry, InventoryFile
+from reconciler.model.maps import Action, Check, Component, CompletionCheck, Map, Selector
+from reconciler.model.policies import Binding, PolicyBinding, PolicyFile
+from reconciler.model.requests import Request, Settings
+
+__all__ = [
+    "Action",
+    "Binding",
+    "Check",
+    "CompletionCheck",
+    "Component",
+    "HostEntry",
+    "InventoryFile",
+    "Map",
+    "PolicyBinding",
+    "PolicyFile",
+    "Request",
+    "Selector",
+    "Settings",
+]

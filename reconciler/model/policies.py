@@ -1,0 +1,84 @@
+"""Permissions: roles, bindings of groups or users to roles, overrides, group membership."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from reconciler.model.common import (
+    ActionNameField,
+    ComponentIdField,
+    GroupNameField,
+    MapNameField,
+    StrictModel,
+    SubjectField,
+)
+
+Role = Literal["viewer", "operator", "admin"]
+Verb = Literal["view", "logs", "start", "stop", "restart"]
+Decision = Literal["allow", "deny"]
+
+ROLE_VERBS: dict[str, frozenset[str]] = {
+    "viewer": frozenset({"view", "logs"}),
+    "operator": frozenset({"view", "logs", "start", "stop", "restart"}),
+}
+"""Verbs each role grants. ``admin`` grants every verb and every custom action."""
+BUILTIN_VERBS: frozenset[str] = frozenset({"view", "logs", "start", "stop", "restart"})
+
+
+class VerbRules(StrictModel):
+    """Verbs allowed or denied on one component."""
+
+    allow: list[Verb] = Field(default_factory=list)
+    deny: list[Verb] = Field(default_factory=list)
+
+
+class Overrides(StrictModel):
+    """Per-component verb rules and per-action decisions that adjust a role."""
+
+    components: dict[ComponentIdField, VerbRules] = Field(default_factory=dict)
+    actions: dict[ComponentIdField, dict[ActionNameField, Decision]] = Field(default_factory=dict)
+
+
+class Binding(StrictModel):
+    """Grants a role to a group or to one user, with optional overrides."""
+
+    group: GroupNameField | None = None
+    user: SubjectField | None = None
+    role: Role
+    overrides: Overrides = Field(default_factory=Overrides)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Binding:
+        if (self.group is None) == (self.user is None):
+            raise ValueError("a binding names exactly one of 'group' or 'user'")
+        return self
+
+    @property
+    def subject(self) -> str:
+        return f"group:{self.group}" if self.group else f"user:{self.user}"
+
+
+class PolicyBinding(Binding):
+    """A binding in ``policies/``: it applies to the maps it names, or to every map."""
+
+    maps: list[MapNameField] | None = Field(
+        default=None, description="Maps this binding applies to; every map when absent"
+    )
+
+
+class Signer(StrictModel):
+    """A key allowed to sign commits for an identity (``require_signed_commits``)."""
+
+    identity: SubjectField
+    key: str = Field(min_length=1, description="SSH public key ('ssh-ed25519 AAAA…') or GPG fingerprint")
+
+
+class PolicyFile(StrictModel):
+    """One ``policies/*.yaml`` file: groups of people, bindings, allowed signers."""
+
+    description: str | None = None
+    groups: dict[GroupNameField, list[SubjectField]] = Field(default_factory=dict)
+    permissions: list[PolicyBinding] = Field(default_factory=list)
+    signers: list[Signer] = Field(default_factory=list)

@@ -1,0 +1,65 @@
+"""Action requests (``requests/**/*.yaml``) and repo settings (``opsmap.yaml``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from agentless.inventory import HOST_NAME_PATTERN
+from reconciler.model.common import ActionNameField, ComponentIdField, MapNameField, StrictModel
+
+ALL_COMPONENTS = "*"
+
+
+class Request(StrictModel):
+    """Asks for one declared action. It names no command: only the map's actions can run."""
+
+    map: MapNameField
+    component: ComponentIdField | Literal["*"] = Field(
+        description="A component id, or '*' for the whole map (start, stop, restart)"
+    )
+    action: ActionNameField
+    reason: str = Field(min_length=1, max_length=2000)
+    hosts: list[str] | None = Field(
+        default=None, description="Only these inventory hosts (names); every matching host when absent"
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_given(cls, reason: str) -> str:
+        if not reason.strip():
+            raise ValueError("reason is blank")
+        return reason
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str] | None) -> list[str] | None:
+        import re
+
+        for host in hosts or []:
+            if not re.match(HOST_NAME_PATTERN, host):
+                raise ValueError(f"{host!r} is not a host name")
+        return hosts
+
+
+class CheckDefaults(StrictModel):
+    max_check_attempts: int = Field(default=3, ge=1, le=20)
+    retry_interval_secs: float = Field(default=10, gt=0, le=3600)
+    flap_low_percent: float = Field(default=20, ge=0, le=100)
+    flap_high_percent: float = Field(default=30, ge=0, le=100)
+
+
+class AuditSettings(StrictModel):
+    notes_ref: str = Field(default="refs/notes/opsmap", pattern=r"^refs/notes/[A-Za-z0-9._/-]+$")
+    push: bool = True
+
+
+class Settings(StrictModel):
+    """``opsmap.yaml``: how the reconciler follows and treats this repo."""
+
+    branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
+    poll_interval_secs: float = Field(default=30, gt=0, le=86400)
+    require_signed_commits: bool = False
+    checks: CheckDefaults = Field(default_factory=CheckDefaults)
+    audit: AuditSettings = Field(default_factory=AuditSettings)

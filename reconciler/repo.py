@@ -1,0 +1,172 @@
+"""Loading a map repo: find its files, parse each as what its folder says, keep the models.
+
+A repo is read from any source of ``(path, bytes)`` pairs, so the same code reads a working
+tree (:func:`read_tree`) and, in the reconciler, a commit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from agentless.inventory import Host, InventoryFile, resolve_hosts
+from reconciler.findings import Finding, Location, Severity
+from reconciler.model import Map, PolicyFile, Request, Settings
+from reconciler.model.explain import explain
+from reconciler.source import MAX_FILE_BYTES, YamlDocument, YamlError, parse_yaml
+
+Kind = Literal["map", "policy", "inventory", "request", "settings"]
+FOLDER_KINDS: dict[str, Kind] = {
+    "maps": "map",
+    "policies": "policy",
+    "inventory": "inventory",
+    "requests": "request",
+}
+SETTINGS_FILE = "opsmap.yaml"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class RepoFile:
+    """One file of a repo: its path inside the repo, its kind, how to read it."""
+
+    path: str
+    kind: Kind
+    read: Callable[[], bytes]
+    size: int | None = None
+    display: str = ""
+
+    @property
+    def shown(self) -> str:
+        return self.display or self.path
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded(Generic[M]):
+    """A model together with the document it came from (for locations)."""
+
+    model: M
+    doc: YamlDocument
+
+
+@dataclass
+class MapRepo:
+    """Everything a map repo holds that parsed and validated, plus the findings so far."""
+
+    maps: list[Loaded[Map]] = field(default_factory=list)
+    policies: list[Loaded[PolicyFile]] = field(default_factory=list)
+    inventories: list[Loaded[InventoryFile]] = field(default_factory=list)
+    requests: list[Loaded[Request]] = field(default_factory=list)
+    settings: Loaded[Settings] | None = None
+    findings: list[Finding] = field(default_factory=list)
+    broken_files: set[str] = field(default_factory=set)
+
+    @property
+    def hosts(self) -> list[Host]:
+        return resolve_hosts(inv.model for inv in self.inventories)
+
+    def map(self, name: str) -> Map | None:
+        return next((m.model for m in self.maps if m.model.name == name), None)
+
+    @property
+    def effective_settings(self) -> Settings:
+        return self.settings.model if self.settings else Settings()
+
+
+def kind_of(path: str) -> Kind | None:
+    """What a repo-relative path holds, by its folder; None for files OpsMap ignores."""
+    pure = PurePosixPath(path)
+    if pure.suffix not in YAML_SUFFIXES:
+        return None
+    if str(pure) in (SETTINGS_FILE, "opsmap.yml"):
+        return "settings"
+    if len(pure.parts) < 2:
+        return None
+    return FOLDER_KINDS.get(pure.parts[0])
+
+
+def read_tree(root: Path, *, display_root: str = "") -> Iterator[RepoFile]:
+    """The OpsMap files of a working tree, in a stable order."""
+    candidates = [root / SETTINGS_FILE, root / "opsmap.yml"]
+    for folder in FOLDER_KINDS:
+        base = root / folder
+        if base.is_dir():
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                candidates.extend(Path(dirpath) / name for name in sorted(filenames))
+    for path in candidates:
+        if not path.is_file():
+            continue
+        rel = path.relative_to(root).as_posix()
+        kind = kind_of(rel)
+        if kind is None:
+            continue
+        shown = os.path.join(display_root, rel) if display_root else rel
+        yield RepoFile(rel, kind, path.read_bytes, path.stat().st_size, shown)
+
+
+_MODELS: dict[Kind, type[BaseModel]] = {
+    "map": Map,
+    "policy": PolicyFile,
+    "inventory": InventoryFile,
+    "request": Request,
+    "settings": Settings,
+}
+
+
+def load_repo(files: Iterable[RepoFile]) -> MapRepo:
+    """Parse and validate every file; a broken file is reported and left out."""
+    repo = MapRepo()
+    for file in files:
+        loaded = _load_file(file, repo)
+        if loaded is None:
+            repo.broken_files.add(file.path)
+            continue
+        if file.kind == "map":
+            repo.maps.append(loaded)  # type: ignore[arg-type]
+        elif file.kind == "policy":
+            repo.policies.append(loaded)  # type: ignore[arg-type]
+        elif file.kind == "inventory":
+            repo.inventories.append(loaded)  # type: ignore[arg-type]
+        elif file.kind == "request":
+            repo.requests.append(loaded)  # type: ignore[arg-type]
+        else:
+            repo.settings = loaded  # type: ignore[assignment]
+    return repo
+
+
+def _load_file(file: RepoFile, repo: MapRepo) -> Loaded[BaseModel] | None:
+    if file.size is not None and file.size > MAX_FILE_BYTES:
+        size = f"{file.size / 1048576:.1f} MiB"
+        repo.findings.append(
+            Finding(
+                Location(file.shown),
+                Severity.ERROR,
+                "file-too-large",
+                f"file is {size}, over the {MAX_FILE_BYTES // 1048576} MiB limit",
+            )
+        )
+        return None
+    try:
+        doc = parse_yaml(file.read(), file.shown)
+    except YamlError as exc:
+        repo.findings.append(Finding(exc.location, Severity.ERROR, exc.code, exc.message))
+        return None
+    except OSError as exc:
+        repo.findings.append(
+            Finding(Location(file.shown), Severity.ERROR, "unreadable", f"cannot read: {exc.strerror}")
+        )
+        return None
+    try:
+        model = _MODELS[file.kind].model_validate(doc.data)
+    except ValidationError as exc:
+        repo.findings.extend(explain(exc, doc))
+        return None
+    return Loaded(model, doc)

@@ -1,0 +1,34 @@
+"""Checks beyond the schemas, each a function from a loaded repo to findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from reconciler.findings import Finding, Severity
+from reconciler.repo import MapRepo
+from reconciler.rules import maps, references
+
+Rule = Callable[[MapRepo], Iterable[Finding]]
+
+RULES: tuple[Rule, ...] = (
+    maps.duplicate_names,
+    maps.dependencies,
+    maps.host_selectors,
+    references.map_permissions,
+    references.policy_bindings,
+    references.groups,
+    references.requests,
+    references.inventory_hosts,
+)
+
+
+def check_repo(repo: MapRepo, *, strict: bool = False) -> list[Finding]:
+    """Every finding about ``repo`` (load errors and rules), sorted by place.
+
+    With ``strict``, warnings are errors.
+    """
+    found: Iterator[Finding] = (f for rule in RULES for f in rule(repo))
+    findings = [*repo.findings, *found]
+    if strict:
+        findings = [f.as_error() if f.severity is Severity.WARNING else f for f in findings]
+    return sorted(findings, key=Finding.sort_key)
