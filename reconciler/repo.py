@@ -161,7 +161,9 @@ def _load_file(file: RepoFile, repo: MapRepo) -> Loaded[BaseModel] | None:
         return None
     except OSError as exc:
         repo.findings.append(
-            Finding(Location(file.shown), Severity.ERROR, "unreadable", f"cannot read: {exc.strerror}")
+            Finding(
+                Location(file.shown), Severity.ERROR, "unreadable", f"cannot read: {exc.strerror}"
+            )
         )
         return None
     try:

@@ -73,14 +73,19 @@ class YamlDocument:
         path: list[str | int] = []
         node: Any = self.data
         for part in loc:
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-                node = node[part]
-            else:
-                continue
-            path.append(part)
+            found, child = _child(node, part)
+            if found:
+                node = child
+                path.append(part)
         return tuple(path)
+
+
+def _child(node: Any, part: str | int) -> tuple[bool, Any]:
+    if isinstance(node, dict) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
 
 
 def parse_yaml(raw: bytes, path: str) -> YamlDocument:
@@ -110,7 +115,9 @@ def parse_yaml(raw: bytes, path: str) -> YamlDocument:
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a scalar ({data!r:.40})"
         raise YamlError(
-            builder.at(node), f"the top level must be a mapping of keys, found {kind}", "not-a-mapping"
+            builder.at(node),
+            f"the top level must be a mapping of keys, found {kind}",
+            "not-a-mapping",
         )
     builder.positions.setdefault((), (node.start_mark.line + 1, node.start_mark.column + 1))
     return YamlDocument(path, data, builder.positions)
@@ -152,9 +159,7 @@ class _Builder:
 
     def build(self, node: Node, path: YamlPath, depth: int, *, via_alias: bool) -> Any:
         if depth > MAX_DEPTH:
-            raise YamlError(
-                self.at(node), f"nesting is deeper than {MAX_DEPTH} levels", "too-deep"
-            )
+            raise YamlError(self.at(node), f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
         if id(node) in self.seen:
             via_alias = True
         else:
@@ -174,7 +179,10 @@ class _Builder:
                 raise self.bad_tag(node)
             items = []
             for index, item in enumerate(node.value):
-                self.positions[(*path, index)] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                self.positions[(*path, index)] = (
+                    item.start_mark.line + 1,
+                    item.start_mark.column + 1,
+                )
                 items.append(self.build(item, (*path, index), depth + 1, via_alias=via_alias))
             return items
         if isinstance(node, MappingNode):
@@ -189,7 +197,9 @@ class _Builder:
         merged: list[tuple[Node, Any]] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
-                merged.append((key_node, self.build(value_node, path, depth + 1, via_alias=via_alias)))
+                merged.append(
+                    (key_node, self.build(value_node, path, depth + 1, via_alias=via_alias))
+                )
                 continue
             if not isinstance(key_node, ScalarNode):
                 raise YamlError(self.at(key_node), "a mapping key must be a plain value", "bad-key")
@@ -228,5 +238,7 @@ class _Builder:
     def bad_tag(self, node: Node) -> YamlError:
         tag = node.tag.replace(_TAG, "!!")
         return YamlError(
-            self.at(node), f"tag {tag} is not allowed: only plain YAML values are read", "unsafe-tag"
+            self.at(node),
+            f"tag {tag} is not allowed: only plain YAML values are read",
+            "unsafe-tag",
         )

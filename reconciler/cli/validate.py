@@ -19,7 +19,10 @@ FORMATTERS = {"text": format_text, "json": format_json, "github": format_github}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "paths", nargs="*", metavar="PATH", default=["."],
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        default=["."],
         help="a map repo root (default .) or files in one; a file is read as what its "
         "folder says (maps/, policies/, inventory/, requests/), elsewhere as a map",
     )

@@ -1,7 +1,7 @@
 """Typed models of everything a map repo holds."""
 
 from agentless.inventory import HostEntry, InventoryFile
-from reconciler.model.maps import Action, Check, Component, CompletionCheck, Map, Selector
+from reconciler.model.maps import Action, Check, CompletionCheck, Component, Map, Selector
 from reconciler.model.policies import Binding, PolicyBinding, PolicyFile
 from reconciler.model.requests import Request, Settings
 

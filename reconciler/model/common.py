@@ -23,7 +23,9 @@ MapNameField = Annotated[MapName, Field(pattern=IDENTIFIER_PATTERN, max_length=1
 ComponentIdField = Annotated[ComponentId, Field(pattern=IDENTIFIER_PATTERN, max_length=128)]
 CheckNameField = Annotated[CheckName, Field(pattern=IDENTIFIER_PATTERN, max_length=128)]
 ActionNameField = Annotated[ActionName, Field(pattern=IDENTIFIER_PATTERN, max_length=128)]
-GroupNameField = Annotated[GroupName, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=128)]
+GroupNameField = Annotated[
+    GroupName, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=128)
+]
 SubjectField = Annotated[
     Subject, Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254, description="an email address")
 ]

@@ -39,7 +39,10 @@ def _describe(error: ErrorDetails, path: tuple[str | int, ...]) -> tuple[str, st
         return "missing-key", f"missing required key '{field}'{where}"
     if kind == "union_tag_invalid":
         expected = ctx.get("expected_tags", "")
-        return "unknown-check-type", f"unknown check type {ctx.get('tag')!r} (known types: {expected})"
+        return (
+            "unknown-check-type",
+            f"unknown check type {ctx.get('tag')!r} (known types: {expected})",
+        )
     if kind == "union_tag_not_found":
         return "missing-key", f"missing required key 'type'{where}"
     if kind == "literal_error":
@@ -47,7 +50,10 @@ def _describe(error: ErrorDetails, path: tuple[str | int, ...]) -> tuple[str, st
         name = noun.get(field) or noun.get(str(loc[-2]) if len(loc) > 1 else "", "value")
         if len(loc) > 2 and loc[-3] == "actions":
             return "bad-decision", f"{value!r} must be 'allow' or 'deny'{where}"
-        return f"unknown-{name}", f"unknown {name} {value!r} (expected {ctx.get('expected')}){where}"
+        return (
+            f"unknown-{name}",
+            f"unknown {name} {value!r} (expected {ctx.get('expected')}){where}",
+        )
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == IDENTIFIER_PATTERN:
         return "bad-id", f"{field} {value!r} is not a valid id: use {IDENTIFIER_RULE}"
     if kind in {"greater_than", "greater_than_equal"} and field.endswith("_secs"):
@@ -99,5 +105,7 @@ def _known_keys() -> tuple[str, ...]:
         Settings, CheckBase, CompletionCheckBase, Selector, Overrides, VerbRules,
         *CONFIG_MODELS.values(),
     ]  # fmt: skip
-    keys = {alias or name for m in models for name, f in m.model_fields.items() for alias in [f.alias]}
+    keys = {
+        alias or name for m in models for name, f in m.model_fields.items() for alias in [f.alias]
+    }
     return tuple(sorted(keys))

@@ -63,7 +63,7 @@ def _variants(base: type[StrictModel], suffix: str) -> tuple[type[Any], ...]:
             create_model(
                 f"{title}{suffix}",
                 __base__=base,
-                type=(Literal[kind], ...),  # type: ignore[valid-type]
+                type=(Literal[kind], ...),
                 config=(config_model, config_field),
             )
         )
@@ -110,7 +110,9 @@ class Component(StrictModel):
     type: str | None = None
     description: str | None = None
     dependencies: list[ComponentIdField] = Field(default_factory=list)
-    agent: Selector | None = Field(default=None, description="Host selector (the original spelling)")
+    agent: Selector | None = Field(
+        default=None, description="Host selector (the original spelling)"
+    )
     hosts: Selector | None = Field(default=None, description="Host selector")
     checks: list[Check] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)

@@ -72,7 +72,9 @@ class Signer(StrictModel):
     """A key allowed to sign commits for an identity (``require_signed_commits``)."""
 
     identity: SubjectField
-    key: str = Field(min_length=1, description="SSH public key ('ssh-ed25519 AAAA…') or GPG fingerprint")
+    key: str = Field(
+        min_length=1, description="SSH public key ('ssh-ed25519 AAAA…') or GPG fingerprint"
+    )
 
 
 class PolicyFile(StrictModel):

@@ -22,7 +22,8 @@ class Request(StrictModel):
     action: ActionNameField
     reason: str = Field(min_length=1, max_length=2000)
     hosts: list[str] | None = Field(
-        default=None, description="Only these inventory hosts (names); every matching host when absent"
+        default=None,
+        description="Only these inventory hosts (names); every matching host when absent",
     )
 
     @field_validator("reason")

@@ -16,7 +16,9 @@ def duplicate_names(repo: MapRepo) -> Iterator[Finding]:
         name, doc = loaded.model.name, loaded.doc
         if name in first_file:
             yield Finding(
-                doc.locate(("name",)), Severity.ERROR, "duplicate-map",
+                doc.locate(("name",)),
+                Severity.ERROR,
+                "duplicate-map",
                 f"map '{name}' is already defined in {first_file[name]}",
             )
         first_file.setdefault(name, doc.path)
@@ -25,7 +27,9 @@ def duplicate_names(repo: MapRepo) -> Iterator[Finding]:
             if component.id in seen_ids:
                 line = doc.locate(("components", seen_ids[component.id], "id")).line
                 yield Finding(
-                    doc.locate(("components", i, "id")), Severity.ERROR, "duplicate-component",
+                    doc.locate(("components", i, "id")),
+                    Severity.ERROR,
+                    "duplicate-component",
                     f"component id '{component.id}' is already used on line {line}",
                 )
             seen_ids.setdefault(component.id, i)
@@ -33,10 +37,13 @@ def duplicate_names(repo: MapRepo) -> Iterator[Finding]:
                 seen: dict[str, int] = {}
                 for j, item in enumerate(getattr(component, list_name)):
                     if item.name in seen:
-                        line = doc.locate(("components", i, list_name, seen[item.name], "name")).line
+                        line = doc.locate(
+                            ("components", i, list_name, seen[item.name], "name")
+                        ).line
                         noun = list_name[:-1]
                         yield Finding(
-                            doc.locate(("components", i, list_name, j, "name")), Severity.ERROR,
+                            doc.locate(("components", i, list_name, j, "name")),
+                            Severity.ERROR,
                             f"duplicate-{noun}",
                             f"{noun} '{item.name}' of component '{component.id}' is already "
                             f"defined on line {line}",
@@ -45,26 +52,30 @@ def duplicate_names(repo: MapRepo) -> Iterator[Finding]:
 
 
 def dependencies(repo: MapRepo) -> Iterator[Finding]:
-    """Self-dependencies and cycles (errors); dependencies on undeclared ids (external, warnings)."""
+    """Self-dependencies and cycles (errors); undeclared ids are external (warnings)."""
     for loaded in repo.maps:
         yield from _map_dependencies(loaded)
 
 
 def _map_dependencies(loaded: Loaded[Map]) -> Iterator[Finding]:
     doc, components = loaded.doc, loaded.model.components
-    index = {c.id: i for i, c in reversed(list(enumerate(components)))}
+    index: dict[str, int] = {c.id: i for i, c in reversed(list(enumerate(components)))}
     edges: dict[str, list[tuple[str, int]]] = {c.id: [] for c in components}
     for i, component in enumerate(components):
         for j, dep in enumerate(component.dependencies):
             where = doc.locate(("components", i, "dependencies", j))
             if dep == component.id:
                 yield Finding(
-                    where, Severity.ERROR, "self-dependency",
+                    where,
+                    Severity.ERROR,
+                    "self-dependency",
                     f"component '{dep}' depends on itself",
                 )
             elif dep not in index:
                 yield Finding(
-                    where, Severity.WARNING, "external-dependency",
+                    where,
+                    Severity.WARNING,
+                    "external-dependency",
                     f"'{component.id}' depends on '{dep}', which this map does not declare: "
                     "it is treated as an external component",
                 )
@@ -122,7 +133,9 @@ def host_selectors(repo: MapRepo) -> Iterator[Finding]:
             if not selector:
                 if component.checks or component.actions:
                     yield Finding(
-                        loaded.doc.locate(("components", i, "id")), Severity.WARNING, "no-selector",
+                        loaded.doc.locate(("components", i, "id")),
+                        Severity.WARNING,
+                        "no-selector",
                         f"component '{component.id}' has checks or actions but no host selector "
                         "('hosts.labels'): they run nowhere",
                     )
@@ -131,6 +144,8 @@ def host_selectors(repo: MapRepo) -> Iterator[Finding]:
                 key = "hosts" if component.hosts else "agent"
                 labels = ", ".join(f"{k}={v}" for k, v in selector.items())
                 yield Finding(
-                    loaded.doc.locate(("components", i, key)), Severity.WARNING, "no-matching-host",
+                    loaded.doc.locate(("components", i, key)),
+                    Severity.WARNING,
+                    "no-matching-host",
                     f"component '{component.id}' selects no inventory host (labels {labels})",
                 )

@@ -34,7 +34,9 @@ def policy_bindings(repo: MapRepo) -> Iterator[Finding]:
                         in_scope.append(maps[name])
                     else:
                         yield Finding(
-                            loaded.doc.locate((*base, "maps", j)), Severity.ERROR, "unknown-map",
+                            loaded.doc.locate((*base, "maps", j)),
+                            Severity.ERROR,
+                            "unknown-map",
                             f"policy names map '{name}', which no file in maps/ defines",
                         )
             yield from _binding_targets(binding, in_scope, loaded.doc, base)
@@ -47,22 +49,28 @@ def _binding_targets(
     for component_id in binding.overrides.components:
         if not any(m.component(component_id) for m in maps):
             yield Finding(
-                doc.locate((*base, "overrides", "components", component_id)), Severity.ERROR,
-                "unknown-component", f"binding names component '{component_id}', not in map {where}",
+                doc.locate((*base, "overrides", "components", component_id)),
+                Severity.ERROR,
+                "unknown-component",
+                f"binding names component '{component_id}', not in map {where}",
             )
     for component_id, actions in binding.overrides.actions.items():
         components = [c for m in maps if (c := m.component(component_id))]
         path = (*base, "overrides", "actions", component_id)
         if not components:
             yield Finding(
-                doc.locate(path), Severity.ERROR, "unknown-component",
+                doc.locate(path),
+                Severity.ERROR,
+                "unknown-component",
                 f"binding names component '{component_id}', not in map {where}",
             )
             continue
         for action in actions:
             if not any(c.action(action) for c in components):
                 yield Finding(
-                    doc.locate((*path, action)), Severity.ERROR, "unknown-action",
+                    doc.locate((*path, action)),
+                    Severity.ERROR,
+                    "unknown-action",
                     f"component '{component_id}' has no action '{action}'",
                 )
 
@@ -74,19 +82,24 @@ def groups(repo: MapRepo) -> Iterator[Finding]:
         for name in loaded.model.groups:
             if name in defined:
                 yield Finding(
-                    loaded.doc.locate(("groups", name)), Severity.ERROR, "duplicate-group",
+                    loaded.doc.locate(("groups", name)),
+                    Severity.ERROR,
+                    "duplicate-group",
                     f"group '{name}' is already defined in {defined[name]}",
                 )
             defined.setdefault(name, loaded.doc.path)
     if not defined:
         return
+    sources: list[tuple[YamlDocument, Sequence[Binding]]]
     sources = [(m.doc, m.model.permissions) for m in repo.maps]
     sources += [(p.doc, p.model.permissions) for p in repo.policies]
     for doc, bindings in sources:
         for i, binding in enumerate(bindings):
             if binding.group and binding.group not in defined:
                 yield Finding(
-                    doc.locate(("permissions", i, "group")), Severity.WARNING, "unknown-group",
+                    doc.locate(("permissions", i, "group")),
+                    Severity.WARNING,
+                    "unknown-group",
                     f"group '{binding.group}' has no members: no file in policies/ defines it",
                 )
 
@@ -94,26 +107,32 @@ def groups(repo: MapRepo) -> Iterator[Finding]:
 def requests(repo: MapRepo) -> Iterator[Finding]:
     """A request names a map, a component of it, an action it declares, and its hosts."""
     maps = {m.model.name: m.model for m in repo.maps}
-    hosts = {h.name: h for h in repo.hosts}
+    hosts = {str(h.name): h for h in repo.hosts}
     for loaded in repo.requests:
         request, doc = loaded.model, loaded.doc
         target = maps.get(request.map)
         if target is None:
             yield Finding(
-                doc.locate(("map",)), Severity.ERROR, "unknown-map",
+                doc.locate(("map",)),
+                Severity.ERROR,
+                "unknown-map",
                 f"request names map '{request.map}', which no file in maps/ defines",
             )
             continue
         if request.component == ALL_COMPONENTS:
             if request.action not in WHOLE_MAP_ACTIONS:
                 yield Finding(
-                    doc.locate(("action",)), Severity.ERROR, "bad-whole-map-action",
+                    doc.locate(("action",)),
+                    Severity.ERROR,
+                    "bad-whole-map-action",
                     f"component '*' runs start, stop or restart over the whole map, "
                     f"not '{request.action}'",
                 )
             elif not any(c.action(request.action) for c in target.components):
                 yield Finding(
-                    doc.locate(("action",)), Severity.ERROR, "unknown-action",
+                    doc.locate(("action",)),
+                    Severity.ERROR,
+                    "unknown-action",
                     f"no component of map '{target.name}' has an action '{request.action}'",
                 )
             selectors = [c.selector for c in target.components if c.action(request.action)]
@@ -121,27 +140,36 @@ def requests(repo: MapRepo) -> Iterator[Finding]:
             component = target.component(request.component)
             if component is None:
                 yield Finding(
-                    doc.locate(("component",)), Severity.ERROR, "unknown-component",
+                    doc.locate(("component",)),
+                    Severity.ERROR,
+                    "unknown-component",
                     f"map '{target.name}' has no component '{request.component}'",
                 )
                 continue
             if component.action(request.action) is None:
                 known = ", ".join(a.name for a in component.actions) or "none"
                 yield Finding(
-                    doc.locate(("action",)), Severity.ERROR, "unknown-action",
-                    f"component '{component.id}' has no action '{request.action}' (it has: {known})",
+                    doc.locate(("action",)),
+                    Severity.ERROR,
+                    "unknown-action",
+                    f"component '{component.id}' has no action '{request.action}' "
+                    f"(it has: {known})",
                 )
             selectors = [component.selector]
         for j, name in enumerate(request.hosts or []):
             host = hosts.get(name)
             if host is None:
                 yield Finding(
-                    doc.locate(("hosts", j)), Severity.ERROR, "unknown-host",
+                    doc.locate(("hosts", j)),
+                    Severity.ERROR,
+                    "unknown-host",
                     f"request names host '{name}', which no file in inventory/ defines",
                 )
             elif not any(s and host.matches(s) for s in selectors):
                 yield Finding(
-                    doc.locate(("hosts", j)), Severity.ERROR, "host-not-selected",
+                    doc.locate(("hosts", j)),
+                    Severity.ERROR,
+                    "host-not-selected",
                     f"host '{name}' is not one of the hosts of '{request.component}'",
                 )
 
@@ -154,7 +182,9 @@ def inventory_hosts(repo: MapRepo) -> Iterator[Finding]:
             where = loaded.doc.locate(("hosts", i, "name"))
             if entry.name in first:
                 yield Finding(
-                    where, Severity.ERROR, "duplicate-host",
+                    where,
+                    Severity.ERROR,
+                    "duplicate-host",
                     f"host '{entry.name}' is already defined at {first[entry.name]}",
                 )
             first.setdefault(entry.name, f"{where.file}:{where.line}")
