@@ -15,10 +15,12 @@ class AgentlessError(Exception):
 class HostUnreachable(AgentlessError):
     """The host could not be reached: refused, timed out, login failed or host key rejected."""
 
-    def __init__(self, host: str, reason: str) -> None:
+    def __init__(self, host: str, reason: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(f"{host}: {reason}")
         self.host = host
         self.reason = reason
+        #: Seconds before the transport will try this host again (None: at once).
+        self.retry_after_s = retry_after_s
 
 
 class HostKeyError(HostUnreachable):

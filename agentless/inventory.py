@@ -40,7 +40,9 @@ class _Reach(_Strict):
     user: str | None = Field(default=None, pattern=UNIX_USER_PATTERN)
     transport: Transport | None = None
     identity_file: str | None = Field(
-        default=None, min_length=1, description="Private key file (~ expanded); ssh-agent is used too"
+        default=None,
+        min_length=1,
+        description="Private key file (~ expanded); ssh-agent is used too",
     )
     known_hosts: str | None = Field(
         default=None,

@@ -23,7 +23,9 @@ class ProbeConfig(BaseModel):
 class HttpConfig(ProbeConfig):
     """Fetch a URL from the target host (``localhost`` means that host)."""
 
-    url: str = Field(min_length=1, description="http:// or https:// URL, fetched on the target host")
+    url: str = Field(
+        min_length=1, description="http:// or https:// URL, fetched on the target host"
+    )
     expected_status: int | list[int] | None = Field(
         default=None, description="Expected status code(s); default: any 2xx"
     )

@@ -1,0 +1,104 @@
+"""LocalTransport: run commands with ``/bin/sh -c`` on this machine, no SSH.
+
+For the demo's ``localhost`` host and for tests. Each command starts in a new session
+(its own process group); on timeout the whole group is killed with SIGKILL, and the
+partial output read until then is returned with ``timed_out=True`` (see
+:mod:`agentless.transport` for the contract).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+
+from agentless.inventory import Host
+from agentless.result import CommandResult
+
+log = logging.getLogger(__name__)
+
+#: How long to wait for pipes to close after the process group was killed.
+_DRAIN_AFTER_KILL_S = 2.0
+
+
+async def _pump(stream: asyncio.StreamReader | None, sink: bytearray) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(65536):
+        sink += chunk
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+class LocalTransport:
+    """A :class:`~agentless.transport.Transport` for ``transport: local`` hosts."""
+
+    def __init__(self, *, max_concurrency: int = 16) -> None:
+        self._slots = asyncio.Semaphore(max_concurrency)
+
+    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
+        async with self._slots:
+            return await self._run(host, command, timeout=timeout)
+
+    async def _run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        out, err = bytearray(), bytearray()
+        timed_out = False
+        try:
+            async with asyncio.timeout(timeout):
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(_pump(proc.stdout, out))
+                    tg.create_task(_pump(proc.stderr, err))
+                    tg.create_task(proc.wait())
+        except TimeoutError:
+            timed_out = True
+            log.info(
+                "command timed out after %gs on %s; killing its process group", timeout, host.name
+            )
+            _kill_group(proc.pid)
+            await self._drain(proc, out, err)
+        finally:
+            if proc.returncode is None:
+                _kill_group(proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        return CommandResult(
+            host=host.name,
+            command=command,
+            exit_status=None if timed_out else proc.returncode,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            duration_s=time.monotonic() - started,
+            timed_out=timed_out,
+        )
+
+    async def _drain(
+        self, proc: asyncio.subprocess.Process, out: bytearray, err: bytearray
+    ) -> None:
+        """Collect what is left in the pipes once the group is dead (bounded in time)."""
+        try:
+            async with asyncio.timeout(_DRAIN_AFTER_KILL_S):
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(_pump(proc.stdout, out))
+                    tg.create_task(_pump(proc.stderr, err))
+                    tg.create_task(proc.wait())
+        except TimeoutError:
+            log.warning("pipes still open %gs after killing pid %d", _DRAIN_AFTER_KILL_S, proc.pid)
+
+    async def aclose(self) -> None:
+        """Nothing is kept open between commands."""

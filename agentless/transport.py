@@ -1,0 +1,89 @@
+"""The transport seam: run one shell command on one host, get a :class:`CommandResult`.
+
+Like httpx's transports, one small protocol with several implementations:
+:class:`agentless.ssh.SshTransport` (asyncssh), :class:`agentless.local.LocalTransport`
+(``/bin/sh`` on this machine) and :class:`TransportRouter`, which picks one by
+``host.transport``. Tests that need a fake put it here and nowhere else.
+
+Contract of :meth:`Transport.run`:
+
+- ``command`` is shell text, run by ``/bin/sh -c`` on the target with stdin at
+  ``/dev/null``. stdout and stderr are returned separately, decoded as UTF-8 (invalid
+  bytes replaced).
+- **Timeouts return, they do not raise.** When the command outlives ``timeout`` seconds,
+  it is killed together with its children (its whole process group), and ``run``
+  returns a result with ``timed_out=True``, ``exit_status=None`` and whatever it printed
+  until then. :class:`~agentless.errors.CommandTimeout` is for callers that prefer an
+  exception: ``raise_for_timeout(result)``.
+- A host that cannot be reached raises :class:`~agentless.errors.HostUnreachable` (or its
+  subclass :class:`~agentless.errors.HostKeyError`); nothing from asyncssh or ``OSError``
+  leaks out.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Protocol
+
+from agentless.errors import CommandTimeout
+from agentless.inventory import Host
+from agentless.result import CommandResult
+
+#: Exit statuses of coreutils ``timeout``: TERM sent (124), KILL sent after ``-k`` (137).
+REMOTE_TIMEOUT_STATUSES = frozenset({124, 137})
+#: Seconds between the TERM and the KILL that ``timeout -k`` sends to the process group.
+KILL_AFTER_S = 1.0
+
+
+class Transport(Protocol):
+    """Runs shell commands on hosts. Implementations are safe for concurrent use."""
+
+    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
+        """Run ``command`` on ``host``; see the module docstring for the contract."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close every connection and process this transport holds."""
+        ...
+
+
+def raise_for_timeout(result: CommandResult) -> CommandResult:
+    """Return ``result``, or raise :class:`CommandTimeout` carrying it when it timed out."""
+    if result.timed_out:
+        raise CommandTimeout(result)
+    return result
+
+
+def remote_command(command: str, *, timeout: float) -> str:
+    """``command`` wrapped so the target host itself kills it after ``timeout`` seconds.
+
+    coreutils ``timeout`` puts itself and the command in a new process group and, on
+    expiry, signals the whole group (TERM, then KILL ``KILL_AFTER_S`` later), so children
+    the command started die with it even when the client is gone. The command text is
+    quoted here, in this one place.
+    """
+    seconds = f"{max(timeout, 0.001):.3f}"
+    return f"timeout -k {KILL_AFTER_S:g} {seconds} /bin/sh -c {shlex.quote(command)} </dev/null"
+
+
+def is_remote_timeout(exit_status: int | None, duration_s: float, timeout: float) -> bool:
+    """True when ``exit_status`` is ``timeout``'s own and the command ran for its limit."""
+    return exit_status in REMOTE_TIMEOUT_STATUSES and duration_s >= timeout
+
+
+class TransportRouter:
+    """A :class:`Transport` that sends each host to ``ssh`` or ``local`` by ``host.transport``."""
+
+    def __init__(self, *, ssh: Transport, local: Transport) -> None:
+        self._ssh = ssh
+        self._local = local
+
+    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
+        transport = self._local if host.transport == "local" else self._ssh
+        return await transport.run(host, command, timeout=timeout)
+
+    async def aclose(self) -> None:
+        try:
+            await self._ssh.aclose()
+        finally:
+            await self._local.aclose()
