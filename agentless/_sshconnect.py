@@ -30,8 +30,9 @@ from agentless.inventory import Host
 log = logging.getLogger(__name__)
 
 #: Cheap, hardware-accelerated AEAD first; asyncssh's defaults follow for old servers.
-_ENCRYPTION_PREFERENCE = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
-_KEX_PREFERENCE = ("curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256")
+#: ("^" moves them to the head of asyncssh's default list, as in ssh_config.)
+_ENCRYPTION_PREFERENCE = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+_KEX_PREFERENCE = "^curve25519-sha256,curve25519-sha256@libssh.org"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +139,8 @@ async def connect(
         login_timeout=host.login_timeout_s,
         keepalive_interval=settings.keepalive_interval_s,
         keepalive_count_max=settings.keepalive_count_max,
-        encryption_algs=[*_ENCRYPTION_PREFERENCE, "default"],
-        kex_algs=[*_KEX_PREFERENCE, "default"],
+        encryption_algs=_ENCRYPTION_PREFERENCE,
+        kex_algs=_KEX_PREFERENCE,
         compression_algs=None,
     )
     sock: socket.socket | None = None

@@ -1,0 +1,333 @@
+"""Pure parsers: ``(config, CommandResult) -> CheckOutcome`` for every check type.
+
+No I/O, no clock: the same output always gives the same outcome, which the golden cases
+in ``tests/checks/<type>/*.json`` pin down. Messages state the measured value and, when
+a threshold decided, which one ("memory 83.2% used (warning ≥ 80%)").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from agentless.checks.config import (
+    CommandConfig,
+    CpuConfig,
+    DiskSpaceConfig,
+    HttpConfig,
+    MemoryConfig,
+    ProbeConfig,
+    ProcessConfig,
+    TcpConfig,
+    ThresholdConfig,
+)
+from agentless.checks.probes import COMM_LEN
+from agentless.result import CheckOutcome, CheckState, CommandResult
+
+OK, WARNING, CRITICAL, UNKNOWN = (
+    CheckState.OK,
+    CheckState.WARNING,
+    CheckState.CRITICAL,
+    CheckState.UNKNOWN,
+)
+_MAX_MESSAGE = 200
+_LISTEN = "0A"
+
+
+def _first_line(*texts: str) -> str:
+    for text in texts:
+        for line in text.splitlines():
+            if line.strip():
+                return line.strip()[:_MAX_MESSAGE]
+    return ""
+
+
+def _failed(what: str, result: CommandResult) -> CheckOutcome:
+    detail = _first_line(result.stderr, result.stdout) or f"exit status {result.exit_status}"
+    return CheckOutcome(UNKNOWN, f"{what} failed: {detail}")
+
+
+def _sections(stdout: str) -> dict[str, list[str]]:
+    """Lines grouped under the ``@name`` marker lines a probe printed."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] = sections.setdefault("", [])
+    for line in stdout.splitlines():
+        if line.startswith("@"):
+            name, _, rest = line[1:].partition(" ")
+            current = sections.setdefault(name, [])
+            if rest:
+                current.append(rest)
+        else:
+            current.append(line)
+    return sections
+
+
+def _rc(sections: dict[str, list[str]]) -> int | None:
+    values = sections.get("rc")
+    if not values:
+        return None
+    try:
+        return int(values[-1])
+    except ValueError:
+        return None
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1f}%"
+
+
+def threshold_outcome(what: str, value: float, config: ThresholdConfig) -> CheckOutcome:
+    """State of a usage ``value`` (percent) against the config's thresholds."""
+    if value >= config.critical_percent:
+        state, note = CRITICAL, f" (critical ≥ {config.critical_percent:g}%)"
+    elif value >= config.warning_percent:
+        state, note = WARNING, f" (warning ≥ {config.warning_percent:g}%)"
+    else:
+        state, note = OK, ""
+    return CheckOutcome(state, f"{what} {_pct(value)} used{note}", value=round(value, 3))
+
+
+# -- http ---------------------------------------------------------------------------------
+
+_HTTP_STATUS = re.compile(r"^\s*HTTP/\S+\s+(\d{3})\b")
+
+
+def _expected(config: HttpConfig) -> str:
+    if config.expected_status is None:
+        return "2xx"
+    if isinstance(config.expected_status, int):
+        return str(config.expected_status)
+    return "/".join(str(code) for code in config.expected_status)
+
+
+def parse_http(config: HttpConfig, result: CommandResult) -> CheckOutcome:
+    sections = _sections(result.stdout)
+    if "none" in sections:
+        return CheckOutcome(UNKNOWN, "neither curl nor wget on host")
+    status: int | None = None
+    if "curl" in sections:
+        codes = [line.strip() for line in sections["curl"] if line.strip().isdigit()]
+        status = int(codes[-1]) if codes and codes[-1] != "000" else None
+        error = _first_line(result.stderr) or f"curl exit status {_rc(sections)}"
+    elif "wget" in sections:
+        found = [m.group(1) for line in sections["wget"] if (m := _HTTP_STATUS.match(line))]
+        status = int(found[-1]) if found else None
+        lines = [line for line in sections["wget"] if line.strip()]
+        error = lines[-1].strip()[:_MAX_MESSAGE] if lines else f"wget exit status {_rc(sections)}"
+    else:
+        return _failed("http probe", result)
+    if status is None:
+        return CheckOutcome(CRITICAL, f"{config.url}: {error}")
+    details = {"status": float(status)}
+    if config.accepts(status):
+        return CheckOutcome(OK, f"HTTP {status} from {config.url}", float(status), details)
+    message = f"HTTP {status} from {config.url} (expected {_expected(config)})"
+    return CheckOutcome(CRITICAL, message, float(status), details)
+
+
+# -- tcp ----------------------------------------------------------------------------------
+
+
+def _proc_address(hex_addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    raw = bytes.fromhex(hex_addr)
+    if len(raw) == 4:
+        return ipaddress.IPv4Address(raw[::-1])
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    return ipaddress.IPv6Address(words)
+
+
+def _accepts_from(listen: ipaddress.IPv4Address | ipaddress.IPv6Address, target: str) -> bool:
+    """Whether a socket listening on ``listen`` accepts connections to loopback ``target``."""
+    v4 = target in ("127.0.0.1", "localhost")
+    v6 = target in ("::1", "localhost")
+    if isinstance(listen, ipaddress.IPv4Address):
+        return v4 and str(listen) in ("0.0.0.0", "127.0.0.1")  # noqa: S104 - a wildcard listener
+    if listen.ipv4_mapped is not None:
+        return v4 and str(listen.ipv4_mapped) == "127.0.0.1"
+    # "::" normally accepts IPv4 too (net.ipv6.bindv6only defaults to 0).
+    return str(listen) == "::" or (v6 and str(listen) == "::1")
+
+
+def _listening(lines: list[str], port: int, target: str) -> bool:
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != _LISTEN or ":" not in fields[1]:
+            continue
+        hex_addr, _, hex_port = fields[1].partition(":")
+        try:
+            if int(hex_port, 16) == port and _accepts_from(_proc_address(hex_addr), target):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def parse_tcp(config: TcpConfig, result: CommandResult) -> CheckOutcome:
+    where = f"{config.host}:{config.port}"
+    sections = _sections(result.stdout)
+    if "proc" in sections:
+        if not any(line.split()[:1] == ["sl"] for line in sections["proc"]):
+            return _failed("reading /proc/net/tcp", result)
+        if _listening(sections["proc"], config.port, config.host):
+            return CheckOutcome(OK, f"{where} is listening", 1.0)
+        return CheckOutcome(CRITICAL, f"nothing listens on {where}", 0.0)
+    if "none" in sections:
+        return CheckOutcome(UNKNOWN, f"cannot test {where}: neither bash nor nc on host")
+    rc = _rc(sections)
+    if rc == 0:
+        return CheckOutcome(OK, f"{where} accepts connections", 1.0)
+    if rc == 124:
+        return CheckOutcome(CRITICAL, f"connecting to {where} timed out", 0.0)
+    if rc is None:
+        return _failed("tcp probe", result)
+    reason = _first_line(result.stderr) or f"exit status {rc}"
+    return CheckOutcome(CRITICAL, f"cannot connect to {where}: {reason}", 0.0)
+
+
+# -- process ------------------------------------------------------------------------------
+
+_HEADER = re.compile(r"\n?==> (\d+)/(comm|cmdline) <==\n")
+
+
+def _process_names(stdout: str) -> tuple[dict[int, str], dict[int, str], set[int]]:
+    """comm and argv[0] by pid, and the probe's own pids, from the probe's output."""
+    own: set[int] = set()
+    first, _, rest = stdout.partition("\n")
+    if first.startswith("@self "):
+        own = {int(pid) for pid in first.split()[1:] if pid.isdigit()}
+    else:
+        rest = stdout
+    comm: dict[int, str] = {}
+    argv0: dict[int, str] = {}
+    parts = _HEADER.split(rest)
+    for i in range(1, len(parts) - 2, 3):
+        pid, kind, body = int(parts[i]), parts[i + 1], parts[i + 2]
+        if kind == "comm":
+            comm[pid] = body.split("\n", 1)[0]
+        else:
+            argv0[pid] = body.split("\0", 1)[0].split("\n@", 1)[0]
+    return comm, argv0, own
+
+
+def _matches(name: str, comm: str | None, argv0: str | None) -> bool:
+    if comm == name:
+        return True
+    if argv0 and argv0.rsplit("/", 1)[-1] == name:
+        return True
+    return len(name) > COMM_LEN and comm == name[:COMM_LEN] and argv0 is None
+
+
+def parse_process(config: ProcessConfig, result: CommandResult) -> CheckOutcome:
+    if "@end" not in result.stdout:
+        return _failed("listing /proc", result)
+    comm, argv0, own = _process_names(result.stdout)
+    if not comm:
+        return _failed("listing /proc", result)
+    pids = (set(comm) | set(argv0)) - own
+    count = sum(1 for pid in pids if _matches(config.name, comm.get(pid), argv0.get(pid)))
+    bounds = f"min {config.min_count}" + (
+        f", max {config.max_count}" if config.max_count is not None else ""
+    )
+    message = f"{count} process{'es' if count != 1 else ''} named {config.name!r}"
+    if count < config.min_count or (config.max_count is not None and count > config.max_count):
+        return CheckOutcome(CRITICAL, f"{message} ({bounds})", float(count))
+    return CheckOutcome(OK, message, float(count))
+
+
+# -- native:memory, native:cpu, native:disk_space -----------------------------------------
+
+
+def parse_memory(config: MemoryConfig, result: CommandResult) -> CheckOutcome:
+    if result.exit_status != 0:
+        return _failed("reading /proc/meminfo", result)
+    kib: dict[str, int] = {}
+    for line in result.stdout.splitlines():
+        key, _, rest = line.partition(":")
+        fields = rest.split()
+        if fields and fields[0].isdigit():
+            kib[key] = int(fields[0])
+    total = kib.get("MemTotal", 0)
+    if total <= 0:
+        return CheckOutcome(UNKNOWN, "no MemTotal in /proc/meminfo")
+    available = kib.get("MemAvailable")
+    if available is None:
+        available = kib.get("MemFree", 0) + kib.get("Buffers", 0) + kib.get("Cached", 0)
+    used = 100.0 * (total - available) / total
+    outcome = threshold_outcome("memory", used, config)
+    details = {"total_kib": float(total), "available_kib": float(available)}
+    return CheckOutcome(outcome.state, outcome.message, outcome.value, details)
+
+
+def _cpu_sample(line: str) -> tuple[int, int] | None:
+    fields = line.split()
+    if len(fields) < 5 or fields[0] != "cpu":
+        return None
+    try:
+        ticks = [int(v) for v in fields[1:9]]
+    except ValueError:
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return sum(ticks), idle
+
+
+def parse_cpu(config: CpuConfig, result: CommandResult) -> CheckOutcome:
+    if result.exit_status != 0:
+        return _failed("sampling /proc/stat", result)
+    samples = [s for line in result.stdout.splitlines() if (s := _cpu_sample(line))]
+    if len(samples) != 2:
+        return CheckOutcome(UNKNOWN, f"expected 2 samples of /proc/stat, got {len(samples)}")
+    (total0, idle0), (total1, idle1) = samples
+    elapsed = total1 - total0
+    if elapsed <= 0:
+        return CheckOutcome(UNKNOWN, "no CPU time elapsed between samples")
+    busy = 100.0 * (elapsed - (idle1 - idle0)) / elapsed
+    return threshold_outcome("cpu", max(0.0, min(100.0, busy)), config)
+
+
+def parse_disk_space(config: DiskSpaceConfig, result: CommandResult) -> CheckOutcome:
+    if result.exit_status != 0:
+        return _failed(f"df {config.path}", result)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    fields = lines[-1].split() if len(lines) >= 2 else []
+    if len(fields) < 6 or not (fields[2].isdigit() and fields[3].isdigit()):
+        return CheckOutcome(UNKNOWN, f"unexpected df output: {_first_line(result.stdout)!r}")
+    used, available = int(fields[2]), int(fields[3])
+    if used + available == 0:
+        return CheckOutcome(UNKNOWN, f"{config.path}: filesystem reports no space at all")
+    percent = 100.0 * used / (used + available)
+    outcome = threshold_outcome(f"disk {fields[-1]}", percent, config)
+    details = {"used_kib": float(used), "available_kib": float(available)}
+    return CheckOutcome(outcome.state, outcome.message, outcome.value, details)
+
+
+# -- command ------------------------------------------------------------------------------
+
+
+def parse_command(config: CommandConfig, result: CommandResult) -> CheckOutcome:
+    """Nagios plugin convention: exit 0/1/2/3, first line of output, perfdata dropped."""
+    state = CheckState.from_exit_code(result.exit_status)
+    line = _first_line(result.stdout, result.stderr).split("|", 1)[0].strip()
+    if result.exit_status not in (0, 1, 2, 3):
+        line = f"exit status {result.exit_status}" + (f": {line}" if line else "")
+    message = line or f"exit status {result.exit_status}"
+    return CheckOutcome(state, message, float(result.exit_status or 0))
+
+
+def parse(config: ProbeConfig, result: CommandResult) -> CheckOutcome:
+    """The outcome of the probe for ``config``, from what it printed."""
+    match config:
+        case HttpConfig():
+            return parse_http(config, result)
+        case TcpConfig():
+            return parse_tcp(config, result)
+        case ProcessConfig():
+            return parse_process(config, result)
+        case MemoryConfig():
+            return parse_memory(config, result)
+        case CpuConfig():
+            return parse_cpu(config, result)
+        case DiskSpaceConfig():
+            return parse_disk_space(config, result)
+        case CommandConfig():
+            return parse_command(config, result)
+    raise TypeError(f"no parser for {type(config).__name__}")
