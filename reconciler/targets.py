@@ -1,0 +1,36 @@
+"""From a valid revision to the checks to schedule: every check on every selected host."""
+
+from __future__ import annotations
+
+from agentless.inventory import select_hosts
+from reconciler.checkstate import CheckPolicy
+from reconciler.model.requests import Settings
+from reconciler.repo import MapRepo
+from reconciler.scheduler import CheckKey, ScheduledCheck
+
+
+def scheduled_checks(repo: MapRepo, settings: Settings | None = None) -> list[ScheduledCheck]:
+    settings = settings or repo.effective_settings
+    defaults = settings.checks
+    hosts = repo.hosts
+    scheduled = []
+    for loaded in repo.maps:
+        for component in loaded.model.components:
+            selected = select_hosts(hosts, component.selector)
+            for check in component.checks:
+                policy = CheckPolicy(
+                    interval_s=check.interval_secs,
+                    retry_interval_s=check.retry_interval_secs
+                    or min(defaults.retry_interval_secs, check.interval_secs),
+                    max_attempts=check.max_check_attempts or defaults.max_check_attempts,
+                    flap_low_percent=defaults.flap_low_percent,
+                    flap_high_percent=defaults.flap_high_percent,
+                )
+                for host in selected:
+                    key = CheckKey(loaded.model.name, component.id, check.name, host.name)
+                    scheduled.append(
+                        ScheduledCheck(
+                            key, host, check.type, check.config, check.timeout_secs, policy
+                        )
+                    )
+    return scheduled
