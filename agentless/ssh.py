@@ -54,13 +54,23 @@ __all__ = ["Mode", "SshSettings", "SshTransport"]
 log = logging.getLogger(__name__)
 
 Mode = Literal["shell", "exec"]
-_PoolKey = tuple[str, str, int, str | None, str | None]
+_PoolKey = tuple[str, str, int, str | None, str | None, str | None, str | None, str | None]
 _MAX_JUMPS = 4
 _CLOSE_TIMEOUT_S = 5.0
 
 
 def _key(host: Host) -> _PoolKey:
-    return (host.name, host.address, host.port, host.user, host.jump_host)
+    """Hosts that differ in how they are reached or trusted never share a connection."""
+    return (
+        host.name,
+        host.address,
+        host.port,
+        host.user,
+        host.jump_host,
+        host.host_key,
+        host.known_hosts,
+        host.identity_file,
+    )
 
 
 @dataclass(eq=False, slots=True)
@@ -128,7 +138,7 @@ class SshTransport:
         self._connecting = asyncio.Semaphore(max_connecting)
         self._backoff = backoff or Backoff()
         self._clock = clock
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
+        self._rng = rng or random.Random()
         self._pools: dict[_PoolKey, _HostPool] = {}
 
     # -- public API -------------------------------------------------------------------

@@ -1,0 +1,196 @@
+"""SshTransport against real OpenSSH servers: reuse, timeouts, host keys, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import pytest
+from agentless_support import live_pids, transport_for, wait_until
+from sshd import Fleet, Sshd, free_port
+
+from agentless.errors import HostKeyError, HostUnreachable
+from agentless.ssh import Mode, SshTransport
+
+pytestmark = pytest.mark.sshd
+MODES = pytest.mark.parametrize("mode", ["shell", "exec"])
+
+
+@pytest.fixture(scope="module")
+def server(sshd_fleet: Fleet) -> Sshd:
+    [one] = sshd_fleet.start(1)
+    return one
+
+
+def with_transport(
+    fleet: Fleet, body: Callable[[SshTransport], Awaitable[None]], **kwargs: object
+) -> None:
+    async def scenario() -> None:
+        transport = transport_for(fleet, **kwargs)
+        try:
+            await body(transport)
+        finally:
+            await transport.aclose()
+
+    asyncio.run(scenario())
+
+
+@MODES
+def test_runs_command_and_separates_streams(sshd_fleet: Fleet, server: Sshd, mode: Mode) -> None:
+    host = sshd_fleet.host(server)
+
+    async def body(t: SshTransport) -> None:
+        result = await t.run(host, "echo out; echo err >&2; id -un; exit 3", timeout=10)
+        assert (result.exit_status, result.timed_out) == (3, False)
+        assert result.stdout == f"out\n{sshd_fleet.user}\n"
+        assert result.stderr == "err\n"
+        bare = await t.run(host, "printf 'no newline'", timeout=10)
+        assert bare.stdout == "no newline"
+        assert bare.exit_status == 0
+        quoted = await t.run(host, "printf '%s|' \"a b\" 'c'\"'\"'d'; cd /; exit 0", timeout=10)
+        assert quoted.stdout == "a b|c'd|"
+
+    with_transport(sshd_fleet, body, mode=mode)
+
+
+@MODES
+def test_reuses_one_connection_for_many_commands(
+    sshd_fleet: Fleet, server: Sshd, mode: Mode
+) -> None:
+    host = sshd_fleet.host(server)
+    accepted_before = server.log.read_text().count("Accepted publickey")
+
+    async def body(t: SshTransport) -> None:
+        results = await asyncio.gather(*(t.run(host, f"echo {i}", timeout=10) for i in range(40)))
+        assert [r.stdout for r in results] == [f"{i}\n" for i in range(40)]
+        for i in range(10):
+            assert (await t.run(host, f"echo {i}", timeout=10)).stdout == f"{i}\n"
+        assert t.connections_opened(host) == 1
+
+    with_transport(sshd_fleet, body, mode=mode)
+    assert server.log.read_text().count("Accepted publickey") == accepted_before + 1
+
+
+@MODES
+def test_timeout_kills_the_command_and_its_children(
+    sshd_fleet: Fleet, server: Sshd, mode: Mode
+) -> None:
+    name = f"opsmap-t{secrets.token_hex(4)}"
+    link = sshd_fleet.workdir / name
+    link.symlink_to("/bin/sleep")
+    host = sshd_fleet.host(server)
+
+    async def body(t: SshTransport) -> None:
+        command = f"echo started; {link} 1000 & {link} 1001; wait"
+        result = await t.run(host, command, timeout=1.0)
+        assert result.timed_out
+        assert result.exit_status is None
+        assert result.stdout == "started\n"
+        assert await wait_until(lambda: not live_pids(name)), f"{name} survived its timeout"
+        after = await t.run(host, "echo still usable", timeout=10)
+        assert after.stdout == "still usable\n"
+
+    with_transport(sshd_fleet, body, mode=mode)
+
+
+def test_unreachable_port_raises_and_backs_off(sshd_fleet: Fleet) -> None:
+    server = Sshd(
+        "nothing", free_port(), sshd_fleet.workdir, sshd_fleet.workdir, sshd_fleet.workdir
+    )
+    host = sshd_fleet.host(server)
+
+    async def body(t: SshTransport) -> None:
+        with pytest.raises(HostUnreachable, match="refused") as first:
+            await t.run(host, "true", timeout=5)
+        assert first.value.retry_after_s is not None
+        with pytest.raises(HostUnreachable, match="next attempt in"):
+            await t.run(host, "true", timeout=5)
+
+    with_transport(sshd_fleet, body)
+
+
+def test_changed_host_key_is_refused(sshd_fleet: Fleet) -> None:
+    [server] = sshd_fleet.start(1)
+    host = sshd_fleet.host(server)
+
+    async def body(t: SshTransport) -> None:
+        assert (await t.run(host, "echo trusted", timeout=10)).stdout == "trusted\n"
+        sshd_fleet.restart(server, new_host_key=True)
+        assert await wait_until(lambda: not t.is_connected(host))
+        with pytest.raises(HostKeyError):
+            await t.run(host, "echo accepted", timeout=10)
+
+    with_transport(sshd_fleet, body, backoff_base_s=0.0)
+    # A fresh transport (no state at all) refuses it too.
+    with_transport(sshd_fleet, _expect_host_key_error(host))
+
+
+def _expect_host_key_error(host: object) -> Callable[[SshTransport], Awaitable[None]]:
+    async def body(t: SshTransport) -> None:
+        with pytest.raises(HostKeyError):
+            await t.run(host, "true", timeout=10)  # type: ignore[arg-type]
+
+    return body
+
+
+def test_pinned_host_key(sshd_fleet: Fleet, server: Sshd) -> None:
+    pinned = sshd_fleet.host(server, known_hosts=None, host_key=sshd_fleet.public_host_key(server))
+    [other] = sshd_fleet.start(1)
+    wrong = replace(pinned, host_key=sshd_fleet.public_host_key(other))
+
+    async def body(t: SshTransport) -> None:
+        assert (await t.run(pinned, "echo pinned", timeout=10)).stdout == "pinned\n"
+        with pytest.raises(HostKeyError):
+            await t.run(wrong, "true", timeout=10)
+
+    with_transport(sshd_fleet, body)
+
+
+def test_unknown_host_is_refused(sshd_fleet: Fleet, server: Sshd) -> None:
+    empty = sshd_fleet.workdir / "empty_known_hosts"
+    empty.write_text("")
+    host = sshd_fleet.host(server, known_hosts=str(empty))
+    with_transport(sshd_fleet, _expect_host_key_error(host))
+
+
+def test_no_known_hosts_at_all_is_refused(sshd_fleet: Fleet, server: Sshd) -> None:
+    host = sshd_fleet.host(server, known_hosts=None)
+    with_transport(sshd_fleet, _expect_host_key_error(host), default_known_hosts=None)
+
+
+@MODES
+def test_reconnects_after_sshd_restart(sshd_fleet: Fleet, mode: Mode) -> None:
+    [server] = sshd_fleet.start(1)
+    host = sshd_fleet.host(server)
+
+    async def body(t: SshTransport) -> None:
+        assert (await t.run(host, "echo one", timeout=10)).stdout == "one\n"
+        sshd_fleet.restart(server)
+        assert await wait_until(lambda: not t.is_connected(host))
+        assert (await t.run(host, "echo two", timeout=10)).stdout == "two\n"
+        assert t.connections_opened(host) == 2
+
+    with_transport(sshd_fleet, body, mode=mode)
+
+
+def test_jump_host(sshd_fleet: Fleet) -> None:
+    jump, target = sshd_fleet.start(2)
+    jump_host = sshd_fleet.host(jump)
+    via_name = sshd_fleet.host(target, jump_host=jump.name)
+    via_spec = sshd_fleet.host(target, jump_host=f"{sshd_fleet.user}@127.0.0.1:{jump.port}")
+
+    async def body(t: SshTransport) -> None:
+        assert (await t.run(via_name, "echo hop", timeout=10)).stdout == "hop\n"
+        assert t.connections_opened(jump_host) == 1
+        assert (await t.run(via_spec, "echo hop2", timeout=10)).stdout == "hop2\n"
+
+    with_transport(sshd_fleet, body, hosts={jump.name: jump_host})
+    sshd_fleet.stop(jump)
+
+    async def jump_down(t: SshTransport) -> None:
+        with pytest.raises(HostUnreachable, match="via jump host"):
+            await t.run(via_name, "true", timeout=10)
+
+    with_transport(sshd_fleet, jump_down, hosts={jump.name: jump_host})
