@@ -16,9 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from agentless.checks.config import ProbeConfig
 from agentless.inventory import Host
-from agentless.result import CheckOutcome
+from agentless.runner import CheckRun, CheckTarget
 from reconciler.checkstate import CheckPolicy, CheckStatus
 from reconciler.clock import Clock
 
@@ -42,20 +41,12 @@ class ScheduledCheck:
     """One check of a component on one of its hosts, as a revision defines it."""
 
     key: CheckKey
-    host: Host
-    check_type: str
-    config: ProbeConfig
-    timeout_s: float
+    target: CheckTarget
     policy: CheckPolicy
 
-
-@dataclass(frozen=True, slots=True)
-class CheckRun:
-    """What running a check once gave."""
-
-    outcome: CheckOutcome
-    duration_s: float
-    host_unreachable: bool = False
+    @property
+    def host(self) -> Host:
+        return self.target.host
 
 
 RunCheck = Callable[[ScheduledCheck], Awaitable[CheckRun]]
@@ -122,9 +113,7 @@ class MapWorker:
 
 def fingerprint(checks: Sequence[ScheduledCheck]) -> tuple[object, ...]:
     """What decides whether a map's worker must be restarted for a new revision."""
-    return tuple(
-        sorted((c.key, c.host, c.check_type, c.config, c.timeout_s, c.policy) for c in checks)
-    )
+    return tuple(sorted(checks, key=lambda check: check.key))
 
 
 def group_by_map(checks: Sequence[ScheduledCheck]) -> Mapping[str, list[ScheduledCheck]]:

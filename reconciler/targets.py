@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agentless.inventory import select_hosts
+from agentless.runner import CheckTarget
 from reconciler.checkstate import CheckPolicy
 from reconciler.model.requests import Settings
 from reconciler.repo import MapRepo
@@ -28,9 +29,8 @@ def scheduled_checks(repo: MapRepo, settings: Settings | None = None) -> list[Sc
                 )
                 for host in selected:
                     key = CheckKey(loaded.model.name, component.id, check.name, host.name)
-                    scheduled.append(
-                        ScheduledCheck(
-                            key, host, check.type, check.config, check.timeout_secs, policy
-                        )
+                    target = CheckTarget(
+                        "/".join(key), host, check.type, check.config, check.timeout_secs
                     )
+                    scheduled.append(ScheduledCheck(key, target, policy))
     return scheduled

@@ -11,6 +11,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 SUBCOMMANDS = {
     "validate": ("reconciler.cli.validate", "check a map repo: schemas, references, dependencies"),
+    "check": ("reconciler.cli.check", "run every selected check once and print the results"),
 }
 
 

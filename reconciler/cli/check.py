@@ -1,0 +1,115 @@
+"""``opsmap check``: run every selected check once on every matching host, and print it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agentless.runner import CheckRun, CheckTarget, run_checks
+from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
+from reconciler.findings import errors, format_text
+from reconciler.repo import load_repo, read_tree
+from reconciler.rules import check_repo
+from reconciler.scheduler import CheckKey
+from reconciler.targets import scheduled_checks
+
+MESSAGE_WIDTH = 70
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--repo", type=Path, default=Path("."), metavar="PATH", help="map repo root"
+    )
+    parser.add_argument("--map", metavar="NAME", help="only this map")
+    parser.add_argument("--component", metavar="ID", help="only this component")
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+    parser.add_argument(
+        "--concurrency", type=int, default=256, help="checks in flight at once (default 256)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.repo.is_dir():
+        return usage_error(f"{args.repo}: not a directory")
+    repo = load_repo(read_tree(args.repo))
+    problems = errors(check_repo(repo))
+    if problems:
+        sys.stderr.write(format_text(problems))
+        print(f"opsmap: {args.repo} is invalid: fix the errors above first", file=sys.stderr)
+        return EXIT_USAGE
+    scheduled = scheduled_checks(repo)
+    if args.map:
+        if repo.map(args.map) is None:
+            return usage_error(f"no map named '{args.map}' in {args.repo}/maps")
+        scheduled = [c for c in scheduled if c.key.map == args.map]
+    if args.component:
+        if not any(m.model.component(args.component) for m in repo.maps):
+            return usage_error(f"no component '{args.component}' in the selected maps")
+        scheduled = [c for c in scheduled if c.key.component == args.component]
+    if not scheduled:
+        print("opsmap: no check selected: no component of the selection has hosts", file=sys.stderr)
+        return EXIT_FAILED
+    targets = [c.target for c in scheduled]
+    runs = asyncio.run(_run(targets, repo_root=args.repo.resolve(), concurrency=args.concurrency))
+    keyed = [(c.key, r) for c, r in zip(scheduled, runs, strict=True)]
+    if args.format == "json":
+        rows = [
+            {
+                "map": key.map,
+                "component": key.component,
+                "host": key.host,
+                "check": key.check,
+                "state": r.outcome.state.name,
+                "duration_s": round(r.duration_s, 4),
+                "message": r.outcome.message,
+            }
+            for key, r in keyed
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        sys.stdout.write(_table(keyed))
+    return EXIT_OK if all(r.outcome.state.name == "OK" for _, r in keyed) else EXIT_FAILED
+
+
+async def _run(
+    targets: Sequence[CheckTarget], *, repo_root: Path, concurrency: int
+) -> list[CheckRun]:
+    """Run the targets once; the SSH stack is imported only when a host needs it."""
+    from agentless.local import LocalTransport
+    from agentless.transport import Transport, TransportRouter
+
+    ssh: Transport
+    if any(t.host.transport == "ssh" for t in targets):
+        from agentless.ssh import SshSettings, SshTransport
+
+        ssh = SshTransport(SshSettings(base_dir=repo_root))
+    else:
+        ssh = LocalTransport()
+    transport = TransportRouter(ssh=ssh, local=LocalTransport())
+    try:
+        return await run_checks(targets, transport=transport, concurrency=concurrency)
+    finally:
+        await transport.aclose()
+
+
+def _table(rows: Sequence[tuple[CheckKey, CheckRun]]) -> str:
+    header = ("MAP", "COMPONENT", "HOST", "CHECK", "STATE", "DURATION", "MESSAGE")
+    lines = [header]
+    for key, r in rows:
+        message = " ".join(r.outcome.message.split())
+        if len(message) > MESSAGE_WIDTH:
+            message = message[: MESSAGE_WIDTH - 1] + "…"
+        duration = f"{r.duration_s * 1000:.0f}ms" if r.duration_s < 10 else f"{r.duration_s:.1f}s"
+        lines.append(
+            (key.map, key.component, key.host, key.check, r.outcome.state.name, duration, message)
+        )
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
+    out = []
+    for row in lines:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        out.append("  ".join([*cells, row[-1]]).rstrip() + "\n")
+    return "".join(out)

@@ -1,0 +1,140 @@
+"""Prometheus metrics, defined once, on an injectable registry.
+
+Counters and histograms are updated as things happen; every state (component and check
+status, revisions, hosts, connections) is a gauge computed at scrape time from the latest
+snapshot by :class:`SnapshotCollector`, so series of removed components disappear with
+them. No counter carries a commit SHA or a host name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from reconciler.status import STATUSES
+from reconciler.view import Snapshot
+
+CHECK_STATE_VALUES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
+
+
+class Metrics:
+    """The reconciler's metrics; one instance per registry (a fresh one per test)."""
+
+    def __init__(self, registry: CollectorRegistry, snapshot: Callable[[], Snapshot]) -> None:
+        self.registry = registry
+        self.reconcile_total = Counter(
+            "opsmap_reconcile", "Revisions reconciled, by result", ["result"], registry=registry
+        )
+        self.git_fetch_total = Counter(
+            "opsmap_git_fetch", "Fetches of the map repo, by result", ["result"], registry=registry
+        )
+        self.check_runs_total = Counter(
+            "opsmap_check_runs",
+            "Check runs, by state",
+            ["map", "component", "check", "state"],
+            registry=registry,
+        )
+        self.check_duration = Histogram(
+            "opsmap_check_duration_seconds",
+            "Duration of check runs",
+            ["map", "component", "check"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.webhook_total = Counter(
+            "opsmap_webhook_requests", "Webhook calls, by result", ["result"], registry=registry
+        )
+        registry.register(SnapshotCollector(snapshot))
+
+    def forget_check(self, map_name: str, component: str, check: str) -> None:
+        """Drop the series of a check that no longer exists (absent series are fine)."""
+        labels = (map_name, component, check)
+        with suppress(KeyError):
+            self.check_duration.remove(*labels)
+        for state in CHECK_STATE_VALUES:
+            with suppress(KeyError):
+                self.check_runs_total.remove(*labels, state)
+
+
+class SnapshotCollector(Collector):
+    """State gauges, computed from the latest snapshot at each scrape."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+    def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
+        snap = self._snapshot()
+        component = GaugeMetricFamily(
+            "opsmap_component_status",
+            "1 for the component's current status, 0 for the others",
+            labels=["map", "component", "status"],
+        )
+        impacted = GaugeMetricFamily(
+            "opsmap_component_impacted",
+            "1 when a dependency of the component is in error or unknown",
+            labels=["map", "component"],
+        )
+        check = GaugeMetricFamily(
+            "opsmap_check_status",
+            "Hard state of a check on a host: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN or pending",
+            labels=["map", "component", "check", "host"],
+        )
+        flapping = GaugeMetricFamily(
+            "opsmap_check_flapping",
+            "1 while a check is flapping",
+            labels=["map", "component", "check", "host"],
+        )
+        for m in snap.get("maps", []):
+            for c in m["components"]:
+                for status in STATUSES:
+                    component.add_metric([m["name"], c["id"], status], float(c["status"] == status))
+                impacted.add_metric([m["name"], c["id"]], float(bool(c["impacted_by"])))
+                for k in c["checks"]:
+                    labels = [m["name"], c["id"], k["name"], k["host"]]
+                    check.add_metric(labels, CHECK_STATE_VALUES.get(k["hard_state"], 3))
+                    flapping.add_metric(labels, float(k["flapping"]))
+        yield from (component, impacted, check, flapping)
+
+        hosts = GaugeMetricFamily(
+            "opsmap_host_reachable",
+            "1 when the last attempt to reach the host succeeded",
+            labels=["host"],
+        )
+        for host in snap.get("hosts", []):
+            hosts.add_metric([host["name"]], float(bool(host["reachable"])))
+        yield hosts
+
+        revision = InfoMetricFamily(
+            "opsmap_applied_revision", "The applied revision of the map repo"
+        )
+        if snap.get("last_applied_revision"):
+            revision.add_metric([], {"revision": snap["last_applied_revision"]})
+        yield revision
+        applied_time = GaugeMetricFamily(
+            "opsmap_applied_revision_timestamp_seconds", "When the applied revision was applied"
+        )
+        if snap.get("last_applied_epoch") is not None:
+            applied_time.add_metric([], snap["last_applied_epoch"])
+        yield applied_time
+        yield GaugeMetricFamily(
+            "opsmap_revision_rejected",
+            "1 while the newest revision is invalid and an older one is kept",
+            value=float(bool(snap.get("revision_rejected"))),
+        )
+        yield GaugeMetricFamily(
+            "opsmap_ssh_connections",
+            "Open SSH connections",
+            value=float(snap.get("ssh_connections", 0)),
+        )
+        yield GaugeMetricFamily(
+            "opsmap_audit_pending",
+            "Audit records not yet pushed to the remote",
+            value=float(snap.get("audit_pending", 0)),
+        )

@@ -1,0 +1,344 @@
+"""The long-running reconciler: follow the map repo, apply valid revisions, run checks.
+
+Level-based, like controller-runtime and Flux: each new head is read whole from Git at
+that commit, validated, and either applied (workers restarted only for maps whose checks
+changed) or rejected, in which case the last good revision keeps running and the status,
+metrics and log say so. Nothing from a webhook's payload is trusted: a hook only asks for
+a fetch now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agentless.runner import CheckRun, run_check
+from agentless.transport import Transport
+from reconciler.checkstate import CheckStatus
+from reconciler.clock import Clock
+from reconciler.findings import Finding, Location, Severity, errors
+from reconciler.metrics import Metrics
+from reconciler.repo import MapRepo, RepoFile, load_repo
+from reconciler.rules import check_repo
+from reconciler.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
+from reconciler.state import StateStore
+from reconciler.targets import scheduled_checks
+from reconciler.view import Revisions, Snapshot, build_snapshot
+
+log = logging.getLogger(__name__)
+
+PERSIST_INTERVAL_S = 10.0
+POLL_JITTER = 0.2
+SNAPSHOT_TIMEOUT_S = 10.0
+
+
+class FetchOutcome(Protocol):
+    head: str
+    changed: bool
+
+
+class RepoSource(Protocol):
+    """Where revisions come from (a :class:`reconciler.gitsource.GitSource`); blocking calls."""
+
+    def fetch(self) -> FetchOutcome: ...
+
+    def files_at(self, sha: str) -> list[RepoFile]: ...
+
+
+@dataclass(frozen=True)
+class ReconcilerOptions:
+    poll_interval_s: float = 30.0
+    max_concurrent_checks_per_map: int = 64
+
+
+class Reconciler:
+    """Keeps the live state of every map in step with the tracked branch."""
+
+    def __init__(
+        self,
+        *,
+        source: RepoSource,
+        store: StateStore,
+        transport: Transport,
+        clock: Clock,
+        metrics_registry: Any,
+        options: ReconcilerOptions | None = None,
+        source_errors: tuple[type[Exception], ...] = (),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.transport = transport
+        self.clock = clock
+        self.options = options or ReconcilerOptions()
+        self._source_errors = source_errors
+        self._rng = rng or random.Random()
+        self.metrics = Metrics(metrics_registry, self.snapshot_from_thread)
+        self.revisions = Revisions()
+        self.repo: MapRepo | None = None
+        self.scheduled: list[ScheduledCheck] = []
+        self.statuses: dict[CheckKey, CheckStatus] = {}
+        self.hosts_reachable: dict[str, bool] = {}
+        self.fetch_error: str | None = None
+        self.wall_offset = time.time() - clock.now()
+        self.applied_event = asyncio.Event()
+        self._fetch_now = asyncio.Event()
+        self._workers: dict[str, tuple[tuple[object, ...], asyncio.Task[None]]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    # -- running ---------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then cancel in-flight checks and persist state."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._restore()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                if self.revisions.applied:
+                    await self._resume(self.revisions.applied)
+                group.create_task(self._follow(), name="follow")
+                group.create_task(self._persist_periodically(), name="persist")
+                await stop.wait()
+                raise _Stopping
+        except* _Stopping:
+            log.info("stopping: in-flight checks cancelled")
+        finally:
+            self._group = None
+            self._workers.clear()
+            self.persist()
+
+    def fetch_now(self) -> None:
+        """Ask for a fetch as soon as possible; callable from any thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._fetch_now.set)
+
+    async def _follow(self) -> None:
+        while True:
+            self._fetch_now.clear()
+            await self.fetch_and_reconcile()
+            delay = self.options.poll_interval_s * self._rng.uniform(
+                1 - POLL_JITTER, 1 + POLL_JITTER
+            )
+            try:
+                async with asyncio.timeout(delay):
+                    await self._fetch_now.wait()
+            except TimeoutError:
+                pass
+
+    async def fetch_and_reconcile(self) -> None:
+        try:
+            fetched = await asyncio.to_thread(self.source.fetch)
+        except self._source_errors as exc:
+            self.metrics.git_fetch_total.labels("error").inc()
+            if self.fetch_error != str(exc):
+                log.error(
+                    "cannot fetch the map repo: %s (still running %s)", exc, self._short_applied()
+                )
+            self.fetch_error = str(exc)
+            return
+        self.fetch_error = None
+        self.metrics.git_fetch_total.labels("changed" if fetched.changed else "unchanged").inc()
+        if fetched.head not in (self.revisions.attempted, self.revisions.applied):
+            await self.reconcile(fetched.head)
+
+    async def reconcile(self, sha: str) -> bool:
+        """Read, validate and apply the revision ``sha``; False when it was rejected."""
+        try:
+            repo, findings = await asyncio.to_thread(self._load, sha)
+        except self._source_errors as exc:
+            findings = [Finding(Location("."), Severity.ERROR, "unreadable-revision", str(exc))]
+            repo = None
+        self.revisions.attempted, self.revisions.attempted_at = sha, time.time()
+        problems = errors(findings)
+        if repo is None or problems:
+            self.revisions.errors = problems
+            self.metrics.reconcile_total.labels("rejected").inc()
+            log.error(
+                "REVISION %s REJECTED with %d error(s); still running %s",
+                sha[:12],
+                len(problems),
+                self._short_applied(),
+            )
+            for finding in problems[:20]:
+                log.error("  %s: %s [%s]", finding.location, finding.message, finding.code)
+            self.persist_meta()
+            return False
+        self.apply(sha, repo)
+        return True
+
+    def _load(self, sha: str) -> tuple[MapRepo, list[Finding]]:
+        repo = load_repo(self.source.files_at(sha))
+        return repo, check_repo(repo)
+
+    async def _resume(self, sha: str) -> None:
+        """After a restart, run the revision that was applied before it, if Git still has it."""
+        try:
+            repo, findings = await asyncio.to_thread(self._load, sha)
+        except self._source_errors as exc:
+            log.warning("cannot read the last applied revision %s: %s", sha[:12], exc)
+            return
+        if not errors(findings):
+            self.apply(sha, repo, resumed=True)
+
+    def apply(self, sha: str, repo: MapRepo, *, resumed: bool = False) -> None:
+        scheduled = scheduled_checks(repo)
+        keep = {check.key for check in scheduled}
+        for key in [k for k in self.statuses if k not in keep]:
+            del self.statuses[key]
+        old_checks = {(c.key.map, c.key.component, c.key.check) for c in self.scheduled}
+        for gone in old_checks - {(k.map, k.component, k.check) for k in keep}:
+            self.metrics.forget_check(*gone)
+        self._restart_workers(scheduled)
+        self.repo, self.scheduled = repo, scheduled
+        if not resumed:
+            self.revisions.applied, self.revisions.applied_at = sha, time.time()
+        self.revisions.attempted = self.revisions.attempted or sha
+        if self.revisions.attempted == sha:
+            self.revisions.errors = []
+        self.metrics.reconcile_total.labels("resumed" if resumed else "applied").inc()
+        log.info(
+            "revision %s applied: %d maps, %d checks", sha[:12], len(repo.maps), len(scheduled)
+        )
+        self.persist_meta()
+        self.applied_event.set()
+
+    def _restart_workers(self, scheduled: list[ScheduledCheck]) -> None:
+        if self._group is None:
+            return
+        grouped = group_by_map(scheduled)
+        for name in list(self._workers):
+            fp, task = self._workers[name]
+            if name not in grouped or fp != fingerprint(grouped[name]):
+                task.cancel()
+                del self._workers[name]
+        for name, checks in grouped.items():
+            if name in self._workers:
+                continue
+            worker = MapWorker(
+                checks,
+                statuses=self.statuses,
+                run_check=self._run_check,
+                clock=self.clock,
+                on_result=self._on_result,
+                rng=self._rng,
+                max_concurrent=self.options.max_concurrent_checks_per_map,
+            )
+            task = self._group.create_task(worker.run(), name=f"map {name}")
+            self._workers[name] = (fingerprint(checks), task)
+
+    async def _run_check(self, check: ScheduledCheck) -> CheckRun:
+        return await run_check(check.target, transport=self.transport)
+
+    def _on_result(
+        self, check: ScheduledCheck, run: CheckRun, status: CheckStatus, changed: bool
+    ) -> None:
+        key = check.key
+        self.hosts_reachable[key.host] = not run.host_unreachable
+        self.metrics.check_duration.labels(key.map, key.component, key.check).observe(
+            run.duration_s
+        )
+        self.metrics.check_runs_total.labels(
+            key.map, key.component, key.check, run.outcome.state.name
+        ).inc()
+
+    # -- state -----------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        meta = self.store.get_meta()
+        self.revisions.applied = _str_or_none(meta.get("last_applied_revision"))
+        self.revisions.attempted = _str_or_none(meta.get("last_attempted_revision"))
+        applied_at, attempted_at = meta.get("last_applied_at"), meta.get("last_attempted_at")
+        self.revisions.applied_at = (
+            float(applied_at) if isinstance(applied_at, int | float) else None
+        )
+        self.revisions.attempted_at = (
+            float(attempted_at) if isinstance(attempted_at, int | float) else None
+        )
+        stored_errors = meta.get("validation_errors")
+        if isinstance(stored_errors, list):
+            self.revisions.errors = [
+                _finding_from_json(e) for e in stored_errors if isinstance(e, dict)
+            ]
+        self.statuses = self.store.load_checks(wall_offset=self.wall_offset)
+
+    def persist_meta(self) -> None:
+        self.store.set_meta(self.revisions.to_meta())
+
+    def persist(self) -> None:
+        self.persist_meta()
+        self.store.save_checks(self.statuses, wall_offset=self.wall_offset)
+
+    async def _persist_periodically(self) -> None:
+        while True:
+            await self.clock.sleep(PERSIST_INTERVAL_S)
+            self.persist()
+
+    # -- views -----------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return build_snapshot(
+            revisions=self.revisions,
+            repo=self.repo,
+            scheduled=self.scheduled,
+            statuses=self.statuses,
+            wall_offset=self.wall_offset,
+            hosts_reachable=self.hosts_reachable,
+            extra={
+                "fetch_error": self.fetch_error,
+                "ssh_connections": getattr(self.transport, "connection_count", 0),
+            },
+        )
+
+    def snapshot_from_thread(self) -> Snapshot:
+        """The snapshot, built on the event loop's thread whichever thread asks."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread or loop.is_closed():
+            return self.snapshot()
+        future: concurrent.futures.Future[Snapshot] = concurrent.futures.Future()
+
+        def build() -> None:
+            try:
+                future.set_result(self.snapshot())
+            except Exception as exc:  # handed to the waiting thread
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(build)
+        return future.result(timeout=SNAPSHOT_TIMEOUT_S)
+
+    def healthy(self) -> bool:
+        try:
+            self.snapshot_from_thread()
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            return False
+        return True
+
+    def _short_applied(self) -> str:
+        applied = self.revisions.applied
+        return f"revision {applied[:12]}" if applied else "no revision yet"
+
+
+class _Stopping(Exception):
+    """Raised inside the task group to cancel everything on stop."""
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _finding_from_json(data: dict[str, Any]) -> Finding:
+    location = Location(
+        str(data.get("file", "")), int(data.get("line", 1)), int(data.get("column", 1))
+    )
+    return Finding(
+        location, Severity.ERROR, str(data.get("code", "")), str(data.get("message", ""))
+    )

@@ -1,0 +1,132 @@
+"""The reconciler's state as one JSON-ready snapshot: ``/api/v1/status`` and the metrics.
+
+Built on the event loop's thread (the only one that touches live state); the HTTP thread
+gets a finished snapshot and never iterates live dictionaries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.checkstate import CheckStatus
+from reconciler.findings import Finding
+from reconciler.repo import MapRepo
+from reconciler.scheduler import CheckKey, ScheduledCheck
+from reconciler.status import ComponentStatus, component_status, impacted_by
+
+Snapshot = dict[str, Any]
+
+
+@dataclass
+class Revisions:
+    """Which commit is applied, which was last tried, and why it was refused."""
+
+    applied: str | None = None
+    applied_at: float | None = None
+    attempted: str | None = None
+    attempted_at: float | None = None
+    errors: list[Finding] = field(default_factory=list)
+
+    def to_meta(self) -> dict[str, object]:
+        return {
+            "last_applied_revision": self.applied,
+            "last_applied_at": self.applied_at,
+            "last_attempted_revision": self.attempted,
+            "last_attempted_at": self.attempted_at,
+            "validation_errors": [f.to_json() for f in self.errors],
+        }
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
+
+
+def build_snapshot(
+    *,
+    revisions: Revisions,
+    repo: MapRepo | None,
+    scheduled: Sequence[ScheduledCheck],
+    statuses: Mapping[CheckKey, CheckStatus],
+    wall_offset: float,
+    actions: Mapping[tuple[str, str], ComponentStatus] | None = None,
+    hosts_reachable: Mapping[str, bool] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Snapshot:
+    """Everything ``/api/v1/status`` shows, and what the metrics are computed from."""
+    actions = actions or {}
+
+    def wall(mono: float | None) -> str | None:
+        return iso(None if mono is None else mono + wall_offset)
+
+    by_component: dict[tuple[str, str], list[ScheduledCheck]] = {}
+    for check in scheduled:
+        by_component.setdefault((check.key.map, check.key.component), []).append(check)
+
+    maps = []
+    for loaded in repo.maps if repo else []:
+        m = loaded.model
+        status_of: dict[str, ComponentStatus] = {}
+        for component in m.components:
+            checks = by_component.get((m.name, component.id), [])
+            hard = [statuses[c.key].hard_state if c.key in statuses else None for c in checks]
+            status_of[component.id] = component_status(
+                hard, action=actions.get((m.name, component.id))
+            )
+        deps: dict[str, list[str]] = {c.id: list(c.dependencies) for c in m.components}
+        components = []
+        for component in m.components:
+            checks_json = []
+            for check in by_component.get((m.name, component.id), []):
+                s = statuses.get(check.key) or CheckStatus()
+                checks_json.append(
+                    {
+                        "name": check.key.check,
+                        "host": check.key.host,
+                        "type": check.target.check_type,
+                        "state": s.state.name if s.state else "PENDING",
+                        "hard_state": s.hard_state.name if s.hard_state else "PENDING",
+                        "state_type": s.state_type.value,
+                        "attempt": s.attempt,
+                        "max_attempts": check.policy.max_attempts,
+                        "flapping": s.flapping,
+                        "message": s.message,
+                        "value": s.value,
+                        "duration_s": s.last_duration_s,
+                        "last_run": wall(s.last_run),
+                        "last_state_change": wall(s.last_hard_change),
+                    }
+                )
+            components.append(
+                {
+                    "id": component.id,
+                    "name": component.name,
+                    "type": component.type,
+                    "status": status_of[component.id].value,
+                    "impacted_by": impacted_by(component.id, deps, status_of),
+                    "dependencies": list(component.dependencies),
+                    "checks": checks_json,
+                }
+            )
+        maps.append({"name": m.name, "version": m.version, "components": components})
+
+    return {
+        "last_applied_revision": revisions.applied,
+        "last_attempted_revision": revisions.attempted,
+        "last_applied_at": iso(revisions.applied_at),
+        "last_attempted_at": iso(revisions.attempted_at),
+        "last_applied_epoch": revisions.applied_at,
+        "revision_rejected": revisions.attempted is not None
+        and revisions.attempted != revisions.applied,
+        "validation_errors": [f.to_json() for f in revisions.errors],
+        "hosts": [
+            {"name": name, "reachable": reachable}
+            for name, reachable in sorted((hosts_reachable or {}).items())
+        ],
+        "maps": maps,
+        **(extra or {}),
+    }
