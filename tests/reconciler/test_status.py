@@ -1,0 +1,38 @@
+"""Component status is the worst hard state; impact follows declared dependencies."""
+
+from __future__ import annotations
+
+from agentless.result import CheckState
+from reconciler.status import ComponentStatus, component_status, impacted_by
+
+S = ComponentStatus
+
+
+def test_worst_state_wins_and_critical_is_error() -> None:
+    states = [CheckState.OK, CheckState.WARNING, CheckState.CRITICAL, CheckState.UNKNOWN]
+    assert component_status(states) is S.ERROR
+    assert component_status([CheckState.OK, CheckState.UNKNOWN]) is S.UNKNOWN
+    assert component_status([CheckState.OK, CheckState.WARNING]) is S.WARNING
+    assert component_status([CheckState.OK, CheckState.OK]) is S.OK
+
+
+def test_pending_or_no_checks_is_unknown() -> None:
+    assert component_status([CheckState.OK, None]) is S.UNKNOWN
+    assert component_status([]) is S.UNKNOWN
+
+
+def test_a_running_action_shows_instead() -> None:
+    assert component_status([CheckState.CRITICAL], action=S.STARTING) is S.STARTING
+
+
+def test_impacted_by_lists_failing_dependencies_near_and_far_but_not_external() -> None:
+    deps = {"api": ["db", "cache", "zookeeper"], "db": ["disk"], "cache": [], "disk": []}
+    statuses = {"api": S.OK, "db": S.WARNING, "cache": S.UNKNOWN, "disk": S.ERROR}
+    assert impacted_by("api", deps, statuses) == ["cache", "disk"]
+    assert impacted_by("db", deps, statuses) == ["disk"]
+    assert impacted_by("disk", deps, statuses) == []
+
+
+def test_impacted_by_survives_cycles() -> None:
+    deps = {"a": ["b"], "b": ["a"]}
+    assert impacted_by("a", deps, {"a": S.ERROR, "b": S.ERROR}) == ["b"]
