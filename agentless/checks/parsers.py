@@ -186,11 +186,12 @@ def parse_tcp(config: TcpConfig, result: CommandResult) -> CheckOutcome:
 
 # -- process ------------------------------------------------------------------------------
 
-_HEADER = re.compile(r"\n?==> (\d+)/(comm|cmdline) <==\n")
+_HEADER = re.compile(r"\n?==> (\d+)/(stat|cmdline) <==\n")
+_DEAD_STATES = frozenset("ZXx")
 
 
 def _process_names(stdout: str) -> tuple[dict[int, str], dict[int, str], set[int]]:
-    """comm and argv[0] by pid, and the probe's own pids, from the probe's output."""
+    """comm (of live processes) and argv[0] by pid, and the probe's own pids."""
     own: set[int] = set()
     first, _, rest = stdout.partition("\n")
     if first.startswith("@self "):
@@ -202,8 +203,12 @@ def _process_names(stdout: str) -> tuple[dict[int, str], dict[int, str], set[int
     parts = _HEADER.split(rest)
     for i in range(1, len(parts) - 2, 3):
         pid, kind, body = int(parts[i]), parts[i + 1], parts[i + 2]
-        if kind == "comm":
-            comm[pid] = body.split("\n", 1)[0]
+        if kind == "stat":
+            # "pid (comm) S ppid ...": comm may itself hold spaces and parentheses.
+            line = body.split("\n", 1)[0]
+            name, _, tail = line.partition("(")[2].rpartition(")")
+            if tail[1:2] and tail[1:2] not in _DEAD_STATES:
+                comm[pid] = name
         else:
             argv0[pid] = body.split("\0", 1)[0].split("\n@", 1)[0]
     return comm, argv0, own
@@ -223,7 +228,7 @@ def parse_process(config: ProcessConfig, result: CommandResult) -> CheckOutcome:
     comm, argv0, own = _process_names(result.stdout)
     if not comm:
         return _failed("listing /proc", result)
-    pids = (set(comm) | set(argv0)) - own
+    pids = set(comm) - own
     count = sum(1 for pid in pids if _matches(config.name, comm.get(pid), argv0.get(pid)))
     bounds = f"min {config.min_count}" + (
         f", max {config.max_count}" if config.max_count is not None else ""

@@ -11,9 +11,9 @@ and their absence is reported, never installed:
   all and makes no connection the service would log. Any other address is connected to
   with ``bash``'s ``/dev/tcp`` (plain ``sh``/dash has none), else ``nc -z``; with
   neither the check is UNKNOWN. Every attempt is bounded by coreutils ``timeout``.
-- ``process``: ``head -v`` prints every ``/proc/<pid>/comm`` (and, for names longer than
-  the kernel's 15-character ``comm``, the start of ``cmdline``) in one process; the parser
-  does the matching.
+- ``process``: ``head -v`` prints every ``/proc/<pid>/stat`` (name and state; zombies do
+  not count) and, for names longer than the kernel's 15-character ``comm``, the start of
+  ``cmdline``, all in one process; the parser does the matching.
 
 Probes print raw observations with ``@``-prefixed section markers; the pure parsers in
 :mod:`agentless.checks.parsers` turn them into a :class:`~agentless.result.CheckOutcome`.
@@ -101,7 +101,7 @@ def process_command(config: ProcessConfig) -> str:
     lines = [
         'echo "@self $$ $PPID"',
         "cd /proc || exit 3",
-        "head -v -n 1 -- [0-9]*/comm 2>/dev/null",
+        "head -v -n 1 -- [0-9]*/stat 2>/dev/null",
     ]
     if len(config.name) > COMM_LEN:
         lines += ["echo; echo @cmdline", "head -v -c 512 -- [0-9]*/cmdline 2>/dev/null"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sshd import Fleet
@@ -53,4 +53,16 @@ async def wait_until(condition: Callable[[], bool], *, within: float = 10.0) -> 
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.02)
+    return True
+
+
+async def wait_until_async(
+    condition: Callable[[], Awaitable[bool]], *, within: float = 10.0
+) -> bool:
+    """Like :func:`wait_until` for a condition that must itself be awaited."""
+    deadline = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
     return True

@@ -1,0 +1,318 @@
+"""Every check type over real SSH, passing and failing for real, through run_checks."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from agentless_support import transport_for, wait_until_async
+from sshd import Fleet, Sshd, free_port
+
+from agentless.checks.config import (
+    CommandConfig,
+    CpuConfig,
+    DiskSpaceConfig,
+    HttpConfig,
+    MemoryConfig,
+    ProbeConfig,
+    ProcessConfig,
+    TcpConfig,
+)
+from agentless.inventory import Host
+from agentless.result import CheckState
+from agentless.runner import CheckRun, CheckTarget, run_checks
+from agentless.ssh import SshTransport
+
+pytestmark = pytest.mark.sshd
+OK, WARNING, CRITICAL, UNKNOWN = (
+    CheckState.OK,
+    CheckState.WARNING,
+    CheckState.CRITICAL,
+    CheckState.UNKNOWN,
+)
+
+
+@pytest.fixture(scope="module")
+def host(sshd_fleet: Fleet) -> Host:
+    [server] = sshd_fleet.start(1)
+    return sshd_fleet.host(server)
+
+
+def target(host: Host, check_type: str, config: ProbeConfig, timeout_s: float = 10) -> CheckTarget:
+    return CheckTarget(f"{check_type}@{host.name}", host, check_type, config, timeout_s)
+
+
+def run(fleet: Fleet, *targets: CheckTarget) -> list[CheckRun]:
+    async def scenario() -> list[CheckRun]:
+        transport = transport_for(fleet)
+        try:
+            return await run_checks(targets, transport=transport)
+        finally:
+            await transport.aclose()
+
+    return asyncio.run(scenario())
+
+
+def states(runs: list[CheckRun]) -> list[CheckState]:
+    return [r.outcome.state for r in runs]
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    yield sock
+    sock.close()
+
+
+def test_tcp_port_that_listens_then_closes(
+    sshd_fleet: Fleet, host: Host, listener: socket.socket
+) -> None:
+    port = listener.getsockname()[1]
+    checks = [
+        target(host, "tcp", TcpConfig(port=port)),
+        target(host, "tcp", TcpConfig(port=port, host="localhost")),
+    ]
+    assert states(run(sshd_fleet, *checks)) == [OK, OK]
+    listener.close()
+    runs = run(sshd_fleet, *checks)
+    assert states(runs) == [CRITICAL, CRITICAL]
+    assert f"nothing listens on 127.0.0.1:{port}" in runs[0].outcome.message
+
+
+def test_tcp_by_connecting_to_a_non_loopback_name(sshd_fleet: Fleet, host: Host) -> None:
+    """127.0.0.2 is not special-cased, so the probe really connects (bash or nc)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.2", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    check = target(host, "tcp", TcpConfig(port=port, host="127.0.0.2"))
+    try:
+        [up] = run(sshd_fleet, check)
+    finally:
+        sock.close()
+    [down] = run(sshd_fleet, check)
+    assert (up.outcome.state, down.outcome.state) == (OK, CRITICAL), (up, down)
+    assert "refused" in down.outcome.message
+
+
+def test_process_that_runs_then_stops(sshd_fleet: Fleet, host: Host) -> None:
+    name = f"opsmap-p{secrets.token_hex(4)}"
+    (sshd_fleet.workdir / name).symlink_to("/bin/sleep")
+    check = target(host, "process", ProcessConfig(name=name, min_count=1))
+    two = target(host, "process", ProcessConfig(name=name, min_count=2))
+
+    async def scenario() -> None:
+        transport = transport_for(sshd_fleet)
+        try:
+            started = await transport.run(
+                host, f"{sshd_fleet.workdir / name} 1000 >/dev/null 2>&1 & echo $!", timeout=10
+            )
+            pid = started.stdout.strip()
+            runs = await run_checks([check, two], transport=transport)
+            assert states(runs) == [OK, CRITICAL]
+            assert runs[0].outcome.value == 1.0
+            await transport.run(host, f"kill {pid}", timeout=10)
+            down: list[CheckRun] = []
+
+            async def gone() -> bool:
+                down[:] = await run_checks([check], transport=transport)
+                return down[0].outcome.state is CRITICAL
+
+            assert await wait_until_async(gone), down
+            assert "0 processes" in down[0].outcome.message
+        finally:
+            await transport.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_process_name_longer_than_comm(sshd_fleet: Fleet, host: Host) -> None:
+    name = f"opsmap-long-name-{secrets.token_hex(4)}"
+    (sshd_fleet.workdir / name).symlink_to("/bin/sleep")
+    check = target(host, "process", ProcessConfig(name=name))
+    prefix_only = target(host, "process", ProcessConfig(name=name[:15] + "-other"))
+
+    async def scenario() -> list[CheckRun]:
+        transport = transport_for(sshd_fleet)
+        try:
+            await transport.run(
+                host, f"{sshd_fleet.workdir / name} 3 >/dev/null 2>&1 &", timeout=10
+            )
+            return await run_checks([check, prefix_only], transport=transport)
+        finally:
+            await transport.aclose()
+
+    assert states(asyncio.run(scenario())) == [OK, CRITICAL]
+
+
+@pytest.mark.parametrize(
+    ("check_type", "config_type"),
+    [
+        ("native:memory", MemoryConfig),
+        ("native:disk_space", DiskSpaceConfig),
+        ("native:cpu", CpuConfig),
+    ],
+)
+def test_thresholds_crossed(
+    sshd_fleet: Fleet, host: Host, check_type: str, config_type: type[ProbeConfig]
+) -> None:
+    extra = {"sample_secs": 0.2} if config_type is CpuConfig else {}
+    never = config_type(warning_percent=99.9, critical_percent=100, **extra)  # type: ignore[call-arg]
+    warn = config_type(warning_percent=0, critical_percent=100, **extra)  # type: ignore[call-arg]
+    crit = config_type(warning_percent=0.0, critical_percent=0.1, **extra)  # type: ignore[call-arg]
+    runs = run(sshd_fleet, *(target(host, check_type, c) for c in (never, warn, crit)))
+    if check_type == "native:cpu":
+        assert states(runs)[1:] == [WARNING, CRITICAL] or runs[1].outcome.value == 100.0
+        assert runs[0].outcome.state in (OK, CRITICAL), runs[0]
+    else:
+        assert states(runs) == [OK, WARNING, CRITICAL], runs
+    assert all(r.outcome.value is not None and 0 <= r.outcome.value <= 100 for r in runs)
+    assert "(critical ≥ 0.1%)" in runs[2].outcome.message
+
+
+def test_disk_space_of_a_missing_path_is_unknown(sshd_fleet: Fleet, host: Host) -> None:
+    [missing] = run(sshd_fleet, target(host, "native:disk_space", DiskSpaceConfig(path="/no/such")))
+    assert missing.outcome.state is UNKNOWN
+    assert "No such file" in missing.outcome.message
+
+
+def test_command_exit_codes(sshd_fleet: Fleet, host: Host) -> None:
+    commands = [f"echo 'state {code} | perf=1'; exit {code}" for code in (0, 1, 2, 3, 7)]
+    runs = run(sshd_fleet, *(target(host, "command", CommandConfig(command=c)) for c in commands))
+    assert states(runs) == [OK, WARNING, CRITICAL, UNKNOWN, UNKNOWN]
+    assert runs[1].outcome.message == "state 1"
+    assert runs[4].outcome.message == "exit status 7: state 7"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/health" else 503)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_http_ok_bad_status_and_refused(sshd_fleet: Fleet, host: Host) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://localhost:{server.server_address[1]}"
+    closed = f"http://127.0.0.1:{free_port()}/"
+    try:
+        runs = run(
+            sshd_fleet,
+            target(host, "http", HttpConfig(url=f"{base}/health")),
+            target(host, "http", HttpConfig(url=f"{base}/broken")),
+            target(host, "http", HttpConfig(url=f"{base}/broken", expected_status=[503])),
+            target(host, "http", HttpConfig(url=closed)),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert states(runs) == [OK, CRITICAL, OK, CRITICAL], runs
+    assert runs[1].outcome.message.startswith("HTTP 503")
+    assert runs[1].outcome.value == 503.0
+
+
+def test_check_that_outlives_its_timeout_is_unknown(sshd_fleet: Fleet, host: Host) -> None:
+    [slow] = run(
+        sshd_fleet, target(host, "command", CommandConfig(command="sleep 30"), timeout_s=1)
+    )
+    assert slow.outcome.state is UNKNOWN
+    assert slow.outcome.message == "timed out after 1s"
+    assert not slow.host_unreachable
+
+
+def _counting_listener() -> tuple[socket.socket, list[int], threading.Thread]:
+    """A port that accepts and drops every connection, counting them."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    accepted: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return sock, accepted, thread
+
+
+def test_unreachable_host_makes_every_check_unknown_with_one_attempt(sshd_fleet: Fleet) -> None:
+    sock, accepted, thread = _counting_listener()
+    server = Sshd(
+        "dropper", sock.getsockname()[1], sshd_fleet.workdir, sshd_fleet.workdir, sshd_fleet.workdir
+    )
+    host = sshd_fleet.host(server)
+    checks = [
+        target(host, "tcp", TcpConfig(port=22)),
+        target(host, "process", ProcessConfig(name="x")),
+        target(host, "native:memory", MemoryConfig()),
+        target(host, "native:disk_space", DiskSpaceConfig()),
+        target(host, "command", CommandConfig(command="exit 2")),
+    ]
+
+    async def scenario() -> list[CheckRun]:
+        transport = transport_for(sshd_fleet, backoff_base_s=0.0)
+        try:
+            return await run_checks(checks, transport=transport)
+        finally:
+            await transport.aclose()
+
+    try:
+        runs = asyncio.run(scenario())
+    finally:
+        sock.close()
+        thread.join(timeout=5)
+    assert states(runs) == [UNKNOWN] * 5
+    assert all(r.host_unreachable for r in runs)
+    assert all(r.outcome.message.startswith("host unreachable:") for r in runs)
+    assert len(accepted) == 1
+
+    refused = sshd_fleet.host(Sshd("refused", free_port(), *[sshd_fleet.workdir] * 3))
+    [run_refused] = run(sshd_fleet, target(refused, "command", CommandConfig(command="true")))
+    assert run_refused.outcome.state is UNKNOWN
+    assert "connection refused" in run_refused.outcome.message
+
+
+def test_changed_host_key_makes_checks_unknown(sshd_fleet: Fleet) -> None:
+    [server] = sshd_fleet.start(1)
+    host = sshd_fleet.host(server)
+    check = target(host, "command", CommandConfig(command="echo fine"))
+    assert states(run(sshd_fleet, check)) == [OK]
+    sshd_fleet.restart(server, new_host_key=True)
+    [refused] = run(sshd_fleet, check)
+    assert refused.outcome.state is UNKNOWN
+    assert refused.host_unreachable
+    assert "host key" in refused.outcome.message
+
+
+def test_transport_is_shared_across_calls(sshd_fleet: Fleet, host: Host) -> None:
+    async def scenario() -> SshTransport:
+        transport = transport_for(sshd_fleet)
+        try:
+            for _ in range(3):
+                runs = await run_checks(
+                    [target(host, "native:memory", MemoryConfig())] * 8, transport=transport
+                )
+                assert states(runs) == [OK] * 8
+            assert transport.connections_opened(host) == 1
+        finally:
+            await transport.aclose()
+        return transport
+
+    asyncio.run(scenario())
