@@ -74,7 +74,8 @@ def test_text_format(repo: Repo) -> None:
 def test_text_format_is_sorted_by_file_and_line(repo: Repo) -> None:
     mixed_repo(repo)
     _, out, _ = run_format(repo, "text")
-    keys = [(m["file"], int(m["line"]), int(m["col"])) for m in map(TEXT_LINE.match, out.splitlines()) if m]
+    matches = [TEXT_LINE.match(line) for line in out.splitlines()]
+    keys = [(m["file"], int(m["line"]), int(m["col"])) for m in matches if m]
     assert keys == sorted(keys)
 
 
@@ -114,7 +115,8 @@ def test_json_format_shape(repo: Repo) -> None:
         assert item["column"] >= 1
         assert re.fullmatch(r"[a-z0-9-]+", item["code"])
         assert item["message"]
-    assert {e["code"] for e in report["errors"]} >= {"self-dependency", "unknown-key", "unknown-map"}
+    codes = {e["code"] for e in report["errors"]}
+    assert codes >= {"self-dependency", "unknown-key", "unknown-map"}
     assert {w["code"] for w in report["warnings"]} == {"external-dependency"}
 
 
@@ -225,7 +227,8 @@ def test_exit_codes_in_process(repo: Repo) -> None:
 )
 def test_exit_codes_of_the_command(tmp_path: Path, args: list[str], expected: int) -> None:
     (tmp_path / "maps").mkdir()
-    (tmp_path / "maps" / "ok.yaml").write_text("name: ok\ncomponents: [{id: a, dependencies: [zk]}]\n")
+    ok = "name: ok\ncomponents: [{id: a, dependencies: [zk]}]\n"
+    (tmp_path / "maps" / "ok.yaml").write_text(ok)
     if "maps/bad.yaml" in args:
         (tmp_path / "maps" / "bad.yaml").write_text("name: bad\ncomponets: []\n")
     result = run_cli(*args, cwd=tmp_path)

@@ -720,10 +720,20 @@ REQUEST_MAP = """
 @pytest.mark.parametrize(
     ("request_text", "code", "needle", "words"),
     [
-        ("map: warehouse\ncomponent: api\naction: restart\n", "unknown-map", "map:", "'warehouse'"),
-        ("map: shop\ncomponent: ghost\naction: restart\n", "unknown-component", "component:", "'ghost'"),
-        ("map: shop\ncomponent: api\naction: explode\n", "unknown-action", "action:", "'explode'"),
-        ('map: shop\ncomponent: "*"\naction: backup\n', "bad-whole-map-action", "action:", "'backup'"),
+        ("map: warehouse\ncomponent: api\naction: restart", "unknown-map", "map:", "'warehouse'"),
+        (
+            "map: shop\ncomponent: ghost\naction: restart",
+            "unknown-component",
+            "component:",
+            "'ghost'",
+        ),
+        ("map: shop\ncomponent: api\naction: explode", "unknown-action", "action:", "'explode'"),
+        (
+            'map: shop\ncomponent: "*"\naction: backup',
+            "bad-whole-map-action",
+            "action:",
+            "'backup'",
+        ),
     ],
     ids=["map", "component", "action", "whole-map"],
 )
@@ -732,7 +742,7 @@ def test_request_references(
 ) -> None:
     repo.write(M, REQUEST_MAP)
     rel = "requests/2026/11/restart-api.yaml"
-    repo.write(rel, request_text + "reason: it is stuck\n")
+    repo.write(rel, request_text + "\nreason: it is stuck\n")
     outcome = repo.validate()
     assert outcome.code == 1
     finding = outcome.one(code)
@@ -772,7 +782,8 @@ def test_request_hosts(repo: Repo) -> None:
         """,
     )
     rel = "requests/a.yaml"
-    repo.write(rel, "map: shop\ncomponent: api\naction: restart\nreason: x\nhosts: [nowhere, db-1]\n")
+    request = "map: shop\ncomponent: api\naction: restart\nreason: x\nhosts: [nowhere, db-1]\n"
+    repo.write(rel, request)
     outcome = repo.validate()
     repo.assert_at(outcome.one("unknown-host"), rel, "nowhere")
     repo.assert_at(outcome.one("host-not-selected"), rel, "db-1")

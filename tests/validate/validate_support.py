@@ -102,7 +102,9 @@ class Repo:
             pytest.fail(f"--format json printed no JSON (exit {code}):\n{out}\n{err}")
         return Outcome(code, report, err)
 
-    def assert_at(self, finding: dict[str, Any], rel: str, needle: str, occurrence: int = 1) -> None:
+    def assert_at(
+        self, finding: dict[str, Any], rel: str, needle: str, occurrence: int = 1
+    ) -> None:
         line, column = self.pos(rel, needle, occurrence)
         got = (finding["file"], finding["line"], finding["column"])
         assert got == (rel, line, column), (
