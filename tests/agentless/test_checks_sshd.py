@@ -154,27 +154,39 @@ def test_process_name_longer_than_comm(sshd_fleet: Fleet, host: Host) -> None:
 
 @pytest.mark.parametrize(
     ("check_type", "config_type"),
-    [
-        ("native:memory", MemoryConfig),
-        ("native:disk_space", DiskSpaceConfig),
-        ("native:cpu", CpuConfig),
-    ],
+    [("native:memory", MemoryConfig), ("native:disk_space", DiskSpaceConfig)],
 )
 def test_thresholds_crossed(
     sshd_fleet: Fleet, host: Host, check_type: str, config_type: type[ProbeConfig]
 ) -> None:
-    extra = {"sample_secs": 0.2} if config_type is CpuConfig else {}
-    never = config_type(warning_percent=99.9, critical_percent=100, **extra)  # type: ignore[call-arg]
-    warn = config_type(warning_percent=0, critical_percent=100, **extra)  # type: ignore[call-arg]
-    crit = config_type(warning_percent=0.0, critical_percent=0.1, **extra)  # type: ignore[call-arg]
+    never = config_type(warning_percent=99.9, critical_percent=100)  # type: ignore[call-arg]
+    warn = config_type(warning_percent=0, critical_percent=100)  # type: ignore[call-arg]
+    crit = config_type(warning_percent=0.0, critical_percent=0.1)  # type: ignore[call-arg]
     runs = run(sshd_fleet, *(target(host, check_type, c) for c in (never, warn, crit)))
-    if check_type == "native:cpu":
-        assert states(runs)[1:] == [WARNING, CRITICAL] or runs[1].outcome.value == 100.0
-        assert runs[0].outcome.state in (OK, CRITICAL), runs[0]
-    else:
-        assert states(runs) == [OK, WARNING, CRITICAL], runs
-    assert all(r.outcome.value is not None and 0 <= r.outcome.value <= 100 for r in runs)
+    assert states(runs) == [OK, WARNING, CRITICAL], runs
+    assert all(r.outcome.value is not None and 0 < r.outcome.value < 100 for r in runs)
     assert "(critical ≥ 0.1%)" in runs[2].outcome.message
+
+
+def test_cpu_thresholds_crossed_under_real_load(sshd_fleet: Fleet, host: Host) -> None:
+    """A busy loop on the host spans the sample, so some CPU time is surely busy."""
+    busy = "timeout 2 sh -c 'while :; do :; done'; exit 0"
+    configs = [
+        CpuConfig(warning_percent=99.9, critical_percent=100, sample_secs=0.5),
+        CpuConfig(warning_percent=0, critical_percent=100, sample_secs=0.5),
+        CpuConfig(warning_percent=0, critical_percent=0.1, sample_secs=0.5),
+    ]
+    runs = run(
+        sshd_fleet,
+        target(host, "command", CommandConfig(command=busy)),
+        *(target(host, "native:cpu", c) for c in configs),
+    )
+    cpu = runs[1:]
+    values = [r.outcome.value for r in cpu]
+    assert all(v is not None and 0.1 <= v <= 100 for v in values), cpu
+    saturated = any(v == 100.0 for v in values)
+    assert states(cpu) == [OK, WARNING, CRITICAL] or saturated, cpu
+    assert cpu[2].outcome.state is CRITICAL
 
 
 def test_disk_space_of_a_missing_path_is_unknown(sshd_fleet: Fleet, host: Host) -> None:
