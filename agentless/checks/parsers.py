@@ -149,11 +149,12 @@ def _accepts_from(listen: ipaddress.IPv4Address | ipaddress.IPv6Address, target:
 
 
 def _listening(lines: list[str], port: int, target: str) -> bool:
+    """Whether a "local-address state" line shows a listener that accepts ``target:port``."""
     for line in lines:
         fields = line.split()
-        if len(fields) < 4 or fields[3] != _LISTEN or ":" not in fields[1]:
+        if len(fields) != 2 or fields[1] != _LISTEN or ":" not in fields[0]:
             continue
-        hex_addr, _, hex_port = fields[1].partition(":")
+        hex_addr, _, hex_port = fields[0].partition(":")
         try:
             if int(hex_port, 16) == port and _accepts_from(_proc_address(hex_addr), target):
                 return True
@@ -166,7 +167,7 @@ def parse_tcp(config: TcpConfig, result: CommandResult) -> CheckOutcome:
     where = f"{config.host}:{config.port}"
     sections = _sections(result.stdout)
     if "proc" in sections:
-        if not any(line.split()[:1] == ["sl"] for line in sections["proc"]):
+        if "local_address st" not in sections["proc"]:
             return _failed("reading /proc/net/tcp", result)
         if _listening(sections["proc"], config.port, config.host):
             return CheckOutcome(OK, f"{where} is listening", 1.0)
@@ -186,31 +187,25 @@ def parse_tcp(config: TcpConfig, result: CommandResult) -> CheckOutcome:
 
 # -- process ------------------------------------------------------------------------------
 
-_HEADER = re.compile(r"\n?==> (\d+)/(stat|cmdline) <==\n")
+_STAT = re.compile(r"^(\d+) \((.*)\) (\S)")
+_CMDLINE_HEADER = re.compile(r"\n?==> (\d+)/cmdline <==\n")
 _DEAD_STATES = frozenset("ZXx")
 
 
 def _process_names(stdout: str) -> tuple[dict[int, str], dict[int, str], set[int]]:
-    """comm (of live processes) and argv[0] by pid, and the probe's own pids."""
+    """comm of live processes and argv[0] by pid, and the probe's own pids."""
     own: set[int] = set()
-    first, _, rest = stdout.partition("\n")
-    if first.startswith("@self "):
-        own = {int(pid) for pid in first.split()[1:] if pid.isdigit()}
-    else:
-        rest = stdout
     comm: dict[int, str] = {}
     argv0: dict[int, str] = {}
-    parts = _HEADER.split(rest)
-    for i in range(1, len(parts) - 2, 3):
-        pid, kind, body = int(parts[i]), parts[i + 1], parts[i + 2]
-        if kind == "stat":
-            # "pid (comm) S ppid ...": comm may itself hold spaces and parentheses.
-            line = body.split("\n", 1)[0]
-            name, _, tail = line.partition("(")[2].rpartition(")")
-            if tail[1:2] and tail[1:2] not in _DEAD_STATES:
-                comm[pid] = name
-        else:
-            argv0[pid] = body.split("\0", 1)[0].split("\n@", 1)[0]
+    stats, _, cmdlines = stdout.partition("\n@cmdline\n")
+    for line in stats.splitlines():
+        if line.startswith("@self "):
+            own = {int(pid) for pid in line.split()[1:] if pid.isdigit()}
+        elif (match := _STAT.match(line)) and match.group(3) not in _DEAD_STATES:
+            comm[int(match.group(1))] = match.group(2)
+    parts = _CMDLINE_HEADER.split(cmdlines)
+    for i in range(1, len(parts) - 1, 2):
+        argv0[int(parts[i])] = parts[i + 1].split("\0", 1)[0].split("\n@", 1)[0]
     return comm, argv0, own
 
 

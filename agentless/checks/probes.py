@@ -7,13 +7,16 @@ and their absence is reported, never installed:
 - ``http``: ``curl``, else ``wget``; with neither the check is UNKNOWN
   ("neither curl nor wget on host").
 - ``tcp``: to a loopback address (``127.0.0.1``, ``localhost``, ``::1``) the probe reads
-  the LISTEN sockets in ``/proc/net/tcp`` and ``/proc/net/tcp6``, which needs no tool at
-  all and makes no connection the service would log. Any other address is connected to
+  the sockets in ``/proc/net/tcp`` and ``/proc/net/tcp6`` (reduced to distinct
+  "local-address state" pairs with ``tr``/``cut``/``sort -u``, so thousands of
+  connections to one port print one line); it needs no tool and makes no connection the
+  service would log. Any other address is connected to
   with ``bash``'s ``/dev/tcp`` (plain ``sh``/dash has none), else ``nc -z``; with
   neither the check is UNKNOWN. Every attempt is bounded by coreutils ``timeout``.
-- ``process``: ``head -v`` prints every ``/proc/<pid>/stat`` (name and state; zombies do
-  not count) and, for names longer than the kernel's 15-character ``comm``, the start of
-  ``cmdline``, all in one process; the parser does the matching.
+- ``process``: ``cut -c1-64`` prints the start of every ``/proc/<pid>/stat`` ("pid
+  (comm) state ..."; zombies do not count) and, for names longer than the kernel's
+  15-character ``comm``, ``head -v`` adds the start of each ``cmdline``; the parser
+  does the matching.
 
 Probes print raw observations with ``@``-prefixed section markers; the pure parsers in
 :mod:`agentless.checks.parsers` turn them into a :class:`~agentless.result.CheckOutcome`.
@@ -79,7 +82,10 @@ def http_command(config: HttpConfig, *, timeout_s: float) -> str:
 
 def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
     if config.host in LOOPBACK_HOSTS:
-        return "echo @proc; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true"
+        return (
+            "echo @proc; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null"
+            " | tr -s ' ' | cut -d ' ' -f 3,5 | sort -u"
+        )
     limit = _inner_timeout(timeout_s)
     return (
         f"h={_arg(config.host)}; p={_arg(config.port)}\n"
@@ -101,10 +107,10 @@ def process_command(config: ProcessConfig) -> str:
     lines = [
         'echo "@self $$ $PPID"',
         "cd /proc || exit 3",
-        "head -v -n 1 -- [0-9]*/stat 2>/dev/null",
+        "cut -c 1-64 -- [0-9]*/stat 2>/dev/null",
     ]
     if len(config.name) > COMM_LEN:
-        lines += ["echo; echo @cmdline", "head -v -c 512 -- [0-9]*/cmdline 2>/dev/null"]
+        lines += ["echo @cmdline", "head -v -c 512 -- [0-9]*/cmdline 2>/dev/null"]
     lines.append("echo; echo @end")
     return "\n".join(lines)
 
