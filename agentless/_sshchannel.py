@@ -12,13 +12,20 @@ time, each framed by a random per-channel token::
 
 The command reads ``/dev/null``, so it cannot swallow the next frame, and runs in its own
 ``sh -c``, so ``exit`` or ``cd`` in it do not affect the shell.
+
+asyncssh sends an SSH_MSG_IGNORE packet before every data packet, each with its own
+``send()``; on Linux the frame is written with ``TCP_CORK`` set so both leave in one TCP
+segment (one wake-up of the server instead of two, about a third of the client's CPU per
+command on loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
+import socket
 import time
 
 import asyncssh
@@ -31,6 +38,19 @@ log = logging.getLogger(__name__)
 
 #: Client-side backstop beyond the remote ``timeout``: KILL delay plus network slack.
 CLIENT_GRACE_S = KILL_AFTER_S + 2.0
+
+
+_CORK: int | None = getattr(socket, "TCP_CORK", None)
+
+
+@functools.lru_cache(maxsize=1024)
+def _frame(command: str, timeout: float, token: bytes) -> bytes:
+    """The bytes written to the shell for one command (probes repeat: cached)."""
+    mark = token.decode()
+    return (
+        f"{remote_command(command, timeout=timeout)}; "
+        f"printf '\\n%s:%d\\n' {mark} $?; printf '\\n%s\\n' {mark} >&2\n"
+    ).encode()
 
 
 class ChannelLost(Exception):
@@ -91,12 +111,26 @@ class ShellChannel(_Collector):
         self._err_marker = b"\n" + self.token + b"\n"
         self._status: int | None = None
         self._out_end = -1
+        self._sock: socket.socket | None = None
 
     @classmethod
     async def open(cls, conn: asyncssh.SSHClientConnection) -> ShellChannel:
         _chan, session = await conn.create_session(cls, "exec /bin/sh", encoding=None)
         assert isinstance(session, ShellChannel)
+        session._sock = conn.get_extra_info("socket") if _CORK is not None else None
         return session
+
+    def _write(self, data: bytes) -> None:
+        assert self.chan is not None
+        sock = self._sock
+        if sock is None or _CORK is None:
+            self.chan.write(data)
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
+        try:
+            self.chan.write(data)
+        finally:
+            sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
 
     def finished(self) -> bool:
         if self._out_end < 0:
@@ -118,15 +152,11 @@ class ShellChannel(_Collector):
         self.err.clear()
         self._out_end = -1
         self._status = None
-        token = self.token.decode()
-        frame = (
-            f"{remote_command(command, timeout=timeout)}; "
-            f"printf '\\n%s:%d\\n' {token} $?; printf '\\n%s\\n' {token} >&2\n"
-        )
+        frame = _frame(command, timeout, self.token)
         loop = asyncio.get_running_loop()
         self.waiter = loop.create_future()
         started = time.monotonic()
-        self.chan.write(frame.encode())
+        self._write(frame)
         try:
             async with asyncio.timeout(timeout + CLIENT_GRACE_S):
                 await self.waiter

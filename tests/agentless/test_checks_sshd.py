@@ -23,8 +23,10 @@ from agentless.checks.config import (
     ProcessConfig,
     TcpConfig,
 )
+from agentless.checks.parsers import parse
+from agentless.checks.probes import probe_command
 from agentless.inventory import Host
-from agentless.result import CheckState
+from agentless.result import CheckOutcome, CheckState
 from agentless.runner import CheckRun, CheckTarget, run_checks
 from agentless.ssh import SshTransport
 
@@ -83,7 +85,37 @@ def test_tcp_port_that_listens_then_closes(
     listener.close()
     runs = run(sshd_fleet, *checks)
     assert states(runs) == [CRITICAL, CRITICAL]
-    assert f"nothing listens on 127.0.0.1:{port}" in runs[0].outcome.message
+    assert f"cannot connect to 127.0.0.1:{port}" in runs[0].outcome.message
+    assert "refused" in runs[0].outcome.message
+
+
+def test_tcp_loopback_without_bash_or_nc_reads_proc(sshd_fleet: Fleet, host: Host) -> None:
+    """With only coreutils on PATH, a loopback port is judged from /proc/net/tcp*."""
+    bare = sshd_fleet.workdir / f"coreutils-only-{secrets.token_hex(3)}"
+    bare.mkdir()
+    bare.chmod(0o755)
+    for tool in ("cat", "tr", "cut", "sort", "timeout"):
+        (bare / tool).symlink_to(f"/usr/bin/{tool}")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    config = TcpConfig(port=sock.getsockname()[1])
+    command = f"PATH={bare}; export PATH\n{probe_command(config, timeout_s=10)}"
+
+    async def probe() -> CheckOutcome:
+        transport = transport_for(sshd_fleet)
+        try:
+            return parse(config, await transport.run(host, command, timeout=10))
+        finally:
+            await transport.aclose()
+
+    try:
+        up = asyncio.run(probe())
+    finally:
+        sock.close()
+    down = asyncio.run(probe())
+    assert (up.state, down.state) == (OK, CRITICAL), (up, down)
+    assert down.message == f"nothing listens on 127.0.0.1:{config.port}"
 
 
 def test_tcp_by_connecting_to_a_non_loopback_name(sshd_fleet: Fleet, host: Host) -> None:

@@ -1,0 +1,260 @@
+"""Benchmark: OpsMap's agentless engine against N real sshd, and Ansible on the same servers.
+
+    python benchmarks/checks_bench.py [--hosts 50] [--cycles 5] [--mode shell|exec|both]
+        [--cold-cmd "opsmap check --repo {repo}"] [--no-ansible]
+
+Starts N OpenSSH servers on loopback (tests/sshd.py; needs root or the current user's own
+login), then:
+
+1. warm: one transport, one untimed cycle to connect, then ``--cycles`` timed cycles of
+   5 checks per host (tcp, process, memory, disk, command): wall time, checks/s and
+   client CPU per check (``time.process_time`` over the warm cycles / checks);
+2. cold: ``--cold-runs`` runs of a new process that imports, connects and runs every check
+   once (default ``python -m agentless.bench_cold {spec}``; ``{spec}`` is a JSON file of
+   the hosts, ``{workdir}`` the fleet directory);
+3. Ansible, when ``ansible-playbook`` is installed (``pip install '.[bench]'``): the same
+   5 probe commands as ``raw`` tasks, forks = N, SSH ControlPersist; one cold run (fresh
+   control sockets), one run to warm, then timed warm runs. Prints the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from sshd import Fleet  # noqa: E402
+
+from agentless.bench_cold import bench_checks, bench_targets  # noqa: E402
+from agentless.checks.probes import probe_command  # noqa: E402
+from agentless.inventory import Host  # noqa: E402
+from agentless.result import CheckState  # noqa: E402
+from agentless.runner import run_checks  # noqa: E402
+from agentless.ssh import Mode, SshSettings, SshTransport  # noqa: E402
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def warm_cycles(
+    settings: SshSettings, hosts: Sequence[Host], *, mode: Mode, cycles: int
+) -> dict[str, float]:
+    targets = bench_targets(hosts)
+    transport = SshTransport(settings, mode=mode)
+    try:
+        first = await run_checks(targets, transport=transport)
+        not_ok = [r for r in first if r.outcome.state is not CheckState.OK]
+        if not_ok:
+            raise SystemExit(f"warm-up: {len(not_ok)} checks not OK, e.g. {not_ok[0]}")
+        walls = []
+        cpu0 = time.process_time()
+        for _ in range(cycles):
+            t0 = time.perf_counter()
+            runs = await run_checks(targets, transport=transport)
+            walls.append(time.perf_counter() - t0)
+            bad = sum(r.outcome.state is not CheckState.OK for r in runs)
+            if bad:
+                raise SystemExit(f"{bad} checks not OK in a warm cycle")
+        cpu = time.process_time() - cpu0
+        connects = sum(transport.connections_opened(h) for h in hosts)
+    finally:
+        await transport.aclose()
+    checks = len(targets) * cycles
+    return {
+        "cycle_s": statistics.median(walls),
+        "checks_per_s": checks / sum(walls),
+        "cpu_ms_per_check": 1000 * cpu / checks,
+        "connects": connects,
+    }
+
+
+def write_spec(fleet: Fleet, hosts: Sequence[Host]) -> Path:
+    spec = {
+        "base_dir": str(fleet.workdir),
+        "client_keys": [str(fleet.client_key)],
+        "hosts": [
+            {
+                "name": h.name,
+                "address": h.address,
+                "port": h.port,
+                "user": h.user,
+                "known_hosts": h.known_hosts,
+            }
+            for h in hosts
+        ],
+    }
+    path = fleet.workdir / "bench_spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def timed(cmd: Sequence[str], *, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and children CPU seconds of one run; fails loudly on a non-zero exit."""
+    cpu0 = children_cpu_s()
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"{shlex.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return wall, children_cpu_s() - cpu0
+
+
+class Ansible:
+    """The same five probes as an Ansible playbook of ``raw`` tasks against the fleet."""
+
+    def __init__(self, fleet: Fleet, hosts: Sequence[Host], *, strategy: str) -> None:
+        self.dir = fleet.workdir / "ansible"
+        self.dir.mkdir(exist_ok=True)
+        self.control = Path(tempfile.mkdtemp(prefix="cp-", dir="/tmp"))
+        inventory = ["[fleet]"] + [
+            f"{h.name} ansible_host={h.address} ansible_port={h.port} ansible_user={h.user}"
+            for h in hosts
+        ]
+        (self.dir / "inventory.ini").write_text("\n".join(inventory) + "\n")
+        tasks = []
+        for check_type, config in bench_checks(hosts[0]):
+            command = probe_command(config, timeout_s=20.0)
+            if check_type == "tcp":  # each host checks its own port, as the engine does
+                command = command.replace("\n", "; ") if False else command
+            tasks.append(
+                {"name": check_type, "ansible.builtin.raw": command, "changed_when": False}
+            )
+        play = [{"hosts": "fleet", "gather_facts": False, "strategy": strategy, "tasks": tasks}]
+        (self.dir / "playbook.yml").write_text(json.dumps(play))
+        ssh_args = (
+            f"-o ControlMaster=auto -o ControlPersist=120s -o IdentitiesOnly=yes "
+            f"-o UserKnownHostsFile={fleet.known_hosts} -o StrictHostKeyChecking=yes"
+        )
+        (self.dir / "ansible.cfg").write_text(
+            "[defaults]\n"
+            f"forks = {len(hosts)}\n"
+            "host_key_checking = True\n"
+            "gathering = explicit\n"
+            f"private_key_file = {fleet.client_key}\n"
+            "interpreter_python = auto_silent\n"
+            "[ssh_connection]\n"
+            f"ssh_args = {ssh_args}\n"
+            f"control_path = {self.control}/%%(hash)s\n"
+            "pipelining = True\n"
+        )
+        self.env = {**os.environ, "ANSIBLE_CONFIG": str(self.dir / "ansible.cfg")}
+        self.hosts = hosts
+
+    def command(self) -> list[str]:
+        return [
+            "ansible-playbook",
+            "-i",
+            str(self.dir / "inventory.ini"),
+            str(self.dir / "playbook.yml"),
+        ]
+
+    def run(self) -> tuple[float, float]:
+        return timed(self.command(), env=self.env)
+
+    def close(self) -> None:
+        for sock in self.control.iterdir():
+            subprocess.run(
+                ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"],
+                capture_output=True,
+                check=False,
+            )
+        shutil.rmtree(self.control, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--mode", choices=["shell", "exec", "both"], default="both")
+    parser.add_argument(
+        "--cold-cmd", default=f"{shlex.quote(sys.executable)} -m agentless.bench_cold {{spec}}"
+    )
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--no-ansible", action="store_true")
+    parser.add_argument("--ansible-runs", type=int, default=2)
+    parser.add_argument("--ansible-strategy", default="linear")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="opsmap-bench-"))
+    fleet = Fleet(workdir)
+    ansible: Ansible | None = None
+    try:
+        t0 = time.perf_counter()
+        servers = fleet.start(args.hosts)
+        hosts = [fleet.host(s, connect_timeout_s=10.0, login_timeout_s=30.0) for s in servers]
+        checks = 5 * len(hosts)
+        print(
+            f"{len(servers)} sshd started in {time.perf_counter() - t0:.1f}s; {checks} checks per cycle"
+        )
+        settings = SshSettings(
+            base_dir=workdir, client_keys=[str(fleet.client_key)], use_agent=False
+        )
+
+        modes: list[Mode] = ["shell", "exec"] if args.mode == "both" else [args.mode]
+        warm: dict[str, dict[str, float]] = {}
+        for mode in modes:
+            warm[mode] = asyncio.run(warm_cycles(settings, hosts, mode=mode, cycles=args.cycles))
+            w = warm[mode]
+            print(
+                f"warm {mode:5}: cycle {w['cycle_s'] * 1000:7.1f} ms  {w['checks_per_s']:8.0f} checks/s  "
+                f"client CPU {w['cpu_ms_per_check']:.3f} ms/check  ({w['connects']:.0f} connections)"
+            )
+
+        spec = write_spec(fleet, hosts)
+        cold_cmd = shlex.split(args.cold_cmd.format(spec=spec, workdir=workdir))
+        colds = [timed(cold_cmd) for _ in range(args.cold_runs)]
+        cold_wall = statistics.median(w for w, _ in colds)
+        cold_cpu = statistics.median(c for _, c in colds)
+        print(
+            f"cold       : {cold_wall:.2f} s wall, {cold_cpu:.2f} s CPU  ({shlex.join(cold_cmd)})"
+        )
+
+        if args.no_ansible or shutil.which("ansible-playbook") is None:
+            print("ansible    : skipped (pip install '.[bench]' to compare)")
+            return 0
+        ansible = Ansible(fleet, hosts, strategy=args.ansible_strategy)
+        a_cold_wall, a_cold_cpu = ansible.run()
+        ansible.run()
+        a_runs = [ansible.run() for _ in range(args.ansible_runs)]
+        a_warm_wall = statistics.median(w for w, _ in a_runs)
+        a_warm_cpu = statistics.median(c for _, c in a_runs)
+        print(
+            f"ansible    : warm {a_warm_wall:.2f} s ({1000 * a_warm_cpu / checks:.2f} ms CPU/check), "
+            f"cold {a_cold_wall:.2f} s, forks {len(hosts)}, strategy {args.ansible_strategy}"
+        )
+        best = min(warm.values(), key=lambda w: w["cycle_s"])
+        print(
+            f"ratio      : warm {a_warm_wall / best['cycle_s']:.0f}x faster than Ansible (goal ≥ 20x), "
+            f"cold {a_cold_wall / cold_wall:.1f}x (goal ≥ 5x), "
+            f"client CPU {best['cpu_ms_per_check']:.3f} ms/check (goal ≤ 0.3)"
+        )
+    finally:
+        if ansible is not None:
+            ansible.close()
+        fleet.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
