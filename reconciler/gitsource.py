@@ -1,0 +1,264 @@
+"""Following the tracked branch of a map repo through a mirror of our own.
+
+:class:`GitSource` keeps a bare mirror of one branch under its ``cache_dir`` (the user's
+checkout is never touched), asks the remote for the branch head before fetching so an
+unchanged remote costs one ``ls-remote``, and reads commits from the mirror without a
+checkout: the OpsMap files of a tree (:meth:`GitSource.files_at`), the first-parent
+history between two heads with the request files each commit added, and who added a file.
+
+It is synchronous (gitpython is); the reconciler calls it through ``asyncio.to_thread``.
+A lock makes every call safe from any thread, one at a time. Every git command has a
+timeout, never prompts, and for SSH never accepts an unknown host key.
+
+Errors (see :mod:`reconciler.git.errors`): :class:`GitSourceError`, and under it
+:class:`RemoteUnreachable` (retry at the next poll) and :class:`UnknownCommit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from reconciler.git.errors import GitSourceError, RemoteUnreachable, UnknownCommit, mask_secrets
+from reconciler.git.history import Commit, Person, added_requests, read_commit, read_commits
+from reconciler.git.runner import GitRunner
+from reconciler.git.watch import is_local, local_path, watch_local
+from reconciler.model.common import CommitSha
+from reconciler.repo import FOLDER_KINDS, SETTINGS_FILE, RepoFile, kind_of
+
+__all__ = [
+    "Commit",
+    "CommitSha",
+    "FetchResult",
+    "GitSource",
+    "GitSourceError",
+    "Person",
+    "RemoteUnreachable",
+    "UnknownCommit",
+    "is_local",
+    "watch_local",
+]
+
+log = logging.getLogger(__name__)
+
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_BRANCH = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<![./])(?<!\.lock)")
+_BLOB_MODES = {"100644", "100755"}
+_FOLDER_ORDER = {folder: index for index, folder in enumerate(FOLDER_KINDS, start=1)}
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """The branch head after a fetch; ``forced`` when it is not a descendant of the last."""
+
+    head: CommitSha
+    changed: bool
+    forced: bool
+
+
+class GitSource:
+    """One branch of one remote (URL or local path), mirrored under ``cache_dir``."""
+
+    def __init__(
+        self, url: str, *, branch: str = "main", cache_dir: Path, timeout_s: float = 60
+    ) -> None:
+        if url.startswith("-"):
+            raise ValueError(f"not a repository URL: {url!r}")
+        if not _BRANCH.fullmatch(branch):
+            raise ValueError(f"not a branch name: {branch!r}")
+        path = local_path(url)
+        self.url = str(path.resolve()) if path is not None and "://" not in url else url
+        self.branch = branch
+        self.ref = f"refs/heads/{branch}"
+        self.display = mask_secrets(self.url)
+        digest = hashlib.sha256(f"{self.display}\n{branch}".encode()).hexdigest()[:16]
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", PurePosixPath(self.display).name)
+        self.mirror = Path(cache_dir) / f"{name.removesuffix('.git') or 'repo'}-{digest}.git"
+        self._runner = GitRunner(remote=self.display, timeout_s=timeout_s)
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"GitSource({self.display!r}, branch={self.branch!r})"
+
+    def remote_head(self) -> CommitSha | None:
+        """The branch head on the remote (one ``ls-remote``); None if it has no such branch."""
+        with self._lock:
+            _, out = self._run("ls-remote", "--", self.url, self.ref, in_mirror=False, network=True)
+        for line in out.decode("ascii", "replace").splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref == self.ref:
+                return CommitSha(sha)
+        return None
+
+    def local_head(self) -> CommitSha | None:
+        """The branch head in the mirror (as of the last fetch); None before the first."""
+        with self._lock:
+            if not self._exists():
+                return None
+            status, out = self._run(
+                "rev-parse", "--verify", "--quiet", f"{self.ref}^{{commit}}", ok=(0, 1)
+            )
+        return CommitSha(out.decode().strip()) if status == 0 else None
+
+    def fetch(self) -> FetchResult:
+        """Bring the mirror to the remote's head; fetch only if the heads differ."""
+        with self._lock:
+            self._ensure_mirror()
+            remote = self.remote_head()
+            if remote is None:
+                raise RemoteUnreachable(self.display, f"no branch {self.branch!r} on the remote")
+            old = self.local_head()
+            if remote == old:
+                return FetchResult(head=old, changed=False, forced=False)
+            refspec = f"+{self.ref}:{self.ref}"
+            self._run("fetch", "--quiet", "--no-tags", "--", self.url, refspec, network=True)
+            new = self.local_head()
+            if new is None:
+                raise GitSourceError(self.display, f"fetch left no {self.ref} in the mirror")
+            forced = old is not None and new != old and not self.is_ancestor(old, new)
+            if forced:
+                log.warning("%s: branch %s was force-pushed: %s -> %s", self, self.branch, old, new)
+            return FetchResult(head=new, changed=new != old, forced=forced)
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        """Whether ``old`` is ``new`` or one of its ancestors."""
+        with self._lock:
+            old_sha, new_sha = self._commit(old), self._commit(new)
+            status, _ = self._run("merge-base", "--is-ancestor", old_sha, new_sha, ok=(0, 1))
+        return status == 0
+
+    def files_at(self, sha: str) -> list[RepoFile]:
+        """The OpsMap files of ``sha``'s tree, in :func:`reconciler.repo.read_tree`'s order.
+
+        Blobs are read when a file's ``read`` is called. Symlinks and submodules are left
+        out: a revision is the content of its own tree.
+        """
+        with self._lock:
+            commit = self._commit(sha)
+            _, out = self._run("ls-tree", "-r", "-z", "--full-tree", "-l", commit, "--")
+        files = []
+        for entry in out.decode("utf-8", "surrogateescape").split("\0"):
+            meta, tab, path = entry.partition("\t")
+            if not tab:
+                continue
+            mode, kind, blob, size = meta.split()
+            file_kind = kind_of(path)
+            if file_kind is None or kind != "blob" or mode not in _BLOB_MODES:
+                continue
+            files.append(RepoFile(path, file_kind, self._reader(blob), int(size), path))
+        return sorted(files, key=lambda f: _tree_order(f.path))
+
+    def first_parent_path(self, old: str | None, new: str) -> list[Commit]:
+        """The commits of ``new``'s first-parent chain after ``old``, oldest first.
+
+        Each carries the request files it added. With ``old`` None, the whole chain. If
+        ``old`` is not an ancestor of ``new`` (a force-push), the chain after their merge
+        base (the whole chain if they share no history).
+        """
+        with self._lock:
+            new_sha = self._commit(new)
+            revs: list[str] = [new_sha]
+            if old is not None:
+                base = self._merge_base(self._commit(old), new_sha)
+                revs += [f"^{base}"] if base else []
+            commits = read_commits(self._run, revs, first_parent=True)
+            added = added_requests(self._run, revs)
+        return [replace(c, added_requests=added.get(c.sha, ())) for c in commits]
+
+    def commit_added_file(self, path: str, *, within: str) -> Commit | None:
+        """The commit that added ``path`` as brought in by ``within``; None if it did not.
+
+        For a merge, the newest commit of the merged branch that added the file (or the
+        merge itself if the file appeared only there); for any other commit, that commit.
+        """
+        with self._lock:
+            sha = self._commit(within)
+            commit = read_commit(self._run, sha)
+            first = commit.first_parent
+            revs = [sha, f"^{first}"] if first else [sha]
+            _, out = self._run(
+                "log", "--no-renames", "--diff-filter=A", "-z", "--format=%H", *revs, "--", path
+            )
+            found = out.decode("ascii", "replace").split("\0")[0].strip()
+            if not found and commit.is_merge and path in self._added_by_merge(commit):
+                found = sha
+            return read_commit(self._run, found) if found else None
+
+    def _added_by_merge(self, merge: Commit) -> set[str]:
+        first = merge.first_parent or ""
+        _, out = self._run(
+            "diff-tree", "-r", "-z", "--no-renames", "--diff-filter=A", "--name-only",
+            first, merge.sha, "--",
+        )  # fmt: skip
+        return set(out.decode("utf-8", "surrogateescape").split("\0")) - {""}
+
+    def _merge_base(self, old: CommitSha, new: CommitSha) -> CommitSha | None:
+        status, out = self._run("merge-base", old, new, ok=(0, 1))
+        return CommitSha(out.decode().strip()) if status == 0 else None
+
+    def _commit(self, rev: str) -> CommitSha:
+        """``rev`` (a full SHA) checked to name a commit of the mirror."""
+        if not _SHA.fullmatch(rev):
+            raise UnknownCommit(self.display, f"not a full commit SHA: {rev[:80]!r}")
+        if not self._exists():
+            raise UnknownCommit(self.display, f"{rev}: nothing fetched yet")
+        status, _ = self._run("cat-file", "-e", f"{rev}^{{commit}}", ok=(0, 1, 128))
+        if status != 0:
+            raise UnknownCommit(self.display, f"{rev}: no such commit in the mirror")
+        return CommitSha(rev)
+
+    def _reader(self, blob: str) -> Callable[[], bytes]:
+        def read() -> bytes:
+            with self._lock:
+                return self._run("cat-file", "blob", blob)[1]
+
+        return read
+
+    def _exists(self) -> bool:
+        return (self.mirror / "HEAD").is_file()
+
+    def _ensure_mirror(self) -> None:
+        """Create the bare mirror (atomically, by renaming a finished one into place)."""
+        if self._exists():
+            return
+        self.mirror.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.mirror.with_name(f"{self.mirror.name}.new-{os.getpid()}")
+        shutil.rmtree(scratch, ignore_errors=True)
+        self._run("init", "--quiet", "--bare", "--", str(scratch), in_mirror=False)
+        # No auto gc: a force-pushed head stays readable, for the history after it.
+        config = str(scratch / "config")
+        for key, value in (("gc.auto", "0"), ("core.logAllRefUpdates", "always")):
+            self._run("config", "--file", config, key, value, in_mirror=False)
+        try:
+            scratch.rename(self.mirror)
+        except OSError:
+            shutil.rmtree(scratch, ignore_errors=True)
+            if not self._exists():
+                raise
+        log.info("%s: mirror created at %s", self, self.mirror)
+
+    def _run(
+        self,
+        *args: str,
+        in_mirror: bool = True,
+        ok: tuple[int, ...] = (0,),
+        network: bool = False,
+    ) -> tuple[int, bytes]:
+        """Every git command of this class goes through here (tests count them)."""
+        git_dir = self.mirror if in_mirror else None
+        return self._runner.run(*args, git_dir=git_dir, ok=ok, network=network)
+
+
+def _tree_order(path: str) -> tuple[object, ...]:
+    """Sort key of ``read_tree``: settings, then folders in order, files before subfolders."""
+    if path in (SETTINGS_FILE, "opsmap.yml"):
+        return (0, path)
+    *folders, name = PurePosixPath(path).parts
+    return (_FOLDER_ORDER.get(folders[0], 99), *((1, d) for d in folders[1:]), (0, name))
