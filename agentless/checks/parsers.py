@@ -217,14 +217,26 @@ def _matches(name: str, comm: str | None, argv0: str | None) -> bool:
     return len(name) > COMM_LEN and comm == name[:COMM_LEN] and argv0 is None
 
 
-def parse_process(config: ProcessConfig, result: CommandResult) -> CheckOutcome:
-    if "@end" not in result.stdout:
-        return _failed("listing /proc", result)
-    comm, argv0, own = _process_names(result.stdout)
-    if not comm:
-        return _failed("listing /proc", result)
-    pids = set(comm) - own
-    count = sum(1 for pid in pids if _matches(config.name, comm.get(pid), argv0.get(pid)))
+def _count_comm(stdout: str, name: str) -> int | None:
+    """Live processes whose comm is ``name`` in "pid (comm) state" lines (None: no lines).
+
+    A substring scan rather than a parse of every line: the listing holds every process
+    of the host, the match only a few.
+    """
+    if _STAT.match(stdout) is None:
+        return None
+    needle = f" ({name}) "
+    count, at = 0, stdout.find(needle)
+    while at >= 0:
+        line_start = stdout.rfind("\n", 0, at) + 1
+        state = stdout[at + len(needle) : at + len(needle) + 1]
+        if stdout[line_start:at].isdigit() and state and state not in _DEAD_STATES:
+            count += 1
+        at = stdout.find(needle, at + len(needle))
+    return count
+
+
+def _process_outcome(config: ProcessConfig, count: int) -> CheckOutcome:
     bounds = f"min {config.min_count}" + (
         f", max {config.max_count}" if config.max_count is not None else ""
     )
@@ -232,6 +244,23 @@ def parse_process(config: ProcessConfig, result: CommandResult) -> CheckOutcome:
     if count < config.min_count or (config.max_count is not None and count > config.max_count):
         return CheckOutcome(CRITICAL, f"{message} ({bounds})", float(count))
     return CheckOutcome(OK, message, float(count))
+
+
+def parse_process(config: ProcessConfig, result: CommandResult) -> CheckOutcome:
+    """``cut`` may exit 1 when a process ends while it reads: the listing still counts."""
+    if not result.stdout.startswith("@self "):
+        count = _count_comm(result.stdout, config.name)
+        if count is None:
+            return _failed("listing /proc", result)
+        return _process_outcome(config, count)
+    if "@end" not in result.stdout:
+        return _failed("listing /proc", result)
+    comm, argv0, own = _process_names(result.stdout)
+    if not comm:
+        return _failed("listing /proc", result)
+    pids = set(comm) - own
+    count = sum(1 for pid in pids if _matches(config.name, comm.get(pid), argv0.get(pid)))
+    return _process_outcome(config, count)
 
 
 # -- native:memory, native:cpu, native:disk_space -----------------------------------------

@@ -13,7 +13,7 @@ and their absence is reported, never installed:
   pairs with ``tr``/``cut``/``sort -u``); any other address is UNKNOWN. /proc is not the
   first choice because the kernel walks its whole socket hash to print those files:
   about 13 ms of system CPU per read on the benchmark machine, against ~1 ms for bash.
-- ``process``: ``cut -c1-64`` prints the start of every ``/proc/<pid>/stat`` ("pid
+- ``process``: ``cut -c1-32`` prints the start of every ``/proc/<pid>/stat`` ("pid
   (comm) state ..."; zombies do not count) and, for names longer than the kernel's
   15-character ``comm``, ``head -v`` adds the start of each ``cmdline``; the parser
   does the matching.
@@ -108,7 +108,7 @@ def process_command(config: ProcessConfig) -> str:
     lines = [
         'echo "@self $$ $PPID"',
         "cd /proc || exit 3",
-        "cut -c 1-64 -- [0-9]*/stat 2>/dev/null",
+        "cut -c 1-32 -- [0-9]*/stat 2>/dev/null",
     ]
     if len(config.name) > COMM_LEN:
         lines += ["echo @cmdline", "head -v -c 512 -- [0-9]*/cmdline 2>/dev/null"]
