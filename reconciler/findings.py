@@ -75,7 +75,7 @@ def format_github(findings: Sequence[Finding]) -> str:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split("\n"))
+    return " ".join(message.splitlines())
 
 
 def _gh_data(value: str) -> str:

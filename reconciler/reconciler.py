@@ -39,8 +39,11 @@ SNAPSHOT_TIMEOUT_S = 10.0
 
 
 class FetchOutcome(Protocol):
-    head: str
-    changed: bool
+    @property
+    def head(self) -> str: ...
+
+    @property
+    def changed(self) -> bool: ...
 
 
 class RepoSource(Protocol):

@@ -16,9 +16,17 @@ from pydantic import BaseModel, ValidationError
 
 from agentless.inventory import Host, InventoryFile, resolve_hosts
 from reconciler.findings import Finding, Location, Severity
+from reconciler.forkparse import parse_all
 from reconciler.model import Map, PolicyFile, Request, Settings
 from reconciler.model.explain import explain
-from reconciler.source import MAX_FILE_BYTES, YamlDocument, YamlError, parse_yaml
+from reconciler.source import (
+    MAX_FILE_BYTES,
+    DocumentParts,
+    YamlDocument,
+    YamlError,
+    bulk_loading,
+    parse_yaml_parts,
+)
 
 Kind = Literal["map", "policy", "inventory", "request", "settings"]
 FOLDER_KINDS: dict[str, Kind] = {
@@ -67,6 +75,8 @@ class MapRepo:
     settings: Loaded[Settings] | None = None
     findings: list[Finding] = field(default_factory=list)
     broken_files: set[str] = field(default_factory=set)
+    unloaded_maps: set[str] = field(default_factory=set)
+    """Names of maps whose file has errors: references to them are not reported again."""
 
     @property
     def hosts(self) -> list[Host]:
@@ -121,54 +131,63 @@ _MODELS: dict[Kind, type[BaseModel]] = {
 }
 
 
-def load_repo(files: Iterable[RepoFile]) -> MapRepo:
-    """Parse and validate every file; a broken file is reported and left out."""
+def load_repo(files: Iterable[RepoFile], *, parallel: bool = False) -> MapRepo:
+    """Parse and validate every file; a broken file is reported and left out.
+
+    With ``parallel``, a large repo is parsed on two processes (for short-lived,
+    single-threaded commands; see :mod:`reconciler.forkparse`).
+    """
+    files = list(files)
     repo = MapRepo()
-    for file in files:
-        loaded = _load_file(file, repo)
-        if loaded is None:
-            repo.broken_files.add(file.path)
-            continue
-        if file.kind == "map":
-            repo.maps.append(loaded)  # type: ignore[arg-type]
-        elif file.kind == "policy":
-            repo.policies.append(loaded)  # type: ignore[arg-type]
-        elif file.kind == "inventory":
-            repo.inventories.append(loaded)  # type: ignore[arg-type]
-        elif file.kind == "request":
-            repo.requests.append(loaded)  # type: ignore[arg-type]
+    with bulk_loading():
+        if parallel:
+            sizes = [file.size or 0 for file in files]
+            parsed = parse_all(files, _parse_file, sizes=sizes)
         else:
-            repo.settings = loaded  # type: ignore[assignment]
+            parsed = [_parse_file(file) for file in files]
+        for file, result in zip(files, parsed, strict=True):
+            if isinstance(result, Finding):
+                repo.findings.append(result)
+                repo.broken_files.add(file.path)
+            else:
+                _add_model(repo, file, YamlDocument.from_parts(file.shown, *result))
     return repo
 
 
-def _load_file(file: RepoFile, repo: MapRepo) -> Loaded[BaseModel] | None:
+def _parse_file(file: RepoFile) -> DocumentParts | Finding:
+    """A file's parsed parts, or the finding that says why it cannot be read."""
     if file.size is not None and file.size > MAX_FILE_BYTES:
         size = f"{file.size / 1048576:.1f} MiB"
-        repo.findings.append(
-            Finding(
-                Location(file.shown),
-                Severity.ERROR,
-                "file-too-large",
-                f"file is {size}, over the {MAX_FILE_BYTES // 1048576} MiB limit",
-            )
-        )
-        return None
+        limit = f"{MAX_FILE_BYTES // 1048576} MiB"
+        message = f"file is {size}, over the {limit} limit"
+        return Finding(Location(file.shown), Severity.ERROR, "file-too-large", message)
     try:
-        doc = parse_yaml(file.read(), file.shown)
+        return parse_yaml_parts(file.read(), file.shown)
     except YamlError as exc:
-        repo.findings.append(Finding(exc.location, Severity.ERROR, exc.code, exc.message))
-        return None
+        return Finding(exc.location, Severity.ERROR, exc.code, exc.message)
     except OSError as exc:
-        repo.findings.append(
-            Finding(
-                Location(file.shown), Severity.ERROR, "unreadable", f"cannot read: {exc.strerror}"
-            )
-        )
-        return None
+        message = f"cannot read: {exc.strerror or exc}"
+        return Finding(Location(file.shown), Severity.ERROR, "unreadable", message)
+
+
+def _add_model(repo: MapRepo, file: RepoFile, doc: YamlDocument) -> None:
     try:
         model = _MODELS[file.kind].model_validate(doc.data)
     except ValidationError as exc:
         repo.findings.extend(explain(exc, doc))
-        return None
-    return Loaded(model, doc)
+        repo.broken_files.add(file.path)
+        name = doc.data.get("name")
+        if file.kind == "map" and isinstance(name, str):
+            repo.unloaded_maps.add(name)
+        return
+    loaded = Loaded(model, doc)
+    if file.kind == "map":
+        repo.maps.append(loaded)  # type: ignore[arg-type]
+    elif file.kind == "policy":
+        repo.policies.append(loaded)  # type: ignore[arg-type]
+    elif file.kind == "inventory":
+        repo.inventories.append(loaded)  # type: ignore[arg-type]
+    elif file.kind == "request":
+        repo.requests.append(loaded)  # type: ignore[arg-type]
+    else:
+        repo.settings = loaded  # type: ignore[assignment]

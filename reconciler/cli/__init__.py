@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -12,6 +13,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SUBCOMMANDS = {
     "validate": ("reconciler.cli.validate", "check a map repo: schemas, references, dependencies"),
     "check": ("reconciler.cli.check", "run every selected check once and print the results"),
+    "run": (
+        "reconciler.cli.run",
+        "run the reconciler: follow the map repo, run checks, serve metrics",
+    ),
 }
 
 
@@ -31,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``opsmap`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.command != "run":
+        # Short-lived commands build large acyclic structures (parsed YAML): the cyclic
+        # collector would rescan them again and again for nothing.
+        gc.disable()
     try:
         code: int = importlib.import_module(args.module).run(args)
     except KeyboardInterrupt:

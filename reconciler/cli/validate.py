@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
 from reconciler.findings import Finding, Severity, format_github, format_json, format_text
-from reconciler.repo import FOLDER_KINDS, SETTINGS_FILE, Kind, RepoFile, load_repo, read_tree
+from reconciler.repo import (
+    FOLDER_KINDS,
+    SETTINGS_FILE,
+    YAML_SUFFIXES,
+    Kind,
+    RepoFile,
+    load_repo,
+    read_tree,
+)
 from reconciler.rules import check_repo
 
 FORMATTERS = {"text": format_text, "json": format_json, "github": format_github}
@@ -32,11 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Target:
-    """A repo to load, and which of its files to report on (every file when empty)."""
+    """A repo to load, and which of its files to report on."""
 
     root: Path | None
-    only: set[str] = field(default_factory=set)
-    extra: list[RepoFile] = field(default_factory=list)
+    whole: bool = False
+    """Report on every file (the repo itself was named)."""
+    named: dict[str, tuple[Path, Kind]] = field(default_factory=dict)
+    """Files named on the command line, by the path shown for them."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,14 +55,13 @@ def run(args: argparse.Namespace) -> int:
         if not path.exists():
             return usage_error(f"{given}: no such file or directory")
         if path.is_dir():
-            targets.setdefault(path.resolve(), Target(path.resolve()))
+            targets.setdefault(path.resolve(), Target(path.resolve())).whole = True
             continue
+        if path.suffix not in YAML_SUFFIXES:
+            return usage_error(f"{given}: not a .yaml or .yml file: OpsMap reads no other")
         root, kind = locate_file(path)
         target = targets.setdefault(root, Target(root))
-        shown = os.path.relpath(path)
-        target.only.add(shown)
-        if kind == "map-elsewhere":
-            target.extra.append(RepoFile(shown, "map", path.read_bytes, path.stat().st_size, shown))
+        target.named[os.path.normpath(os.path.relpath(path))] = (path, kind)
     findings: list[Finding] = []
     for target in targets.values():
         findings.extend(validate_target(target, strict=args.strict))
@@ -67,19 +75,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def validate_target(target: Target, *, strict: bool) -> list[Finding]:
-    files: Iterable[RepoFile] = []
+    files: list[RepoFile] = []
     if target.root is not None:
         display = os.path.relpath(target.root)
-        files = read_tree(target.root, display_root="" if display == "." else display)
-    repo = load_repo([*files, *target.extra])
+        files = list(read_tree(target.root, display_root="" if display == "." else display))
+    found = {os.path.normpath(f.shown) for f in files}
+    for shown, (path, kind) in target.named.items():
+        if shown not in found:  # outside the repo's folders, or in one read_tree skips
+            files.append(RepoFile(shown, kind, path.read_bytes, path.stat().st_size, shown))
+    repo = load_repo(files, parallel=True)
     findings = check_repo(repo, strict=strict)
-    if target.only:
-        only = {os.path.normpath(p) for p in target.only}
-        findings = [f for f in findings if os.path.normpath(f.location.file) in only]
+    if target.named and not target.whole:
+        findings = [f for f in findings if os.path.normpath(f.location.file) in target.named]
     return findings
 
 
-def locate_file(path: Path) -> tuple[Path | None, Kind | str]:
+def locate_file(path: Path) -> tuple[Path | None, Kind]:
     """The repo root a file belongs to, and how to read it.
 
     A file under ``maps/``, ``policies/``, ``inventory/`` or ``requests/`` belongs to the
@@ -96,5 +107,5 @@ def locate_file(path: Path) -> tuple[Path | None, Kind | str]:
             return ancestor.parent, kind
     for ancestor in resolved.parents:
         if (ancestor / SETTINGS_FILE).is_file() or (ancestor / "maps").is_dir():
-            return ancestor, "map-elsewhere"
-    return None, "map-elsewhere"
+            return ancestor, "map"
+    return None, "map"

@@ -21,20 +21,38 @@ _ID_FIELDS = {"id", "name", "dependencies", "component", "action", "map", "maps"
 def explain(exc: ValidationError, doc: YamlDocument) -> Iterator[Finding]:
     """One finding per error of ``exc``, at the node of ``doc`` it concerns."""
     for error in exc.errors(include_url=False):
-        path = doc.data_path(error["loc"])
-        code, message = _describe(error, path)
+        loc = _without_union_tags(error["loc"])
+        path = doc.data_path(loc)
+        code, message = _describe(error, loc, path, doc)
+        if code == "unknown-check-type":
+            path = (*path, "type")
         yield Finding(doc.locate(path), Severity.ERROR, code, message)
 
 
-def _describe(error: ErrorDetails, path: tuple[str | int, ...]) -> tuple[str, str]:
+def _without_union_tags(loc: tuple[str | int, ...]) -> list[str | int]:
+    """``loc`` less the check-type tags pydantic inserts after a check (``…, 3, 'tcp', …``)."""
+    kept: list[str | int] = []
+    for i, part in enumerate(loc):
+        after_check = i >= 2 and isinstance(loc[i - 1], int) and loc[i - 2] == "checks"
+        after_completion = i >= 1 and loc[i - 1] == "completion_check"
+        if (after_check or after_completion) and part in CONFIG_MODELS:
+            continue
+        kept.append(part)
+    return kept
+
+
+def _describe(
+    error: ErrorDetails, loc: list[str | int], path: tuple[str | int, ...], doc: YamlDocument
+) -> tuple[str, str]:
     kind = error["type"]
-    loc = [part for part in error["loc"] if isinstance(part, str | int)]
-    field = next((p for p in reversed(loc) if isinstance(p, str) and p not in CONFIG_MODELS), "")
+    field = next((p for p in reversed(loc) if isinstance(p, str)), "")
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     value = error.get("input")
-    where = _where(path)
+    # the node the message is about: the key's parent when the key is in ``path``
+    where = _where(path[:-1] if path and path[-1] == field else path)
     if kind == "extra_forbidden":
-        return "unknown-key", f"unknown key '{field}'{_did_you_mean(field)}{where}"
+        siblings = _keys_at(doc, path[:-1])
+        return "unknown-key", f"unknown key '{field}'{_did_you_mean(field, siblings)}{where}"
     if kind == "missing":
         return "missing-key", f"missing required key '{field}'{where}"
     if kind == "union_tag_invalid":
@@ -44,7 +62,7 @@ def _describe(error: ErrorDetails, path: tuple[str | int, ...]) -> tuple[str, st
             f"unknown check type {ctx.get('tag')!r} (known types: {expected})",
         )
     if kind == "union_tag_not_found":
-        return "missing-key", f"missing required key 'type'{where}"
+        return "missing-key", f"missing required key 'type'{_where(path)}"
     if kind == "literal_error":
         noun = {"role": "role", "allow": "verb", "deny": "verb", "transport": "transport"}
         name = noun.get(field) or noun.get(str(loc[-2]) if len(loc) > 1 else "", "value")
@@ -55,37 +73,48 @@ def _describe(error: ErrorDetails, path: tuple[str | int, ...]) -> tuple[str, st
             f"unknown {name} {value!r} (expected {ctx.get('expected')}){where}",
         )
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == IDENTIFIER_PATTERN:
-        return "bad-id", f"{field} {value!r} is not a valid id: use {IDENTIFIER_RULE}"
+        return "bad-id", f"{field} {value!r} is not a valid id: use {IDENTIFIER_RULE}{where}"
     if kind in {"greater_than", "greater_than_equal"} and field.endswith("_secs"):
         return "not-positive", f"'{field}' must be positive, got {value!r}{where}"
     if field == "port" and kind in {"less_than_equal", "greater_than_equal"}:
         return "bad-port", f"port {value!r} is out of range 1-65535{where}"
+    code = "bad-check-config" if "config" in loc else "invalid-value"
     if kind in {"value_error", "assertion_error"}:
         text = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        code = "bad-check-config" if "config" in loc else "invalid-value"
         return code, text + where
-    code = "bad-check-config" if "config" in loc else "invalid-value"
     subject = f"'{field}'" if field else "value"
     return code, f"{subject}: {error['msg'][0].lower()}{error['msg'][1:]}{where}"
 
 
 def _where(path: tuple[str | int, ...]) -> str:
     """A short reminder of the node, e.g. ' (in components[2].checks[0])'."""
-    if len(path) < 2:
+    if not path:
         return ""
     text = ""
-    for part in path[:-1] if isinstance(path[-1], str) else path:
+    for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return f" (in {text})"
 
 
-def _did_you_mean(key: str) -> str:
-    close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.75)
+def _keys_at(doc: YamlDocument, path: tuple[str | int, ...]) -> set[str]:
+    node: Any = doc.data
+    for part in path:
+        node = node[part]
+    return set(node) if isinstance(node, dict) else set()
+
+
+def _did_you_mean(key: str, siblings: set[str]) -> str:
+    """A close key among those of the models that could hold this mapping's other keys."""
+    others = siblings - {key}
+    candidates = [keys for keys in _model_keys() if others <= keys] or _model_keys()
+    known = sorted(set().union(*candidates))
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 @cache
-def _known_keys() -> tuple[str, ...]:
+def _model_keys() -> list[frozenset[str]]:
+    """The keys each repo model accepts (aliases as written in YAML)."""
     from reconciler.model import (
         Action,
         Component,
@@ -98,14 +127,15 @@ def _known_keys() -> tuple[str, ...]:
         Settings,
     )
     from reconciler.model.maps import CheckBase, CompletionCheckBase, Selector
-    from reconciler.model.policies import Overrides, VerbRules
+    from reconciler.model.policies import Overrides, Signer, VerbRules
+    from reconciler.model.requests import AuditSettings, CheckDefaults
 
     models: list[type[BaseModel]] = [
         Action, Component, HostEntry, InventoryFile, Map, PolicyBinding, PolicyFile, Request,
-        Settings, CheckBase, CompletionCheckBase, Selector, Overrides, VerbRules,
-        *CONFIG_MODELS.values(),
+        Settings, CheckBase, CompletionCheckBase, Selector, Overrides, VerbRules, Signer,
+        AuditSettings, CheckDefaults, *CONFIG_MODELS.values(),
     ]  # fmt: skip
-    keys = {
-        alias or name for m in models for name, f in m.model_fields.items() for alias in [f.alias]
-    }
-    return tuple(sorted(keys))
+    return [
+        frozenset(field.alias or name for name, field in model.model_fields.items())
+        for model in models
+    ]

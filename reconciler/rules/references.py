@@ -32,7 +32,7 @@ def policy_bindings(repo: MapRepo) -> Iterator[Finding]:
                 for j, name in enumerate(binding.maps):
                     if name in maps:
                         in_scope.append(maps[name])
-                    else:
+                    elif name not in repo.unloaded_maps:
                         yield Finding(
                             loaded.doc.locate((*base, "maps", j)),
                             Severity.ERROR,
@@ -45,6 +45,8 @@ def policy_bindings(repo: MapRepo) -> Iterator[Finding]:
 def _binding_targets(
     binding: Binding, maps: Sequence[Map], doc: YamlDocument, base: YamlPath
 ) -> Iterator[Finding]:
+    if not maps:  # its maps are unknown or broken, which is reported already
+        return
     where = " or ".join(f"'{m.name}'" for m in maps[:3]) + (" …" if len(maps) > 3 else "")
     for component_id in binding.overrides.components:
         if not any(m.component(component_id) for m in maps):
@@ -111,6 +113,8 @@ def requests(repo: MapRepo) -> Iterator[Finding]:
     for loaded in repo.requests:
         request, doc = loaded.model, loaded.doc
         target = maps.get(request.map)
+        if target is None and request.map in repo.unloaded_maps:
+            continue
         if target is None:
             yield Finding(
                 doc.locate(("map",)),

@@ -1,0 +1,105 @@
+"""``opsmap run``: the long-running reconciler."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
+
+log = logging.getLogger("opsmap")
+
+DEFAULT_LISTEN = "127.0.0.1:9736"
+DEFAULT_STATE_DIR = ".opsmap-state"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--repo",
+        required=True,
+        metavar="URL|PATH",
+        help="the map repo: a file://, ssh:// or https:// remote, or a local path",
+    )
+    parser.add_argument("--branch", default="main", help="the branch to follow (default main)")
+    parser.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"where to serve /metrics, /healthz, /api/v1/status, /hooks/git ({DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(DEFAULT_STATE_DIR),
+        metavar="DIR",
+        help=f"where state (SQLite) and the repo mirror live (default ./{DEFAULT_STATE_DIR})",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how often to ask the remote for its head, with jitter (default 30)",
+    )
+    parser.add_argument(
+        "--webhook-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="shared secret of POST /hooks/git (or $OPSMAP_WEBHOOK_SECRET); without one, "
+        "webhooks are refused",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--listen {value!r}: expected HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        listen = parse_listen(args.listen)
+    except ValueError as exc:
+        return usage_error(str(exc))
+    if args.poll_interval <= 0:
+        return usage_error("--poll-interval must be positive")
+    secret = os.environ.get("OPSMAP_WEBHOOK_SECRET", "").encode() or None
+    if args.webhook_secret_file is not None:
+        try:
+            secret = args.webhook_secret_file.read_bytes().strip() or None
+        except OSError as exc:
+            return usage_error(f"cannot read {args.webhook_secret_file}: {exc.strerror}")
+    from reconciler.service import ServiceError, run_service
+
+    try:
+        asyncio.run(
+            run_service(
+                repo=args.repo,
+                branch=args.branch,
+                listen=listen,
+                state_dir=args.state_dir.resolve(),
+                poll_interval_s=args.poll_interval,
+                webhook_secret=secret,
+                install_signal_handlers=True,
+            )
+        )
+    except ServiceError as exc:
+        print(f"opsmap: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+__all__ = ["add_arguments", "parse_listen", "run"]
