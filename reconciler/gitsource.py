@@ -155,6 +155,16 @@ class GitSource:
             files.append(RepoFile(path, file_kind, self._reader(blob), int(size), path))
         return sorted(files, key=lambda f: _tree_order(f.path))
 
+    def read_file(self, sha: str, path: str) -> bytes | None:
+        """The content of ``path`` (repo-relative) at ``sha``; None if it is not a file there."""
+        clean = PurePosixPath(path)
+        if clean.is_absolute() or ".." in clean.parts or not clean.parts:
+            return None
+        with self._lock:
+            commit = self._commit(sha)
+            status, out = self._run("cat-file", "blob", f"{commit}:{clean}", ok=(0, 128))
+        return out if status == 0 else None
+
     def first_parent_path(self, old: str | None, new: str) -> list[Commit]:
         """The commits of ``new``'s first-parent chain after ``old``, oldest first.
 

@@ -16,8 +16,10 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
+from agentless.result import CheckOutcome, CheckState
 from agentless.runner import CheckRun, run_check
 from agentless.transport import Transport
 from reconciler.checkstate import CheckStatus
@@ -53,11 +55,15 @@ class RepoSource(Protocol):
 
     def files_at(self, sha: str) -> list[RepoFile]: ...
 
+    def read_file(self, sha: str, path: str) -> bytes | None: ...
+
 
 @dataclass(frozen=True)
 class ReconcilerOptions:
     poll_interval_s: float = 30.0
     max_concurrent_checks_per_map: int = 64
+    checkout_dir: Path | None = None
+    """Where files the inventory points at (``known_hosts``) are written for each revision."""
 
 
 class Reconciler:
@@ -176,6 +182,7 @@ class Reconciler:
                 log.error("  %s: %s [%s]", finding.location, finding.message, finding.code)
             self.persist_meta()
             return False
+        await asyncio.to_thread(self._materialize, sha, repo)
         self.apply(sha, repo)
         return True
 
@@ -191,7 +198,29 @@ class Reconciler:
             log.warning("cannot read the last applied revision %s: %s", sha[:12], exc)
             return
         if not errors(findings):
+            await asyncio.to_thread(self._materialize, sha, repo)
             self.apply(sha, repo, resumed=True)
+
+    def _materialize(self, sha: str, repo: MapRepo) -> None:
+        """Write the repo files the inventory refers to (relative ``known_hosts``) to disk."""
+        checkout = self.options.checkout_dir
+        if checkout is None:
+            return
+        for relative in sorted({h.known_hosts for h in repo.hosts if h.known_hosts}):
+            if Path(relative).expanduser().is_absolute():
+                continue
+            content = self.source.read_file(sha, relative)
+            target = checkout / relative
+            if content is None:
+                log.warning(
+                    "revision %s: inventory names %s, which is not in the repo", sha[:12], relative
+                )
+                target.unlink(missing_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            scratch = target.with_name(f".{target.name}.new")
+            scratch.write_bytes(content)
+            scratch.replace(target)
 
     def apply(self, sha: str, repo: MapRepo, *, resumed: bool = False) -> None:
         scheduled = scheduled_checks(repo)
@@ -240,7 +269,15 @@ class Reconciler:
             self._workers[name] = (fingerprint(checks), task)
 
     async def _run_check(self, check: ScheduledCheck) -> CheckRun:
-        return await run_check(check.target, transport=self.transport)
+        """Run one check; a bug below shows as an UNKNOWN check, never a dead reconciler."""
+        try:
+            return await run_check(check.target, transport=self.transport)
+        except Exception as exc:  # the engine's contract is to raise nothing; keep running
+            log.exception("check %s failed inside OpsMap", check.target.key)
+            outcome = CheckOutcome(
+                CheckState.UNKNOWN, f"internal error: {type(exc).__name__}: {exc}"
+            )
+            return CheckRun(check.target, outcome, 0.0, time.time())
 
     def _on_result(
         self, check: ScheduledCheck, run: CheckRun, status: CheckStatus, changed: bool

@@ -61,7 +61,7 @@ async def run_service(
         transport=transport,
         clock=clock or RealClock(),
         metrics_registry=registry or CollectorRegistry(),
-        options=ReconcilerOptions(poll_interval_s=poll_interval_s),
+        options=ReconcilerOptions(poll_interval_s=poll_interval_s, checkout_dir=checkout),
         source_errors=(GitSourceError,),
     )
     endpoints = Endpoints(
