@@ -4,8 +4,8 @@
 :data:`BENCH_CHECKS` once on every host over SSH and exits 0 when every check is OK.
 ``benchmarks/checks_bench.py --cold-cmd`` swaps this for the real CLI.
 
-SPEC.json: ``{"base_dir": str, "client_keys": [str], "hosts": [{"name", "address",
-"port", "user", "known_hosts"}]}``.
+SPEC.json: ``{"base_dir": str, "client_keys": [str], "tcp_port": int | null, "hosts":
+[{"name", "address", "port", "user", "known_hosts"}]}``.
 """
 
 from __future__ import annotations
@@ -30,10 +30,14 @@ from agentless.runner import CheckRun, CheckTarget, run_checks
 from agentless.ssh import SshSettings, SshTransport
 
 
-def bench_checks(host: Host) -> list[tuple[str, ProbeConfig]]:
-    """The five checks per host of the benchmark (all OK on a healthy test sshd)."""
+def bench_checks(host: Host, *, tcp_port: int | None = None) -> list[tuple[str, ProbeConfig]]:
+    """The five checks per host of the benchmark (all OK on a healthy test sshd).
+
+    ``tcp_port`` defaults to the host's sshd port; the benchmark passes a plain listener's
+    port instead, since every connect to sshd makes it fork and re-exec itself.
+    """
     return [
-        ("tcp", TcpConfig(port=host.port)),
+        ("tcp", TcpConfig(port=tcp_port or host.port)),
         ("process", ProcessConfig(name="sshd")),
         ("native:memory", MemoryConfig(warning_percent=99, critical_percent=100)),
         ("native:disk_space", DiskSpaceConfig(path="/", warning_percent=99, critical_percent=100)),
@@ -41,15 +45,17 @@ def bench_checks(host: Host) -> list[tuple[str, ProbeConfig]]:
     ]
 
 
-def bench_targets(hosts: Sequence[Host], *, timeout_s: float = 20.0) -> list[CheckTarget]:
+def bench_targets(
+    hosts: Sequence[Host], *, timeout_s: float = 20.0, tcp_port: int | None = None
+) -> list[CheckTarget]:
     return [
         CheckTarget(f"{host.name}/{check_type}", host, check_type, config, timeout_s)
         for host in hosts
-        for check_type, config in bench_checks(host)
+        for check_type, config in bench_checks(host, tcp_port=tcp_port)
     ]
 
 
-def load_spec(path: Path) -> tuple[SshSettings, list[Host]]:
+def load_spec(path: Path) -> tuple[SshSettings, list[Host], int | None]:
     spec = json.loads(path.read_text())
     settings = SshSettings(
         base_dir=Path(spec["base_dir"]), client_keys=spec["client_keys"], use_agent=False
@@ -64,13 +70,15 @@ def load_spec(path: Path) -> tuple[SshSettings, list[Host]]:
         )
         for h in spec["hosts"]
     ]
-    return settings, hosts
+    return settings, hosts, spec.get("tcp_port")
 
 
-async def run_once(settings: SshSettings, hosts: Sequence[Host]) -> list[CheckRun]:
+async def run_once(
+    settings: SshSettings, hosts: Sequence[Host], tcp_port: int | None
+) -> list[CheckRun]:
     transport = SshTransport(settings)
     try:
-        return await run_checks(bench_targets(hosts), transport=transport)
+        return await run_checks(bench_targets(hosts, tcp_port=tcp_port), transport=transport)
     finally:
         await transport.aclose()
 
@@ -80,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m agentless.bench_cold SPEC.json", file=sys.stderr)
         return 2
-    settings, hosts = load_spec(Path(args[0]))
-    runs = asyncio.run(run_once(settings, hosts))
+    settings, hosts, tcp_port = load_spec(Path(args[0]))
+    runs = asyncio.run(run_once(settings, hosts, tcp_port))
     bad = [r for r in runs if r.outcome.state is not CheckState.OK]
     for run in bad:
         print(f"{run.target.key}: {run.outcome.state.name} {run.outcome.message}")

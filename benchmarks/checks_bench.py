@@ -7,7 +7,8 @@ Starts N OpenSSH servers on loopback (tests/sshd.py; needs root or the current u
 login), then:
 
 1. warm: one transport, one untimed cycle to connect, then ``--cycles`` timed cycles of
-   5 checks per host (tcp, process, memory, disk, command): wall time, checks/s and
+   5 checks per host (tcp to a plain listener process, process, memory, disk, command):
+   wall time, checks/s and
    client CPU per check (``time.process_time`` over the warm cycles / checks);
 2. cold: ``--cold-runs`` runs of a new process that imports, connects and runs every check
    once (default ``python -m agentless.bench_cold {spec}``; ``{spec}`` is a JSON file of
@@ -53,10 +54,16 @@ def children_cpu_s() -> float:
 
 
 async def warm_cycles(
-    settings: SshSettings, hosts: Sequence[Host], *, mode: Mode, cycles: int
+    settings: SshSettings,
+    hosts: Sequence[Host],
+    *,
+    mode: Mode,
+    cycles: int,
+    per_host: int,
+    tcp_port: int,
 ) -> dict[str, float]:
-    targets = bench_targets(hosts)
-    transport = SshTransport(settings, mode=mode)
+    targets = bench_targets(hosts, tcp_port=tcp_port)
+    transport = SshTransport(settings, mode=mode, per_host_limit=per_host)
     try:
         first = await run_checks(targets, transport=transport)
         not_ok = [r for r in first if r.outcome.state is not CheckState.OK]
@@ -84,9 +91,10 @@ async def warm_cycles(
     }
 
 
-def write_spec(fleet: Fleet, hosts: Sequence[Host]) -> Path:
+def write_spec(fleet: Fleet, hosts: Sequence[Host], tcp_port: int) -> Path:
     spec = {
         "base_dir": str(fleet.workdir),
+        "tcp_port": tcp_port,
         "client_keys": [str(fleet.client_key)],
         "hosts": [
             {
@@ -101,7 +109,7 @@ def write_spec(fleet: Fleet, hosts: Sequence[Host]) -> Path:
     }
     path = fleet.workdir / "bench_spec.json"
     path.write_text(json.dumps(spec))
-    return path
+    return Path(path)
 
 
 def timed(cmd: Sequence[str], *, env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -116,10 +124,34 @@ def timed(cmd: Sequence[str], *, env: dict[str, str] | None = None) -> tuple[flo
     return wall, children_cpu_s() - cpu0
 
 
+class Listener:
+    """A plain TCP listener in its own process, the target of every host's tcp check."""
+
+    CODE = (
+        "import socket,sys\n"
+        "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        "s.bind(('127.0.0.1', 0)); s.listen(512); print(s.getsockname()[1], flush=True)\n"
+        "while True:\n    s.accept()[0].close()\n"
+    )
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.CODE], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 class Ansible:
     """The same five probes as an Ansible playbook of ``raw`` tasks against the fleet."""
 
-    def __init__(self, fleet: Fleet, hosts: Sequence[Host], *, strategy: str) -> None:
+    def __init__(
+        self, fleet: Fleet, hosts: Sequence[Host], *, strategy: str, tcp_port: int
+    ) -> None:
         self.dir = fleet.workdir / "ansible"
         self.dir.mkdir(exist_ok=True)
         self.control = Path(tempfile.mkdtemp(prefix="cp-", dir="/tmp"))
@@ -129,7 +161,7 @@ class Ansible:
         ]
         (self.dir / "inventory.ini").write_text("\n".join(inventory) + "\n")
         tasks = []
-        for check_type, config in bench_checks(hosts[0]):
+        for check_type, config in bench_checks(hosts[0], tcp_port=tcp_port):
             command = probe_command(config, timeout_s=20.0)
             tasks.append(
                 {"name": check_type, "ansible.builtin.raw": command, "changed_when": False}
@@ -149,7 +181,7 @@ class Ansible:
             "interpreter_python = auto_silent\n"
             "[ssh_connection]\n"
             f"ssh_args = {ssh_args}\n"
-            f"control_path = {self.control}/%%(hash)s\n"
+            f"control_path = {self.control}/%%C\n"
             "pipelining = True\n"
         )
         self.env = {**os.environ, "ANSIBLE_CONFIG": str(self.dir / "ansible.cfg")}
@@ -187,6 +219,7 @@ def main() -> int:
         "--cold-cmd", default=f"{shlex.quote(sys.executable)} -m agentless.bench_cold {{spec}}"
     )
     parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--per-host", type=int, default=6, help="SshTransport per_host_limit")
     parser.add_argument("--no-ansible", action="store_true")
     parser.add_argument("--ansible-runs", type=int, default=2)
     parser.add_argument("--ansible-strategy", default="linear")
@@ -194,6 +227,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="opsmap-bench-"))
     fleet = Fleet(workdir)
+    listener = Listener()
     ansible: Ansible | None = None
     try:
         t0 = time.perf_counter()
@@ -211,7 +245,16 @@ def main() -> int:
         modes: list[Mode] = ["shell", "exec"] if args.mode == "both" else [args.mode]
         warm: dict[str, dict[str, float]] = {}
         for mode in modes:
-            warm[mode] = asyncio.run(warm_cycles(settings, hosts, mode=mode, cycles=args.cycles))
+            warm[mode] = asyncio.run(
+                warm_cycles(
+                    settings,
+                    hosts,
+                    mode=mode,
+                    cycles=args.cycles,
+                    per_host=args.per_host,
+                    tcp_port=listener.port,
+                )
+            )
             w = warm[mode]
             print(
                 f"warm {mode:5}: cycle {w['cycle_s'] * 1000:7.1f} ms  "
@@ -219,7 +262,7 @@ def main() -> int:
                 f"ms/check  ({w['connects']:.0f} connections)"
             )
 
-        spec = write_spec(fleet, hosts)
+        spec = write_spec(fleet, hosts, listener.port)
         cold_cmd = shlex.split(args.cold_cmd.format(spec=spec, workdir=workdir))
         colds = [timed(cold_cmd) for _ in range(args.cold_runs)]
         cold_wall = statistics.median(w for w, _ in colds)
@@ -231,7 +274,7 @@ def main() -> int:
         if args.no_ansible or shutil.which("ansible-playbook") is None:
             print("ansible    : skipped (pip install '.[bench]' to compare)")
             return 0
-        ansible = Ansible(fleet, hosts, strategy=args.ansible_strategy)
+        ansible = Ansible(fleet, hosts, strategy=args.ansible_strategy, tcp_port=listener.port)
         a_cold_wall, _cold_cpu = ansible.run()
         ansible.run()
         a_runs = [ansible.run() for _ in range(args.ansible_runs)]
@@ -252,6 +295,7 @@ def main() -> int:
     finally:
         if ansible is not None:
             ansible.close()
+        listener.close()
         fleet.close()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
