@@ -6,17 +6,28 @@ default): each host keeps a small pool of ``/bin/sh`` channels, and a command is
 to an idle one and framed by a random token (see :mod:`agentless._sshchannel`).
 ``mode="exec"`` opens one exec channel per command instead.
 
-Why shells: measured with ``benchmarks/checks_bench.py --mode shell|exec`` on the
-2-core machine, 50 local sshd, 5 probes per host (250 commands per cycle), warm:
-shell channels ran a cycle in about half the wall time of exec channels and at well
-under half the client CPU per command. An exec channel costs a channel open/confirm
-round trip, an exec request, exit-status/EOF/close messages, and on the server a fresh
-session process and login shell per command; a shell channel costs one data message each
-way. Exec remains available for servers that forbid long-lived sessions.
+Why shells: measured with ``benchmarks/checks_bench.py --mode both`` on the 2-core
+machine, 50 local sshd, 5 probes per host (250 commands per warm cycle):
 
-Limits: at most ``per_host_limit`` commands (hence channels) at once per host, default 6,
-under OpenSSH's default ``MaxSessions 10``; at most ``max_inflight`` commands overall and
-``max_connecting`` handshakes at once (handshakes are the CPU-heavy part of a cold run).
+=====  ==============  =====================
+mode   cycle (median)  client CPU per check
+=====  ==============  =====================
+shell  524-747 ms      0.27-0.28 ms
+exec   740-979 ms      0.36-0.45 ms
+=====  ==============  =====================
+
+(10 hosts: 0.30 vs 0.75 ms CPU per check.) An exec channel costs a channel open and
+confirm round trip, an exec request, exit-status/EOF/close messages and, on the server,
+a new session process and login shell per command; a shell channel costs one data
+message each way. The cycle is bound by the server side (50 sshd and every probe's
+processes share 2 cores), which shells also spare. Exec remains available (``mode=
+"exec"``) for servers that forbid long-lived sessions.
+
+Limits: at most ``per_host_limit`` commands (hence channels) at once per host, default 4,
+under OpenSSH's default ``MaxSessions 10`` (fewer shells measured faster on the shared
+benchmark machine, where each is one more process for every /proc probe to read); at
+most ``max_inflight`` commands overall and ``max_connecting`` handshakes at once
+(handshakes are the CPU-heavy part of a cold run).
 
 Timeouts: ``host.connect_timeout_s`` bounds the TCP connect, ``host.login_timeout_s`` the
 handshake and authentication (and a channel open), the ``timeout`` of :meth:`run` the
@@ -121,7 +132,7 @@ class SshTransport:
         *,
         hosts: Mapping[str, Host] | None = None,
         mode: Mode = "shell",
-        per_host_limit: int = 6,
+        per_host_limit: int = 4,
         max_inflight: int = 256,
         max_connecting: int = 32,
         backoff: Backoff | None = None,
@@ -145,9 +156,11 @@ class SshTransport:
 
     async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
         pool = self._pool(host)
+        # Taken before waiting for a slot: an attempt that fails meanwhile is shared.
+        generation = pool.gate.generation
         async with pool.slots, self._inflight:
             for attempt in (0, 1):
-                conn = await self._connection(pool)
+                conn = await self._connection(pool, generation)
                 try:
                     if self._mode == "exec":
                         return await ExecChannel.run(conn, host, command, timeout=timeout)
@@ -206,10 +219,13 @@ class SshTransport:
         except (asyncssh.Error, OSError) as exc:
             raise ChannelLost(f"opening a shell channel failed: {exc}", started=False) from exc
 
-    async def _connection(self, pool: _HostPool, depth: int = 0) -> asyncssh.SSHClientConnection:
+    async def _connection(
+        self, pool: _HostPool, generation: int, depth: int = 0
+    ) -> asyncssh.SSHClientConnection:
+        """The pool's connection, opened if needed; an attempt finished since ``generation``
+        that failed is shared rather than repeated."""
         if pool.conn is not None:
             return pool.conn
-        generation = pool.gate.generation
         async with pool.lock:
             if pool.conn is not None:
                 return pool.conn
@@ -248,7 +264,8 @@ class SshTransport:
             raise HostUnreachable(host.name, f"more than {_MAX_JUMPS} chained jump hosts")
         jump = self._jump_host(host)
         try:
-            return await self._connection(self._pool(jump), depth + 1)
+            jump_pool = self._pool(jump)
+            return await self._connection(jump_pool, jump_pool.gate.generation, depth + 1)
         except HostUnreachable as exc:
             raise HostUnreachable(host.name, f"via jump host {jump.name}: {exc.reason}") from exc
 

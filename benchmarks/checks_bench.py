@@ -219,7 +219,7 @@ def main() -> int:
         "--cold-cmd", default=f"{shlex.quote(sys.executable)} -m agentless.bench_cold {{spec}}"
     )
     parser.add_argument("--cold-runs", type=int, default=3)
-    parser.add_argument("--per-host", type=int, default=6, help="SshTransport per_host_limit")
+    parser.add_argument("--per-host", type=int, default=4, help="SshTransport per_host_limit")
     parser.add_argument("--no-ansible", action="store_true")
     parser.add_argument("--ansible-runs", type=int, default=2)
     parser.add_argument("--ansible-strategy", default="linear")
