@@ -113,7 +113,8 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve address: {exc.strerror}"
     if isinstance(exc, OSError):
-        return exc.strerror or str(exc) or type(exc).__name__
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return f"{exc.filename}: {reason}" if exc.filename else reason
     return str(exc) or type(exc).__name__
 
 
@@ -130,19 +131,23 @@ async def connect(
     host key check and authentication that follow.
     """
     known_hosts = _known_hosts(host, settings)
-    options = asyncssh.SSHClientConnectionOptions(
-        config=[],
-        username=host.user if host.user else (),
-        known_hosts=known_hosts,
-        client_keys=_client_keys(host, settings),
-        agent_path=() if settings.use_agent else None,
-        login_timeout=host.login_timeout_s,
-        keepalive_interval=settings.keepalive_interval_s,
-        keepalive_count_max=settings.keepalive_count_max,
-        encryption_algs=_ENCRYPTION_PREFERENCE,
-        kex_algs=_KEX_PREFERENCE,
-        compression_algs=None,
-    )
+    try:
+        options = asyncssh.SSHClientConnectionOptions(
+            config=[],
+            username=host.user if host.user else (),
+            known_hosts=known_hosts,
+            client_keys=_client_keys(host, settings),
+            agent_path=() if settings.use_agent else None,
+            login_timeout=host.login_timeout_s,
+            keepalive_interval=settings.keepalive_interval_s,
+            keepalive_count_max=settings.keepalive_count_max,
+            encryption_algs=_ENCRYPTION_PREFERENCE,
+            kex_algs=_KEX_PREFERENCE,
+            compression_algs=None,
+        )
+    except (asyncssh.Error, OSError, ValueError) as exc:
+        # identity or known_hosts files are read here: missing, unreadable or not keys
+        raise HostUnreachable(host.name, f"cannot load SSH keys: {_reason(exc)}") from exc
     sock: socket.socket | None = None
     stage = "connect"
     try:

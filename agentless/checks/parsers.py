@@ -190,6 +190,7 @@ def parse_tcp(config: TcpConfig, result: CommandResult) -> CheckOutcome:
 _STAT = re.compile(r"^(\d+) \((.*)\) (\S)")
 _CMDLINE_HEADER = re.compile(r"\n?==> (\d+)/cmdline <==\n")
 _DEAD_STATES = frozenset("ZXx")
+_PROBE_COMMS = frozenset({"sh", "dash", "bash", "timeout"})
 
 
 def _process_names(stdout: str) -> tuple[dict[int, str], dict[int, str], set[int]]:
@@ -258,7 +259,10 @@ def parse_process(config: ProcessConfig, result: CommandResult) -> CheckOutcome:
     comm, argv0, own = _process_names(result.stdout)
     if not comm:
         return _failed("listing /proc", result)
-    pids = set(comm) - own
+    # The probe's own shell, and the `timeout` that wraps it over SSH, are not counted;
+    # its parent under the local transport is OpsMap itself, which is.
+    probe = {pid for pid in own if comm.get(pid) in _PROBE_COMMS}
+    pids = set(comm) - probe
     count = sum(1 for pid in pids if _matches(config.name, comm.get(pid), argv0.get(pid)))
     return _process_outcome(config, count)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -36,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``opsmap`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="opsmap: %(levelname)s: %(message)s")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    if args.command == "check":
+        logging.getLogger("agentless").setLevel(logging.ERROR)  # the table says it all
     if args.command != "run":
         # Short-lived commands build large acyclic structures (parsed YAML): the cyclic
         # collector would rescan them again and again for nothing.
