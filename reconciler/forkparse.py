@@ -25,25 +25,37 @@ F = TypeVar("F")
 R = TypeVar("R")
 
 
-def parse_all(files: Sequence[F], parse: Callable[[F], R], *, sizes: Sequence[int]) -> list[R]:
-    """``[parse(f) for f in files]``, on two processes when that pays off and is safe."""
-    if not _worth_forking(sizes):
-        return [parse(f) for f in files]
-    child_share = list(range(1, len(files), 2))
-    try:
-        collect = _fork(lambda: [parse(files[i]) for i in child_share])
-    except OSError as exc:
-        log.debug("cannot fork to parse in parallel: %s", exc)
-        return [parse(f) for f in files]
-    results: list[R | None] = [None] * len(files)
-    for i in range(0, len(files), 2):
-        results[i] = parse(files[i])
+def parse_all(
+    files: Sequence[F],
+    parse: Callable[[F], R],
+    *,
+    sizes: Sequence[int],
+    then: Callable[[int, R], None],
+) -> None:
+    """Call ``then(i, parse(files[i]))`` for every file, on two processes when it pays off.
+
+    The parent handles its own share (parse, then ``then``) while the child parses the
+    other, so whatever ``then`` does overlaps with the child's parsing. Each index is
+    handed to ``then`` exactly once, in no particular order.
+    """
+    child_share = list(range(1, len(files), 2)) if _worth_forking(sizes) else []
+    collect = None
+    if child_share:
+        try:
+            collect = _fork(lambda: [parse(files[i]) for i in child_share])
+        except OSError as exc:
+            log.debug("cannot fork to parse in parallel: %s", exc)
+    mine = set(child_share) if collect is not None else set()
+    for i in range(len(files)):
+        if i not in mine:
+            then(i, parse(files[i]))
+    if collect is None:
+        return
     from_child = collect()
     if from_child is None or len(from_child) != len(child_share):
         from_child = [parse(files[i]) for i in child_share]
     for i, result in zip(child_share, from_child, strict=True):
-        results[i] = result
-    return results  # type: ignore[return-value]
+        then(i, result)
 
 
 def _worth_forking(sizes: Sequence[int]) -> bool:

@@ -139,18 +139,28 @@ def load_repo(files: Iterable[RepoFile], *, parallel: bool = False) -> MapRepo:
     """
     files = list(files)
     repo = MapRepo()
+    checked: list[tuple[DocumentParts, BaseModel | ValidationError] | Finding | None]
+    checked = [None] * len(files)
+
+    def check(index: int, parsed: DocumentParts | Finding) -> None:
+        if isinstance(parsed, Finding):
+            checked[index] = parsed
+            return
+        try:
+            checked[index] = (parsed, _MODELS[files[index].kind].model_validate(parsed[0]))
+        except ValidationError as exc:
+            checked[index] = (parsed, exc)
+
     with bulk_loading():
         if parallel:
             sizes = [file.size or 0 for file in files]
-            parsed = parse_all(files, _parse_file, sizes=sizes)
+            parse_all(files, _parse_file, sizes=sizes, then=check)
         else:
-            parsed = [_parse_file(file) for file in files]
-        for file, result in zip(files, parsed, strict=True):
-            if isinstance(result, Finding):
-                repo.findings.append(result)
-                repo.broken_files.add(file.path)
-            else:
-                _add_model(repo, file, YamlDocument.from_parts(file.shown, *result))
+            for index, file in enumerate(files):
+                check(index, _parse_file(file))
+        for file, result in zip(files, checked, strict=True):
+            assert result is not None
+            _add(repo, file, result)
     return repo
 
 
@@ -170,11 +180,19 @@ def _parse_file(file: RepoFile) -> DocumentParts | Finding:
         return Finding(Location(file.shown), Severity.ERROR, "unreadable", message)
 
 
-def _add_model(repo: MapRepo, file: RepoFile, doc: YamlDocument) -> None:
-    try:
-        model = _MODELS[file.kind].model_validate(doc.data)
-    except ValidationError as exc:
-        repo.findings.extend(explain(exc, doc))
+def _add(
+    repo: MapRepo,
+    file: RepoFile,
+    result: tuple[DocumentParts, BaseModel | ValidationError] | Finding,
+) -> None:
+    if isinstance(result, Finding):
+        repo.findings.append(result)
+        repo.broken_files.add(file.path)
+        return
+    parts, model = result
+    doc = YamlDocument.from_parts(file.shown, *parts)
+    if isinstance(model, ValidationError):
+        repo.findings.extend(explain(model, doc))
         repo.broken_files.add(file.path)
         name = doc.data.get("name")
         if file.kind == "map" and isinstance(name, str):

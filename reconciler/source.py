@@ -288,7 +288,13 @@ class _Builder:
             if kind is scalar_event:
                 size += 1
                 if in_map and top.key is None:  # type: ignore[union-attr]
-                    self._key(top, event)  # type: ignore[arg-type]
+                    key = event.value
+                    if event.tag is not None or key in top.value or key == "<<":  # type: ignore[union-attr]
+                        self._key(top, event)  # type: ignore[arg-type]  # the rare cases
+                    else:
+                        mark = event.start_mark
+                        top.key = key  # type: ignore[union-attr]
+                        top.marks.append(((mark.line + 1) << _COLUMN_BITS) | (mark.column + 1))  # type: ignore[union-attr]
                     continue
                 if event.tag is None and event.implicit[0]:
                     value = plain_cache.get(event.value, miss)
