@@ -14,6 +14,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SUBCOMMANDS = {
     "validate": ("reconciler.cli.validate", "check a map repo: schemas, references, dependencies"),
     "check": ("reconciler.cli.check", "run every selected check once and print the results"),
+    "policy": ("reconciler.cli.policy", "ask the policy engine who may do what, and why"),
     "run": (
         "reconciler.cli.run",
         "run the reconciler: follow the map repo, run checks, serve metrics",
