@@ -21,8 +21,9 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -165,6 +166,41 @@ class GitSource:
             status, out = self._run("cat-file", "blob", f"{commit}:{clean}", ok=(0, 128))
         return out if status == 0 else None
 
+    def verify_commit(self, sha: str, signers: Sequence[tuple[str, str]]) -> str | None:
+        """The identity whose key signed ``sha``, among ``signers`` (identity, SSH public key).
+
+        None when the commit is unsigned, badly signed, or signed by a key not listed.
+        Uses git's SSH signature support (``gpg.ssh.allowedSignersFile``), so the reconciler
+        host needs ``ssh-keygen``; GPG keys are not supported.
+        """
+        lines = [
+            f'{identity} namespaces="git" {key.strip()}'
+            for identity, key in signers
+            if key.strip().startswith(("ssh-", "ecdsa-", "sk-")) and "\n" not in key
+        ]
+        if not lines:
+            return None
+        with self._lock:
+            commit = self._commit(sha)
+            with tempfile.NamedTemporaryFile("w", suffix=".allowed_signers") as allowed:
+                allowed.write("\n".join(lines) + "\n")
+                allowed.flush()
+                status, out = self._run(
+                    "-c",
+                    "gpg.format=ssh",
+                    "-c",
+                    f"gpg.ssh.allowedSignersFile={allowed.name}",
+                    "verify-commit",
+                    "--raw",
+                    commit,
+                    ok=(0, 1),
+                    stderr_too=True,
+                )
+        if status != 0:
+            return None
+        match = re.search(r'Good "git" signature for (\S+) with', out.decode("utf-8", "replace"))
+        return match.group(1) if match else None
+
     def first_parent_path(self, old: str | None, new: str) -> list[Commit]:
         """The commits of ``new``'s first-parent chain after ``old``, oldest first.
 
@@ -204,9 +240,16 @@ class GitSource:
     def _added_by_merge(self, merge: Commit) -> set[str]:
         first = merge.first_parent or ""
         _, out = self._run(
-            "diff-tree", "-r", "-z", "--no-renames", "--diff-filter=A", "--name-only",
-            first, merge.sha, "--",
-        )  # fmt: skip
+            "diff-tree",
+            "-r",
+            "-z",
+            "--no-renames",
+            "--diff-filter=A",
+            "--name-only",
+            first,
+            merge.sha,
+            "--",
+        )
         return set(out.decode("utf-8", "surrogateescape").split("\0")) - {""}
 
     def _merge_base(self, old: CommitSha, new: CommitSha) -> CommitSha | None:
@@ -260,10 +303,13 @@ class GitSource:
         in_mirror: bool = True,
         ok: tuple[int, ...] = (0,),
         network: bool = False,
+        stderr_too: bool = False,
     ) -> tuple[int, bytes]:
         """Every git command of this class goes through here (tests count them)."""
         git_dir = self.mirror if in_mirror else None
-        return self._runner.run(*args, git_dir=git_dir, ok=ok, network=network)
+        return self._runner.run(
+            *args, git_dir=git_dir, ok=ok, network=network, stderr_too=stderr_too
+        )
 
 
 def _tree_order(path: str) -> tuple[object, ...]:

@@ -41,8 +41,12 @@ class GitRunner:
         git_dir: Path | None,
         ok: tuple[int, ...] = (0,),
         network: bool = False,
+        stderr_too: bool = False,
     ) -> tuple[int, bytes]:
         """Run ``git [--git-dir=DIR] ARGS``; return the exit status (one of ``ok``) and stdout.
+
+        With ``stderr_too``, stderr follows stdout in what is returned (``verify-commit``
+        reports there).
 
         A failure raises :class:`RemoteUnreachable` when ``network`` is set (the command
         talked to the remote), else :class:`GitSourceError`.
@@ -62,6 +66,10 @@ class GitRunner:
         except (git.GitCommandError, OSError) as exc:
             raise error(self.remote, f"cannot run git: {_one_line(str(exc))}") from exc
         if status in ok:
+            if stderr_too:
+                return status, stdout + (
+                    stderr if isinstance(stderr, bytes) else str(stderr).encode()
+                )
             return status, stdout
         text = str(stderr)
         if text.startswith("Timeout:"):

@@ -1,0 +1,121 @@
+"""The request journal: at most once, even across restarts, crashes and force-pushes.
+
+A request is known by the path of its file (``requests/…``): the same file merged again,
+or rewritten by a force-push, is the same request and never runs twice. Its row is
+written, and committed, **before** its action starts; a row still ``running`` when the
+reconciler starts again is a request whose outcome is unknown (the process died during
+it): it is marked ``unknown`` and reported, never run again by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+RequestState = Literal["denied", "running", "succeeded", "failed", "unknown"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    path TEXT PRIMARY KEY,
+    commit_sha TEXT NOT NULL,
+    requester TEXT,
+    approver TEXT,
+    state TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    path: str
+    commit: str
+    requester: str | None
+    approver: str | None
+    state: RequestState
+    rule: str
+    created_at: float
+    finished_at: float | None
+    outcome: dict[str, object] | None
+
+
+class RequestJournal:
+    """The ``requests`` table of the state database (event-loop thread only)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._db.executescript(_SCHEMA)
+
+    def get(self, path: str) -> JournalEntry | None:
+        row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()
+        return _entry(row) if row else None
+
+    def entries(self) -> list[JournalEntry]:
+        return [_entry(r) for r in self._db.execute("SELECT * FROM requests ORDER BY created_at")]
+
+    def denied(
+        self, path: str, commit: str, requester: str | None, approver: str | None, rule: str
+    ) -> None:
+        self._insert(path, commit, requester, approver, "denied", rule, finished=True)
+
+    def started(
+        self, path: str, commit: str, requester: str | None, approver: str | None, rule: str
+    ) -> None:
+        """Record that the request's action is about to run (durable before it does)."""
+        self._insert(path, commit, requester, approver, "running", rule, finished=False)
+
+    def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE requests SET state = ?, finished_at = ?, outcome = ? WHERE path = ?",
+                (state, time.time(), json.dumps(outcome, sort_keys=True), path),
+            )
+
+    def recover(self) -> list[JournalEntry]:
+        """Requests left running by a process that died: now ``unknown``, returned once."""
+        stale = [
+            _entry(r) for r in self._db.execute("SELECT * FROM requests WHERE state = 'running'")
+        ]
+        for entry in stale:
+            self.finished(entry.path, "unknown", {"reason": "OpsMap stopped while the action ran"})
+        return stale
+
+    def _insert(
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        state: RequestState,
+        rule: str,
+        *,
+        finished: bool,
+    ) -> None:
+        now = time.time()
+        with self._db:
+            self._db.execute(
+                "INSERT INTO requests (path, commit_sha, requester, approver, state, rule,"
+                " created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, commit, requester, approver, state, rule, now, now if finished else None),
+            )
+
+
+def _entry(row: tuple[object, ...]) -> JournalEntry:
+    path, commit, requester, approver, state, rule, created, finished, outcome = row
+    return JournalEntry(
+        path=str(path),
+        commit=str(commit),
+        requester=None if requester is None else str(requester),
+        approver=None if approver is None else str(approver),
+        state=str(state),  # type: ignore[arg-type]
+        rule=str(rule),
+        created_at=float(created),  # type: ignore[arg-type]
+        finished_at=None if finished is None else float(finished),  # type: ignore[arg-type]
+        outcome=None if outcome is None else json.loads(str(outcome)),
+    )
