@@ -46,6 +46,15 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
         )
+        self.actions_total = Counter(
+            "opsmap_actions",
+            "Actions run for requests, by result",
+            ["map", "component", "action", "result"],
+            registry=registry,
+        )
+        self.requests_total = Counter(
+            "opsmap_requests", "Requests processed, by result", ["result"], registry=registry
+        )
         self.webhook_total = Counter(
             "opsmap_webhook_requests", "Webhook calls, by result", ["result"], registry=registry
         )

@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from reconciler.repo import MapRepo, RepoFile, load_repo
 from reconciler.rules import check_repo
 from reconciler.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
 from reconciler.state import StateStore
+from reconciler.status import ComponentStatus, component_status
 from reconciler.targets import scheduled_checks
 from reconciler.view import Revisions, Snapshot, build_snapshot
 
@@ -58,6 +60,26 @@ class RepoSource(Protocol):
     def read_file(self, sha: str, path: str) -> bytes | None: ...
 
 
+class Hooks(Protocol):
+    """What happens around the loop: requests, audit, action phases (see operations.py)."""
+
+    def revision_applied(self, sha: str, repo: MapRepo) -> None: ...
+
+    def revision_rejected(self, sha: str, problems: list[Finding]) -> None: ...
+
+    def head_seen(self, sha: str) -> None: ...
+
+    def component_changed(
+        self, map_name: str, component: str, old: str | None, new: str
+    ) -> None: ...
+
+    def phases(self) -> Mapping[tuple[str, str], ComponentStatus]: ...
+
+    def snapshot_extra(self) -> dict[str, Any]: ...
+
+    async def run(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ReconcilerOptions:
     poll_interval_s: float = 30.0
@@ -80,6 +102,7 @@ class Reconciler:
         options: ReconcilerOptions | None = None,
         source_errors: tuple[type[Exception], ...] = (),
         rng: random.Random | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -88,6 +111,7 @@ class Reconciler:
         self.options = options or ReconcilerOptions()
         self._source_errors = source_errors
         self._rng = rng or random.Random()
+        self.hooks = hooks
         self.metrics = Metrics(metrics_registry, self.snapshot_from_thread)
         self.revisions = Revisions()
         self.repo: MapRepo | None = None
@@ -99,6 +123,8 @@ class Reconciler:
         self.applied_event = asyncio.Event()
         self._fetch_now = asyncio.Event()
         self._workers: dict[str, tuple[tuple[object, ...], asyncio.Task[None]]] = {}
+        self._component_checks: dict[tuple[str, str], list[CheckKey]] = {}
+        self._component_status: dict[tuple[str, str], str] = {}
         self._group: asyncio.TaskGroup | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -116,6 +142,8 @@ class Reconciler:
                 if self.revisions.applied:
                     await self._resume(self.revisions.applied)
                 group.create_task(self._follow(), name="follow")
+                if self.hooks is not None:
+                    group.create_task(self.hooks.run(), name="operations")
                 group.create_task(self._persist_periodically(), name="persist")
                 await stop.wait()
                 raise _Stopping
@@ -159,6 +187,8 @@ class Reconciler:
         self.metrics.git_fetch_total.labels("changed" if fetched.changed else "unchanged").inc()
         if fetched.head not in (self.revisions.attempted, self.revisions.applied):
             await self.reconcile(fetched.head)
+        if self.hooks is not None and self.revisions.applied is not None:
+            self.hooks.head_seen(fetched.head)
 
     async def reconcile(self, sha: str) -> bool:
         """Read, validate and apply the revision ``sha``; False when it was rejected."""
@@ -181,6 +211,8 @@ class Reconciler:
             for finding in problems[:20]:
                 log.error("  %s: %s [%s]", finding.location, finding.message, finding.code)
             self.persist_meta()
+            if self.hooks is not None:
+                self.hooks.revision_rejected(sha, problems)
             return False
         await asyncio.to_thread(self._materialize, sha, repo)
         self.apply(sha, repo)
@@ -287,9 +319,27 @@ class Reconciler:
         self.metrics.check_duration.labels(key.map, key.component, key.check).observe(
             run.duration_s
         )
+        if changed:
+            self._note_component(key.map, key.component)
         self.metrics.check_runs_total.labels(
             key.map, key.component, key.check, run.outcome.state.name
         ).inc()
+
+    def _note_component(self, map_name: str, component: str) -> None:
+        """Tell the hooks when a component's status changes with a check's hard state.
+
+        Only once every check of the component has a hard state: the first settled status
+        is a baseline, not a change (a restart would otherwise report every component).
+        """
+        keys = self._component_checks.get((map_name, component), [])
+        hard = [self.statuses[k].hard_state if k in self.statuses else None for k in keys]
+        if any(state is None for state in hard):
+            return
+        new = component_status(hard).value
+        old = self._component_status.get((map_name, component))
+        self._component_status[(map_name, component)] = new
+        if old is not None and new != old and self.hooks is not None:
+            self.hooks.component_changed(map_name, component, old, new)
 
     # -- state -----------------------------------------------------------------------
 
@@ -333,9 +383,11 @@ class Reconciler:
             statuses=self.statuses,
             wall_offset=self.wall_offset,
             hosts_reachable=self.hosts_reachable,
+            actions=self.hooks.phases() if self.hooks is not None else None,
             extra={
                 "fetch_error": self.fetch_error,
                 "ssh_connections": getattr(self.transport, "connection_count", 0),
+                **(self.hooks.snapshot_extra() if self.hooks is not None else {}),
             },
         )
 

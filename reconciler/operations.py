@@ -1,0 +1,199 @@
+"""Everything around the check loop that acts or records: requests, audit, action phases.
+
+:class:`Operations` implements the reconciler's hooks. It feeds new heads to the
+:class:`~reconciler.request_processor.RequestProcessor` (one request at a time, in commit
+order, in its own task so a long backup never delays the checks), writes audit records
+for revisions and component status changes, shows ``starting``/``stopping`` while an
+action runs, and delivers pending audit records as git notes in the background, retrying
+while the remote is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from reconciler.findings import Finding
+from reconciler.metrics import Metrics
+from reconciler.repo import MapRepo
+from reconciler.request_processor import Auditor, RequestProcessor
+from reconciler.status import ComponentStatus
+
+log = logging.getLogger(__name__)
+
+DELIVERY_INTERVAL_S = 5.0
+DELIVERY_RETRY_MAX_S = 300.0
+
+
+class RecordLike(Protocol):
+    @property
+    def seq(self) -> int: ...
+
+
+class AuditOutbox(Auditor, Protocol):
+    def pending(self) -> Sequence[Any]: ...
+
+    def pending_count(self) -> int: ...
+
+    def mark_delivered(self, seqs: Sequence[int]) -> None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, records: Sequence[Any]) -> None: ...
+
+
+class Operations:
+    """The reconciler's hooks for requests, audit and action phases."""
+
+    def __init__(
+        self,
+        *,
+        processor: RequestProcessor,
+        outbox: AuditOutbox,
+        publisher: Publisher | None,
+        metrics: Metrics,
+        delivery_errors: tuple[type[Exception], ...],
+    ) -> None:
+        self.processor = processor
+        self.outbox = outbox
+        self.publisher = publisher
+        self.metrics = metrics
+        self._delivery_errors = delivery_errors
+        self._phases: dict[tuple[str, str], ComponentStatus] = {}
+        self._heads = asyncio.Event()
+        self._latest_head: str | None = None
+        self._deliver_now = asyncio.Event()
+        self.applied: str | None = None
+        self.delivery_error: str | None = None
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def revision_applied(self, sha: str, repo: MapRepo) -> None:
+        self.applied = sha
+        self.processor.start_from(sha)
+        self._record(
+            "revision.applied",
+            "opsmap",
+            {"revision": sha},
+            {"maps": [m.model.name for m in repo.maps]},
+            sha,
+        )
+
+    def revision_rejected(self, sha: str, problems: list[Finding]) -> None:
+        errors = [f"{f.location}: {f.message} [{f.code}]" for f in problems[:50]]
+        self._record(
+            "revision.rejected",
+            "opsmap",
+            {"revision": sha},
+            {"errors": errors, "kept": self.applied},
+            sha,
+        )
+
+    def head_seen(self, sha: str) -> None:
+        self._latest_head = sha
+        self._heads.set()
+
+    def component_changed(self, map_name: str, component: str, old: str | None, new: str) -> None:
+        if self.applied is None:
+            return
+        self._record(
+            "component.status_changed",
+            "opsmap",
+            {"map": map_name, "component": component},
+            {"from": old, "to": new},
+            self.applied,
+        )
+
+    def phases(self) -> Mapping[tuple[str, str], ComponentStatus]:
+        return self._phases
+
+    def snapshot_extra(self) -> dict[str, Any]:
+        return {
+            "audit_pending": self.outbox.pending_count(),
+            "audit_delivery_error": self.delivery_error,
+        }
+
+    def set_phase(self, map_name: str, component: str, phase: ComponentStatus | None) -> None:
+        """The action runner's callback: ``starting``/``stopping`` while an action runs."""
+        if phase is None:
+            self._phases.pop((map_name, component), None)
+        else:
+            self._phases[(map_name, component)] = phase
+
+    # -- background ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.processor.recover()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._process_requests(), name="requests")
+            group.create_task(self._deliver_audit(), name="audit delivery")
+
+    async def _process_requests(self) -> None:
+        while True:
+            await self._heads.wait()
+            self._heads.clear()
+            head = self._latest_head
+            if head is not None:
+                await self.processor.process(head)
+                self._deliver_now.set()
+
+    async def _deliver_audit(self) -> None:
+        delay = DELIVERY_INTERVAL_S
+        while True:
+            try:
+                async with asyncio.timeout(delay):
+                    await self._deliver_now.wait()
+            except TimeoutError:
+                pass
+            self._deliver_now.clear()
+            delay = (
+                DELIVERY_INTERVAL_S
+                if await self.deliver()
+                else min(delay * 2, DELIVERY_RETRY_MAX_S)
+            )
+
+    async def deliver(self) -> bool:
+        """Push pending records as git notes; False (and kept pending) if the remote failed."""
+        records = list(self.outbox.pending())
+        if not records or self.publisher is None:
+            return True
+        try:
+            await asyncio.to_thread(self.publisher.publish, records)
+        except self._delivery_errors as exc:
+            if self.delivery_error != str(exc):
+                log.warning("audit: %d record(s) not delivered yet: %s", len(records), exc)
+            self.delivery_error = str(exc)
+            return False
+        self.outbox.mark_delivered([r.seq for r in records])
+        if self.delivery_error is not None:
+            log.info("audit: delivered again; %d record(s) pushed", len(records))
+        self.delivery_error = None
+        return True
+
+    def _record(
+        self, action: str, actor: str, target: dict[str, Any], details: dict[str, Any], commit: str
+    ) -> None:
+        self.outbox.append(
+            action=action,
+            actor=actor,
+            target=target,
+            details=details,
+            commit=commit,
+            revision=self.applied,
+        )
+        self._deliver_now.set()
+
+
+class MetricCounters:
+    """The request processor's counters, on the reconciler's metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def request(self, result: str) -> None:
+        self._metrics.requests_total.labels(result).inc()
+
+    def action(self, map_name: str, component: str, action: str, result: str) -> None:
+        self._metrics.actions_total.labels(map_name, component, action, result).inc()
