@@ -1,0 +1,239 @@
+"""The Reconciler in process, in virtual time: soft and hard states, flapping, and workers
+kept across an apply that does not change a map's checks.
+
+Git is real (a bare repo, a clone, :class:`~reconciler.gitsource.GitSource`); the only fake
+is at the Transport seam: :class:`ScriptedTransport` answers each command with the exit
+status the test chose, so no check runs for real and no test sleeps on a schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from e2e_support import MAP, command_check, component, find_check, find_component, repo_files
+from e2e_support import sample_value as value_of
+from gitrepos import ALICE, BareRepo, Clone
+from prometheus_client import CollectorRegistry, generate_latest
+
+from agentless.inventory import Host
+from agentless.result import CommandResult
+from reconciler.clock import VirtualClock, settle
+from reconciler.gitsource import GitSource, GitSourceError
+from reconciler.reconciler import Reconciler, ReconcilerOptions
+from reconciler.state import StateStore
+
+REAL_WAIT_S = 30.0
+"""Bound on what runs in real time (git in a thread): a hang guard only."""
+PROBE = "probe a"
+
+
+@dataclass
+class ScriptedTransport:
+    """A Transport whose commands exit with ``exit_status(command)``; counts every call."""
+
+    exit_status: Callable[[str], int] = lambda _command: 0
+    calls: Counter[str] = field(default_factory=Counter)
+
+    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
+        self.calls[command] += 1
+        status = self.exit_status(command)
+        return CommandResult(
+            host=host.name,
+            command=command,
+            exit_status=status,
+            stdout=f"exit {status}\n",
+            stderr="",
+            duration_s=0.001,
+        )
+
+    async def aclose(self) -> None:
+        pass
+
+
+@dataclass
+class Harness:
+    reconciler: Reconciler
+    clock: VirtualClock
+    transport: ScriptedTransport
+    clone: Clone
+    registry: CollectorRegistry
+
+    def check(self, name: str = "probe", component_id: str = "a") -> dict[str, Any]:
+        found = find_check(self.reconciler.snapshot(), component_id, name)
+        assert found is not None, self.reconciler.snapshot()
+        return found
+
+    def component(self, component_id: str = "a") -> dict[str, Any]:
+        found = find_component(self.reconciler.snapshot(), component_id)
+        assert found is not None
+        return found
+
+    def metrics(self) -> str:
+        return generate_latest(self.registry).decode()
+
+    async def push(self, message: str, files: dict[str, str | bytes | None] | None) -> str:
+        sha = self.clone.commit(message, author=ALICE, files=files)
+        self.clone.push()
+        async with asyncio.timeout(REAL_WAIT_S):
+            await self.reconciler.fetch_and_reconcile()
+        assert self.reconciler.revisions.applied == sha, self.reconciler.snapshot()
+        return sha
+
+    async def advance(self, seconds: int, *, each: Callable[[], None] | None = None) -> None:
+        """Move virtual time one second at a time, calling ``each`` after every step."""
+        for _ in range(seconds):
+            await self.clock.advance(1)
+            if each is not None:
+                each()
+
+
+@asynccontextmanager
+async def running(
+    tmp_path: Path, checks: list[dict[str, Any]], transport: ScriptedTransport
+) -> AsyncIterator[Harness]:
+    remote = BareRepo.create(tmp_path / "remote.git")
+    clone = Clone.create(remote, tmp_path / "work")
+    first = clone.commit("first", author=ALICE, files=repo_files([component("a", checks)]))
+    clone.push()
+    clock, registry = VirtualClock(), CollectorRegistry()
+    store = StateStore(tmp_path / "state")
+    reconciler = Reconciler(
+        source=GitSource(remote.url, cache_dir=tmp_path / "cache", timeout_s=30),
+        store=store,
+        transport=transport,
+        clock=clock,
+        metrics_registry=registry,
+        options=ReconcilerOptions(poll_interval_s=3600),
+        source_errors=(GitSourceError,),
+        rng=random.Random(4),
+    )
+    stop = asyncio.Event()
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(reconciler.run(stop), name="reconciler")
+            async with asyncio.timeout(REAL_WAIT_S):
+                await reconciler.applied_event.wait()
+            assert reconciler.revisions.applied == first
+            try:
+                yield Harness(reconciler, clock, transport, clone, registry)
+            finally:
+                stop.set()
+    finally:
+        store.close()
+
+
+def map_worker() -> asyncio.Task[Any]:
+    workers = [t for t in asyncio.all_tasks() if t.get_name() == f"map {MAP}" and not t.done()]
+    assert len(workers) == 1, workers
+    return workers[0]
+
+
+def test_a_failing_check_goes_soft_then_hard_at_the_retry_interval(tmp_path: Path) -> None:
+    transport = ScriptedTransport(exit_status=lambda _: 2)
+    probe = command_check("probe", PROBE, interval=60, timeout=5, attempts=3)
+    probe["retry_interval_secs"] = 10
+
+    async def scenario() -> None:
+        async with running(tmp_path, [probe], transport) as h:
+            seen: list[tuple[str, str, int, str, str]] = []
+
+            def observe() -> None:
+                k = h.check()
+                step = (k["state"], k["state_type"], k["attempt"], k["hard_state"])
+                if not seen or seen[-1][:4] != step:
+                    seen.append((*step, h.component()["status"]))
+
+            observe()
+            await h.advance(40, each=observe)
+            assert seen == [
+                ("PENDING", "hard", 0, "PENDING", "unknown"),
+                ("CRITICAL", "soft", 1, "PENDING", "unknown"),
+                ("CRITICAL", "soft", 2, "PENDING", "unknown"),
+                ("CRITICAL", "hard", 3, "CRITICAL", "error"),
+            ]
+            # retried every ~10 s until hard, then back to the 60 s interval
+            assert transport.calls[PROBE] == 3
+            metrics = h.metrics()
+            assert value_of(metrics, "opsmap_component_status", status="error") == 1.0
+            assert value_of(metrics, "opsmap_check_status", check="probe") == 2.0
+
+            transport.exit_status = lambda _: 0
+            await h.advance(70)
+            assert transport.calls[PROBE] == 4
+            assert (h.check()["hard_state"], h.check()["state_type"]) == ("OK", "hard")
+            assert h.component()["status"] == "ok"
+
+    asyncio.run(scenario())
+
+
+def test_flapping_shows_in_the_snapshot_and_stops_when_the_check_settles(
+    tmp_path: Path,
+) -> None:
+    results = iter([0, 2] * 20)
+    transport = ScriptedTransport(exit_status=lambda _: next(results, 0))
+    probe = command_check("probe", PROBE, interval=10, timeout=5, attempts=1)
+
+    async def scenario() -> None:
+        async with running(tmp_path, [probe], transport) as h:
+            await h.advance(5)
+            assert transport.calls[PROBE] == 1
+            assert h.check()["flapping"] is False
+            await h.advance(110)  # about ten more runs, alternating OK and CRITICAL
+            assert 10 <= transport.calls[PROBE] <= 14
+            assert h.check()["flapping"] is True
+            assert value_of(h.metrics(), "opsmap_check_flapping", check="probe") == 1.0
+
+            results_left = list(results)
+            assert results_left, "the alternating script ran out too early"
+            transport.exit_status = lambda _: 0
+            await h.advance(300)  # more than a whole window of OK results
+            assert h.check()["flapping"] is False
+            assert h.check()["hard_state"] == "OK"
+            assert value_of(h.metrics(), "opsmap_check_flapping", check="probe") == 0.0
+
+    asyncio.run(scenario())
+
+
+def test_applying_a_revision_that_keeps_the_checks_keeps_the_worker_and_its_schedule(
+    tmp_path: Path,
+) -> None:
+    transport = ScriptedTransport()
+    checks = [command_check("probe", PROBE, interval=30, timeout=5)]
+
+    async def scenario() -> None:
+        async with running(tmp_path, checks, transport) as h:
+            await h.advance(6)
+            assert transport.calls[PROBE] == 1
+            worker, last_run = map_worker(), h.check()["last_run"]
+
+            # an empty commit, then one that changes the map but none of its checks
+            await h.push("nothing changed", None)
+            files = repo_files([component("a", checks)])
+            files["maps/e2e.yaml"] = str(files["maps/e2e.yaml"]).replace(
+                "end-to-end test map", "reworded description"
+            )
+            await h.push("reword the description", files)
+            await settle()
+            assert map_worker() is worker, "the map's worker was restarted"
+            assert transport.calls[PROBE] == 1, "an apply ran the check out of schedule"
+            assert h.check()["last_run"] == last_run
+
+            await h.advance(35)  # the schedule goes on: the next run at ~30 s
+            assert transport.calls[PROBE] == 2
+            assert map_worker() is worker
+
+            changed = [command_check("probe", "probe b", interval=30, timeout=5)]
+            await h.push("change the command", repo_files([component("a", changed)]))
+            await settle()
+            assert map_worker() is not worker, "a changed check must restart the worker"
+            await h.advance(35)
+            assert transport.calls["probe b"] >= 1
+
+    asyncio.run(scenario())
