@@ -1,0 +1,68 @@
+"""Fixtures of the audit tests: a real remote, a clone with commits, the reconciler's mirror.
+
+``tests/git/gitrepos.py`` builds the repos; that folder is put on ``sys.path`` here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+for folder in (HERE, HERE.parent / "git"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from gitrepos import ALICE, BOB, BareRepo, Clone  # noqa: E402
+
+from reconciler.audit import AuditLog, NotesPublisher  # noqa: E402
+from reconciler.gitsource import GitSource  # noqa: E402
+
+
+@dataclass
+class World:
+    """A remote with two commits on main, a working clone, and OpsMap's mirror of it."""
+
+    remote: BareRepo
+    clone: Clone
+    source: GitSource
+    first: str
+    second: str
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    remote = BareRepo.create(tmp_path / "remote.git")
+    clone = Clone.create(remote, tmp_path / "work")
+    first = clone.commit("initial map", author=ALICE, files={"maps/demo.yaml": "name: demo\n"})
+    _, second = clone.pull_request(
+        "pr-1", {"requests/r1.yaml": "action: restart\n"}, author=ALICE, merger=BOB
+    )
+    clone.push()
+    source = GitSource(remote.url, cache_dir=tmp_path / "cache", timeout_s=30)
+    source.fetch()
+    return World(remote, clone, source, first, second)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(tmp_path / "state.sqlite3", check_same_thread=False)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def log(db: sqlite3.Connection) -> AuditLog:
+    return AuditLog(db)
+
+
+@pytest.fixture
+def publisher(world: World) -> NotesPublisher:
+    return NotesPublisher(world.source.mirror, world.source.url, timeout_s=30)
