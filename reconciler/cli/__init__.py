@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "validate": ("reconciler.cli.validate", "check a map repo: schemas, references, dependencies"),
     "check": ("reconciler.cli.check", "run every selected check once and print the results"),
     "policy": ("reconciler.cli.policy", "ask the policy engine who may do what, and why"),
+    "audit": ("reconciler.cli.audit", "list the audit records in git notes, or verify their chain"),
     "request": ("reconciler.cli.request", "ask for an action: write a request file (--branch)"),
     "run": (
         "reconciler.cli.run",
