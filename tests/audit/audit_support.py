@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitrepos import CAROL, git
+from gitrepos import CAROL, BareRepo, Clone, git
 
 from reconciler.audit import AuditLog, AuditRecord, NotesPublisher
+from reconciler.gitsource import GitSource
 
 NOTES_REF = "refs/notes/opsmap"
+
+
+@dataclass
+class World:
+    """A remote with two commits on main, a working clone, and OpsMap's mirror of it."""
+
+    remote: BareRepo
+    clone: Clone
+    source: GitSource
+    first: str
+    second: str
 
 
 def append(

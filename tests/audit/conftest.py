@@ -8,7 +8,6 @@ from __future__ import annotations
 import sqlite3
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,11 @@ for folder in (HERE, HERE.parent / "git"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
+from audit_support import World  # noqa: E402
 from gitrepos import ALICE, BOB, BareRepo, Clone  # noqa: E402
 
 from reconciler.audit import AuditLog, NotesPublisher  # noqa: E402
 from reconciler.gitsource import GitSource  # noqa: E402
-
-
-@dataclass
-class World:
-    """A remote with two commits on main, a working clone, and OpsMap's mirror of it."""
-
-    remote: BareRepo
-    clone: Clone
-    source: GitSource
-    first: str
-    second: str
 
 
 @pytest.fixture

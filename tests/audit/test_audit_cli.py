@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from audit_support import append, deliver, fetch_notes, note_lines, rewrite_note
-from conftest import World
+from audit_support import World, append, deliver, fetch_notes, note_lines, rewrite_note
 
 from reconciler.audit import AuditLog, AuditRecord, NotesPublisher
 from reconciler.cli import main

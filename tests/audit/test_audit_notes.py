@@ -6,8 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from audit_support import NOTES_REF, all_note_ids, append, deliver, fetch_notes, note_lines
-from conftest import World
+from audit_support import NOTES_REF, World, all_note_ids, append, deliver, fetch_notes, note_lines
 from gitrepos import ALICE, CAROL, Clone, GitFailed, git
 
 from reconciler.audit import AuditDeliveryError, AuditLog, NotesPublisher, NotesReader
