@@ -70,9 +70,11 @@ class Operations:
 
     # -- hooks ---------------------------------------------------------------------------
 
-    def revision_applied(self, sha: str, repo: MapRepo) -> None:
+    def revision_applied(self, sha: str, repo: MapRepo, *, resumed: bool) -> None:
         self.applied = sha
         self.processor.start_from(sha)
+        if resumed:  # the same revision, running again after a restart: nothing new
+            return
         self._record(
             "revision.applied",
             "opsmap",

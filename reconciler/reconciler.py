@@ -63,7 +63,7 @@ class RepoSource(Protocol):
 class Hooks(Protocol):
     """What happens around the loop: requests, audit, action phases (see operations.py)."""
 
-    def revision_applied(self, sha: str, repo: MapRepo) -> None: ...
+    def revision_applied(self, sha: str, repo: MapRepo, *, resumed: bool) -> None: ...
 
     def revision_rejected(self, sha: str, problems: list[Finding]) -> None: ...
 
@@ -273,7 +273,13 @@ class Reconciler:
         log.info(
             "revision %s applied: %d maps, %d checks", sha[:12], len(repo.maps), len(scheduled)
         )
+        self._component_checks = {}
+        for check in scheduled:
+            key = check.key
+            self._component_checks.setdefault((key.map, key.component), []).append(key)
         self.persist_meta()
+        if self.hooks is not None:
+            self.hooks.revision_applied(sha, repo, resumed=resumed)
         self.applied_event.set()
 
     def _restart_workers(self, scheduled: list[ScheduledCheck]) -> None:

@@ -13,11 +13,17 @@ from prometheus_client import CollectorRegistry
 from agentless.local import LocalTransport
 from agentless.ssh import SshSettings, SshTransport
 from agentless.transport import TransportRouter
+from reconciler.actions import ActionRunner
+from reconciler.audit import AuditError, AuditLog, NotesPublisher
 from reconciler.clock import Clock, RealClock
 from reconciler.gitsource import GitSource, GitSourceError, is_local, watch_local
 from reconciler.http import Endpoints, HttpEndpoint, HttpServerError
+from reconciler.journal import RequestJournal
+from reconciler.operations import MetricCounters, Operations
 from reconciler.reconciler import Reconciler, ReconcilerOptions
+from reconciler.request_processor import CURSOR_KEY, RequestProcessor
 from reconciler.state import StateError, StateStore
+from reconciler.status import ComponentStatus
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,8 @@ async def run_service(
         options=ReconcilerOptions(poll_interval_s=poll_interval_s, checkout_dir=checkout),
         source_errors=(GitSourceError,),
     )
+    operations = _operations(source, store, reconciler, transport)
+    reconciler.hooks = operations
     endpoints = Endpoints(
         registry=reconciler.metrics.registry,
         status=reconciler.snapshot_from_thread,
@@ -103,6 +111,38 @@ async def run_service(
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         log.info("stopped")
+
+
+def _operations(
+    source: GitSource, store: StateStore, reconciler: Reconciler, transport: TransportRouter
+) -> Operations:
+    """Requests, their actions, and the audit trail delivered as notes to the map repo."""
+    operations: Operations | None = None
+
+    def set_phase(map_name: str, component: str, phase: ComponentStatus | None) -> None:
+        assert operations is not None
+        operations.set_phase(map_name, component, phase)
+
+    cursor = store.get_meta().get(CURSOR_KEY)
+    outbox = AuditLog(store.db)
+    processor = RequestProcessor(
+        source=source,
+        journal=RequestJournal(store.db),
+        auditor=outbox,
+        executor=ActionRunner(transport, clock=RealClock(), set_phase=set_phase),
+        counters=MetricCounters(reconciler.metrics),
+        cursor=cursor if isinstance(cursor, str) else None,
+        save_cursor=lambda sha: store.set_meta({CURSOR_KEY: sha}),
+        applied_revision=lambda: reconciler.revisions.applied,
+    )
+    operations = Operations(
+        processor=processor,
+        outbox=outbox,
+        publisher=NotesPublisher(source.mirror, source.url),
+        metrics=reconciler.metrics,
+        delivery_errors=(AuditError, GitSourceError),
+    )
+    return operations
 
 
 async def _watch(repo: str, reconciler: Reconciler, stop: asyncio.Event) -> None:

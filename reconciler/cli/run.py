@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,
     )
+    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         listen = parse_listen(args.listen)
     except ValueError as exc:
