@@ -328,7 +328,7 @@ def start_opsmap(
 ) -> Opsmap:
     """Start ``opsmap run`` on a free loopback port; wait until ``/api/v1/status`` answers.
 
-    That first status (asked for every 10 ms from the start; an answer other than 200 means
+    That first status (asked for every 2 ms from the start; an answer other than 200 means
     "not ready yet") is kept in ``first_status``.
 
     The port is chosen here (another process may take it meanwhile: then it is tried again
@@ -362,7 +362,7 @@ def start_opsmap(
             serving,
             what=f"opsmap run to serve HTTP on port {port}",
             timeout=timeout,
-            interval=0.01,
+            interval=0.002,
         )
         if proc.poll() is None:
             return service

@@ -187,3 +187,33 @@ def test_a_dead_remote_keeps_the_service_running_on_its_revision(
     assert service.check_of("a", "present")["hard_state"] == "OK"
     assert service.proc.poll() is None, service.stderr()
     assert "Traceback" not in service.stderr(), service.stderr()
+
+
+def test_force_pushing_back_to_the_good_revision_clears_the_rejection(
+    remote: BareRepo, clone: Clone, opsmap: Start
+) -> None:
+    good = clone.commit(
+        "good", author=ALICE, files=repo_files([component("a", [command_check("ok", "true")])])
+    )
+    clone.push()
+    service = opsmap(remote.file_url, poll_interval=1)
+    service.wait_applied(good)
+    bad = clone.commit("broken", author=ALICE, files={"maps/e2e.yaml": "name: [\n"})
+    clone.push()
+    wait_for(
+        lambda: service.status()["last_attempted_revision"] == bad,
+        what=f"revision {bad} attempted",
+    )
+
+    clone.reset_hard(good)  # the bad commit is taken back: the branch is the good one again
+    clone.push(force=True)
+
+    status = wait_for(
+        lambda: (s := service.status())["last_attempted_revision"] == good and s,
+        what="the branch head (the good revision again) to be the attempted revision",
+        timeout=15,
+    )
+    assert status["last_applied_revision"] == good
+    assert status["revision_rejected"] is False
+    assert status["validation_errors"] == []
+    assert sample_value(service.metrics(), "opsmap_revision_rejected") == 0.0
