@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from reconciler.findings import Finding
@@ -44,6 +44,10 @@ class Publisher(Protocol):
     def publish(self, records: Sequence[Any]) -> None: ...
 
 
+PublisherFactory = Callable[[str, bool], Publisher]
+"""Makes the publisher for a notes ref and whether to push (from ``opsmap.yaml``)."""
+
+
 class Operations:
     """The reconciler's hooks for requests, audit and action phases."""
 
@@ -52,13 +56,15 @@ class Operations:
         *,
         processor: RequestProcessor,
         outbox: AuditOutbox,
-        publisher: Publisher | None,
+        publisher_factory: PublisherFactory | None,
         metrics: Metrics,
         delivery_errors: tuple[type[Exception], ...],
     ) -> None:
         self.processor = processor
         self.outbox = outbox
-        self.publisher = publisher
+        self._make_publisher = publisher_factory
+        self.publisher: Publisher | None = None
+        self._publisher_settings: tuple[str, bool] | None = None
         self.metrics = metrics
         self._delivery_errors = delivery_errors
         self._phases: dict[tuple[str, str], ComponentStatus] = {}
@@ -73,6 +79,13 @@ class Operations:
     def revision_applied(self, sha: str, repo: MapRepo, *, resumed: bool) -> None:
         self.applied = sha
         self.processor.start_from(sha)
+        audit = repo.effective_settings.audit
+        wanted = (audit.notes_ref, audit.push)
+        if self._make_publisher is not None and wanted != self._publisher_settings:
+            if self._publisher_settings is not None:
+                log.info("audit: notes now under %s (push: %s)", *wanted)
+            self.publisher = self._make_publisher(*wanted)
+            self._publisher_settings = wanted
         if resumed:  # the same revision, running again after a restart: nothing new
             return
         self._record(

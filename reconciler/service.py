@@ -138,7 +138,9 @@ def _operations(
     operations = Operations(
         processor=processor,
         outbox=outbox,
-        publisher=NotesPublisher(source.mirror, source.url),
+        publisher_factory=lambda ref, push: NotesPublisher(
+            source.mirror, source.url, notes_ref=ref, push=push
+        ),
         metrics=reconciler.metrics,
         delivery_errors=(AuditError, GitSourceError),
     )
