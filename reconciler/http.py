@@ -120,6 +120,7 @@ class HttpEndpoint:
         except OSError as exc:
             raise HttpServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
         self._server.daemon_threads = True
+        self._started = False
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="opsmap-http", daemon=True
         )
@@ -131,9 +132,11 @@ class HttpEndpoint:
 
     def start(self) -> None:
         self._thread.start()
+        self._started = True
         log.info("serving /metrics, /healthz, /api/v1/status on http://%s:%d", *self.address)
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._started:  # shutdown() waits for serve_forever, which must have begun
+            self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=SOCKET_TIMEOUT_S)

@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -131,8 +131,12 @@ class Reconciler:
 
     # -- running ---------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set; then cancel in-flight checks and persist state."""
+    async def run(self, stop: asyncio.Event, *, ready: Callable[[], None] | None = None) -> None:
+        """Run until ``stop`` is set; then cancel in-flight checks and persist state.
+
+        ``ready`` is called once the state is restored and the revision applied before a
+        restart is running again: serve from then on, so no scrape sees an empty state.
+        """
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._restore()
@@ -141,6 +145,8 @@ class Reconciler:
                 self._group = group
                 if self.revisions.applied:
                     await self._resume(self.revisions.applied)
+                if ready is not None:
+                    ready()
                 group.create_task(self._follow(), name="follow")
                 if self.hooks is not None:
                     group.create_task(self.hooks.run(), name="operations")
@@ -185,7 +191,15 @@ class Reconciler:
             return
         self.fetch_error = None
         self.metrics.git_fetch_total.labels("changed" if fetched.changed else "unchanged").inc()
-        if fetched.head not in (self.revisions.attempted, self.revisions.applied):
+        if fetched.head == self.revisions.applied and self.revisions.attempted != fetched.head:
+            # the rejected commit was force-pushed away: the branch is the applied revision again
+            log.warning(
+                "branch is back at the applied revision %s: rejection cleared", fetched.head[:12]
+            )
+            self.revisions.attempted, self.revisions.attempted_at = fetched.head, time.time()
+            self.revisions.errors = []
+            self.persist_meta()
+        elif fetched.head != self.revisions.attempted:
             await self.reconcile(fetched.head)
         if self.hooks is not None and self.revisions.applied is not None:
             self.hooks.head_seen(fetched.head)
@@ -366,9 +380,12 @@ class Reconciler:
                 _finding_from_json(e) for e in stored_errors if isinstance(e, dict)
             ]
         self.statuses = self.store.load_checks(wall_offset=self.wall_offset)
+        reachable = meta.get("hosts_reachable")
+        if isinstance(reachable, dict):
+            self.hosts_reachable = {str(k): bool(v) for k, v in reachable.items()}
 
     def persist_meta(self) -> None:
-        self.store.set_meta(self.revisions.to_meta())
+        self.store.set_meta({**self.revisions.to_meta(), "hosts_reachable": self.hosts_reachable})
 
     def persist(self) -> None:
         self.persist_meta()

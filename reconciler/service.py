@@ -91,16 +91,19 @@ async def run_service(
     if install_signal_handlers:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    http.start()
     log.info("following %s (branch %s); state in %s", source.display, branch, state_dir)
-    if on_started is not None:
-        on_started(reconciler, http)
+
+    def ready() -> None:
+        http.start()
+        if on_started is not None:
+            on_started(reconciler, http)
+
     try:
         async with asyncio.TaskGroup() as group:
             watcher = None
             if is_local(repo):
                 watcher = group.create_task(_watch(repo, reconciler, stop), name="watch")
-            await reconciler.run(stop)
+            await reconciler.run(stop, ready=ready)
             if watcher is not None:
                 watcher.cancel()
     finally:
