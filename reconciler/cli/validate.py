@@ -95,8 +95,10 @@ def locate_file(path: Path) -> tuple[Path | None, Kind]:
 
     A file under ``maps/``, ``policies/``, ``inventory/`` or ``requests/`` belongs to the
     folder's parent; ``opsmap.yaml`` to its own folder. Any other file is read as a map,
-    in the repo of the nearest folder above it holding an ``opsmap.yaml`` or a ``maps/``,
-    or on its own.
+    in the repo of its own folder if that holds a ``maps/`` folder, else of the nearest
+    folder above it that holds an ``opsmap.yaml`` or is the top of a git work tree with a
+    ``maps/`` folder; otherwise on its own. The search stops at the top of a git work tree
+    (a stray ``maps/`` in ``/tmp`` does not make every file below it part of a repo).
     """
     resolved = path.resolve()
     if resolved.name == SETTINGS_FILE:
@@ -105,7 +107,14 @@ def locate_file(path: Path) -> tuple[Path | None, Kind]:
         kind = FOLDER_KINDS.get(ancestor.name)
         if kind is not None:
             return ancestor.parent, kind
+    if (resolved.parent / "maps").is_dir():  # a loose file at a repo's root
+        return resolved.parent, "map"
     for ancestor in resolved.parents:
-        if (ancestor / SETTINGS_FILE).is_file() or (ancestor / "maps").is_dir():
+        top_of_work_tree = (ancestor / ".git").exists()
+        if (ancestor / SETTINGS_FILE).is_file() or (
+            top_of_work_tree and (ancestor / "maps").is_dir()
+        ):
             return ancestor, "map"
+        if top_of_work_tree:
+            break
     return None, "map"
