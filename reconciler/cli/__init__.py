@@ -24,7 +24,11 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the ``chosen`` subcommand's module is imported for its arguments.
+
+    With ``chosen`` None every module is imported (for documentation and tests).
+    """
     parser = argparse.ArgumentParser(
         prog="opsmap",
         description="GitOps reconciler for operations maps: checks and actions over SSH.",
@@ -32,14 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(command)
+        if chosen is None or name == chosen:
+            importlib.import_module(module).add_arguments(command)
         command.set_defaults(module=module)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``opsmap`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in arguments if not a.startswith("-")), "")
+    args = build_parser(chosen).parse_args(arguments)
     logging.basicConfig(level=logging.WARNING, format="opsmap: %(levelname)s: %(message)s")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     if args.command == "check":
