@@ -4,14 +4,22 @@ Both are thin :class:`asyncssh.SSHClientSession` subclasses working on bytes: as
 ``SSHClientProcess`` stream readers cost noticeably more client CPU per command, and the
 engine's budget is a fraction of a millisecond per check.
 
-:class:`ShellChannel` keeps one ``/bin/sh`` per channel and feeds it one command at a
-time, each framed by a random per-channel token::
+:class:`ShellChannel` keeps one ``/bin/sh`` per channel and feeds it a **batch** of
+commands in one write, run one after the other, each framed by a random per-channel
+token::
 
-    timeout -k 1 T /bin/sh -c '<command>' </dev/null; printf '\\n%s:%d\\n' TOKEN $?; \\
+    timeout -k 1 T /bin/sh -c '<command 1>' </dev/null; printf '\\n%s:%d\\n' TOKEN $?; \\
         printf '\\n%s\\n' TOKEN >&2
+    { <inline command 2>
+    } </dev/null; printf '\\n%s:%d\\n' TOKEN $?; printf '\\n%s\\n' TOKEN >&2
 
-The command reads ``/dev/null``, so it cannot swallow the next frame, and runs in its own
-``sh -c``, so ``exit`` or ``cd`` in it do not affect the shell.
+Each command still runs under its own ``timeout`` (or is :class:`~agentless.transport.
+Inline`), reads ``/dev/null``, so it cannot swallow the next frame, and runs in its own
+``sh -c``, so ``exit`` or ``cd`` in it do not affect the shell. The channel is driven by
+asyncssh's callbacks, not by a waiting coroutine: each command's future is resolved as
+its frame arrives, so a caller that is cancelled does not disturb the others of its
+batch. A client-side backstop (the command's timeout plus :data:`CLIENT_GRACE_S`,
+re-armed as each command of the batch starts) closes a shell that stopped answering.
 
 asyncssh sends an SSH_MSG_IGNORE packet before every data packet, each with its own
 ``send()``; on Linux the frame is written with ``TCP_CORK`` set so both leave in one TCP
@@ -27,12 +35,16 @@ import logging
 import secrets
 import socket
 import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import asyncssh
 
+from agentless.errors import HostUnreachable
 from agentless.inventory import Host
 from agentless.result import CommandResult
-from agentless.transport import KILL_AFTER_S, is_remote_timeout, remote_command
+from agentless.transport import KILL_AFTER_S, Inline, is_remote_timeout, remote_command
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +55,30 @@ CLIENT_GRACE_S = KILL_AFTER_S + 2.0
 _CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 
-@functools.lru_cache(maxsize=1024)
 def _frame(command: str, timeout: float, token: bytes) -> bytes:
-    """The bytes written to the shell for one command (probes repeat: cached)."""
+    """The bytes written to the shell for one command."""
+    return _cached_frame(command, isinstance(command, Inline), timeout, token)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_frame(command: str, inline: bool, timeout: float, token: bytes) -> bytes:
+    """Probes repeat, so frames are cached; ``inline`` is part of the key because an
+    :class:`Inline` and a plain ``str`` of the same text are equal as keys."""
     mark = token.decode()
+    text = Inline(command) if inline else str(command)
     return (
-        f"{remote_command(command, timeout=timeout)}; "
+        f"{remote_command(text, timeout=timeout)}; "
         f"printf '\\n%s:%d\\n' {mark} $?; printf '\\n%s\\n' {mark} >&2\n"
     ).encode()
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One command waiting for its result; the future gets a result or HostUnreachable."""
+
+    command: str
+    timeout: float
+    future: asyncio.Future[CommandResult]
 
 
 class ChannelLost(Exception):
@@ -102,23 +130,35 @@ class _Collector(asyncssh.SSHClientSession[bytes]):
 
 
 class ShellChannel(_Collector):
-    """A long-lived ``/bin/sh`` on one channel, running one framed command at a time."""
+    """A long-lived ``/bin/sh`` on one channel, running one batch of framed commands at a
+    time. ``on_done`` is called once the batch has finished or the channel has closed."""
 
     def __init__(self) -> None:
         super().__init__()
         self.token = b"OPSMAP-" + secrets.token_hex(12).encode()
         self._out_marker = b"\n" + self.token + b":"
         self._err_marker = b"\n" + self.token + b"\n"
-        self._status: int | None = None
-        self._out_end = -1
         self._sock: socket.socket | None = None
+        self.conn: asyncssh.SSHClientConnection | None = None
+        self.on_done: Callable[[ShellChannel], None] | None = None
+        self._host: Host | None = None
+        self._jobs: deque[Job] = deque()
+        self._status: int | None = None
+        self._out_at = self._out_scan = self._out_pos = self._err_pos = 0
+        self._started = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
     async def open(cls, conn: asyncssh.SSHClientConnection) -> ShellChannel:
         _chan, session = await conn.create_session(cls, "exec /bin/sh", encoding=None)
         assert isinstance(session, ShellChannel)
+        session.conn = conn
         session._sock = conn.get_extra_info("socket") if _CORK is not None else None
         return session
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._jobs)
 
     def _write(self, data: bytes) -> None:
         assert self.chan is not None
@@ -132,49 +172,118 @@ class ShellChannel(_Collector):
         finally:
             sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
 
-    def finished(self) -> bool:
-        if self._out_end < 0:
-            at = self.out.find(self._out_marker)
-            if at < 0:
-                return False
-            newline = self.out.find(b"\n", at + len(self._out_marker))
-            if newline < 0:
-                return False
-            self._status = int(self.out[at + len(self._out_marker) : newline])
-            self._out_end = at
-        return self.err.find(self._err_marker) >= 0
-
-    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
-        """Run one command; on a client-side timeout the channel is closed for good."""
-        if self.closed or self.chan is None:
-            raise ChannelLost("shell channel is closed", started=False)
-        self.out.clear()
-        self.err.clear()
-        self._out_end = -1
-        self._status = None
-        frame = _frame(command, timeout, self.token)
-        loop = asyncio.get_running_loop()
-        self.waiter = loop.create_future()
-        started = time.monotonic()
-        self._write(frame)
+    def start(self, host: Host, jobs: Sequence[Job]) -> None:
+        """Send ``jobs`` in one frame. Raises ChannelLost (not started) if it cannot."""
+        if self.closed or self.chan is None or self._jobs:
+            raise ChannelLost("shell channel is closed or busy", started=False)
+        frame = b"".join(_frame(job.command, job.timeout, self.token) for job in jobs)
         try:
-            async with asyncio.timeout(timeout + CLIENT_GRACE_S):
-                await self.waiter
-        except TimeoutError:
-            log.warning(
-                "no reply %gs after timeout on %s; closing shell", CLIENT_GRACE_S, host.name
-            )
+            self._write(frame)
+        except (asyncssh.Error, OSError) as exc:
             self.close()
-            return _timed_out(host, command, self.out, self.err, time.monotonic() - started)
-        finally:
-            self.waiter = None
-        duration = time.monotonic() - started
-        end_err = self.err.find(self._err_marker)
-        stdout = self.out[: self._out_end].decode("utf-8", "replace")
-        stderr = self.err[:end_err].decode("utf-8", "replace")
-        if is_remote_timeout(self._status, duration, timeout):
-            return _timed_out(host, command, stdout, stderr, duration)
-        return CommandResult(host.name, command, self._status, stdout, stderr, duration)
+            raise ChannelLost(f"writing to the shell failed: {exc}", started=False) from exc
+        self._host = host
+        self._jobs.extend(jobs)
+        self._next_job(time.monotonic())
+
+    def _next_job(self, now: float) -> None:
+        """The head job starts (as far as the client can tell): time it, arm the backstop."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._started = now
+        self._status = None
+        if self._jobs:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._jobs[0].timeout + CLIENT_GRACE_S, self._expire)
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if datatype == asyncssh.EXTENDED_DATA_STDERR:
+            self.err += data
+        else:
+            self.out += data
+        if self._jobs:
+            self._advance()
+
+    def _advance(self) -> None:
+        """Resolve every job whose frame is complete on both streams."""
+        out, err = self.out, self.err
+        while self._jobs:
+            if self._status is None:
+                at = out.find(self._out_marker, self._out_scan)
+                if at < 0:
+                    self._out_scan = max(self._out_pos, len(out) - len(self._out_marker))
+                    return
+                newline = out.find(b"\n", at + len(self._out_marker))
+                if newline < 0:
+                    self._out_scan = at
+                    return
+                self._status = int(out[at + len(self._out_marker) : newline])
+                self._out_at = at
+                self._out_scan = newline + 1
+            end_err = err.find(self._err_marker, self._err_pos)
+            if end_err < 0:
+                return
+            job = self._jobs.popleft()
+            now = time.monotonic()
+            duration = now - self._started
+            stdout = out[self._out_pos : self._out_at].decode("utf-8", "replace")
+            stderr = err[self._err_pos : end_err].decode("utf-8", "replace")
+            self._out_pos = self._out_scan
+            self._err_pos = end_err + len(self._err_marker)
+            assert self._host is not None
+            if is_remote_timeout(self._status, duration, job.timeout):
+                result = _timed_out(self._host, job.command, stdout, stderr, duration)
+            else:
+                result = CommandResult(
+                    self._host.name, job.command, self._status, stdout, stderr, duration
+                )
+            if not job.future.done():
+                job.future.set_result(result)
+            self._next_job(now)
+        # The batch is done: start the next one on empty buffers.
+        out.clear()
+        err.clear()
+        self._out_scan = self._out_pos = self._err_pos = 0
+        self._done()
+
+    def _expire(self) -> None:
+        """The head job outlived its timeout and the grace: give up on this shell."""
+        self._timer = None
+        if not self._jobs or self._host is None:
+            return
+        job = self._jobs.popleft()
+        log.warning(
+            "no reply %gs after timeout on %s; closing shell", CLIENT_GRACE_S, self._host.name
+        )
+        if not job.future.done():
+            out = self.out[self._out_pos :]
+            err = self.err[self._err_pos :]
+            duration = time.monotonic() - self._started
+            job.future.set_result(_timed_out(self._host, job.command, out, err, duration))
+        self.close()
+        self._fail("the shell stopped answering")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(str(exc or "channel closed"))
+
+    def _fail(self, reason: str) -> None:
+        """Every job still in the batch was sent: whether it ran is unknown."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._jobs:
+            job = self._jobs.popleft()
+            if not job.future.done() and self._host is not None:
+                job.future.set_exception(
+                    HostUnreachable(self._host.name, f"connection lost: {reason}")
+                )
+        self._done()
+
+    def _done(self) -> None:
+        if self.on_done is not None:
+            self.on_done(self)
 
 
 class ExecChannel(_Collector):

@@ -36,6 +36,25 @@ REMOTE_TIMEOUT_STATUSES = frozenset({124, 137})
 KILL_AFTER_S = 1.0
 
 
+class Inline(str):
+    """Shell text a transport may run in a shell it keeps, without ``sh -c`` or ``timeout``.
+
+    Only code marks text so (the probes in :mod:`agentless.checks.probes`), never a map:
+    a plain ``str`` is always wrapped. The mark is a promise about the text: it uses only
+    shell builtins on files that cannot block (``/proc``), runs every external program
+    under its own ``timeout`` that ends within the command's timeout, starts no
+    background job, and never runs ``exit``, ``cd`` or ``exec`` or changes the shell's
+    options or traps. Such text cannot outlive its timeout by construction, so the
+    ``timeout`` process (and the ``sh`` behind it) that :func:`remote_command` adds to
+    every other command would only cost a process start or two per check.
+
+    Any string operation on it (``+``, f-strings, ``.strip()``) gives a plain ``str``:
+    text built from an :class:`Inline` is wrapped again unless marked anew.
+    """
+
+    __slots__ = ()
+
+
 class Transport(Protocol):
     """Runs shell commands on hosts. Implementations are safe for concurrent use."""
 
@@ -138,7 +157,11 @@ def remote_command(command: str, *, timeout: float) -> str:
     the command started die with it even when the client is gone. Shell text runs under
     ``/bin/sh -c`` and is quoted here, in this one place; a plain program call
     (:func:`_plain_argv`) is run by ``timeout`` itself, one process start fewer.
+    :class:`Inline` text is only given ``/dev/null`` as stdin: the shell that runs the
+    frame runs it itself (``{ ...; }`` does not fork).
     """
+    if isinstance(command, Inline):
+        return f"{{ {command}\n}} </dev/null"
     seconds = f"{max(timeout, 0.001):.3f}"
     argv = _plain_argv(command)
     program = " ".join(argv) if argv is not None else f"/bin/sh -c {shlex.quote(command)}"

@@ -1,22 +1,28 @@
 """The shell text each check type runs on its target host.
 
-Only what a plain Linux host has is used: ``sh``, ``/proc`` and coreutils (``cat``,
-``head``, ``df``, ``sleep``, ``timeout``). Optional tools are probed with ``command -v``
-and their absence is reported, never installed:
+Only what a plain Linux host has is used: ``sh``, ``/proc`` and coreutils (``cut``,
+``df``, ``sleep``, ``timeout``). Optional tools are probed with ``command -v`` and their
+absence is reported, never installed:
 
 - ``http``: ``curl``, else ``wget``; with neither the check is UNKNOWN
   ("neither curl nor wget on host").
 - ``tcp``: a real connect from the target host, with ``bash``'s ``/dev/tcp`` (plain
-  ``sh``/dash has none), else ``nc -z``, bounded by coreutils ``timeout``. With neither,
-  a loopback address (``127.0.0.1``, ``localhost``, ``::1``) is still answered from the
-  LISTEN sockets in ``/proc/net/tcp{,6}`` (reduced to distinct "local-address state"
-  pairs with ``tr``/``cut``/``sort -u``); any other address is UNKNOWN. /proc is not the
-  first choice because the kernel walks its whole socket hash to print those files:
-  about 13 ms of system CPU per read on the benchmark machine, against ~1 ms for bash.
+  ``sh``/dash has none), else ``nc -z``, each under its own ``timeout``. With neither, a
+  loopback address (``127.0.0.1``, ``localhost``, ``::1``) is still answered from the
+  LISTEN sockets in ``/proc/net/tcp{,6}``, read with the ``read`` builtin and left at the
+  first socket that is not listening (the kernel lists listeners first; reading on would
+  make it walk its whole socket hash, ~13 ms of system CPU per ``cat`` here); any other
+  address is UNKNOWN.
 - ``process``: ``cut -c1-32`` prints the start of every ``/proc/<pid>/stat`` ("pid
-  (comm) state ..."; zombies do not count) and, for names longer than the kernel's
-  15-character ``comm``, ``head -v`` adds the start of each ``cmdline``; the parser
-  does the matching.
+  (comm) state ..."; zombies do not count), the parser counts the name. When the name
+  could be one of the probe's own programs (``sh``, ``timeout``...), the probe also
+  prints its own pids so they are not counted; for names longer than the kernel's
+  15-character ``comm``, ``head -v`` adds the start of each ``cmdline``.
+- ``native:memory`` and ``tcp`` are :class:`~agentless.transport.Inline`: sh builtins
+  on ``/proc`` (and, for tcp, one program under its own ``timeout``), which an SSH shell
+  channel runs without starting a process of its own. Measured on the benchmark
+  machine: memory 0.07 ms of CPU on the target instead of 2.2 ms (``timeout`` + ``cat``),
+  tcp ~2.5 ms instead of 5.9 ms (``timeout`` + ``sh`` before ``timeout`` + ``bash``).
 
 Probes print raw observations with ``@``-prefixed section markers; the pure parsers in
 :mod:`agentless.checks.parsers` turn them into a :class:`~agentless.result.CheckOutcome`.
@@ -38,11 +44,15 @@ from agentless.checks.config import (
     ProcessConfig,
     TcpConfig,
 )
+from agentless.transport import KILL_AFTER_S, Inline
 
 #: Addresses a tcp check resolves from /proc/net/tcp* instead of connecting.
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: Longest name the kernel keeps in /proc/<pid>/comm.
 COMM_LEN = 15
+#: Programs a probe itself runs: a process check for one of them lists the probe's own
+#: pids too, so that they are not counted.
+PROBE_PROGRAMS = frozenset({"sh", "dash", "bash", "timeout", "cut", "head"})
 #: Share of the check's timeout given to an inner connect/fetch, so that a slow target
 #: is reported by the probe (CRITICAL) before the check itself times out (UNKNOWN).
 _INNER_SHARE = 0.8
@@ -80,23 +90,42 @@ def http_command(config: HttpConfig, *, timeout_s: float) -> str:
     )
 
 
+def _proc_listeners(config: TcpConfig) -> str:
+    """Builtin-only listing of the LISTEN sockets on the port, for a loopback target.
+
+    tcp6 is read only when tcp4 has no listener that accepts an IPv4 loopback connect
+    (``0.0.0.0`` or ``127.0.0.1``): a wildcard ``::`` socket accepts IPv4 too.
+    """
+    v4_done = "0100007F:*|00000000:*" if config.host != "::1" else "NONE"
+    return (
+        "  echo @proc; hit=\n"
+        "  for f in /proc/net/tcp /proc/net/tcp6; do\n"
+        "    while read -r _ a _ s _; do\n"
+        "      case $s in\n"
+        '        0A) case $a in *:"$x")\n'
+        f'          echo "$a $s"; case $a in {v4_done}) hit=1;; esac;; esac;;\n'
+        '        st) echo "$a $s";;\n'
+        "        *) break;;\n"
+        "      esac\n"
+        '    done <"$f"\n'
+        '    if [ -n "$hit" ]; then break; fi\n'
+        "  done\n"
+    )
+
+
 def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
     limit = _inner_timeout(timeout_s)
-    fallback = (
-        "  echo @proc\n"
-        "  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | tr -s ' ' | cut -d ' ' -f 3,5 | sort -u\n"
-        if config.host in LOOPBACK_HOSTS
-        else "  echo @none\n"
-    )
-    return (
-        f"h={_arg(config.host)}; p={_arg(config.port)}\n"
+    kill = f"-k {KILL_AFTER_S:g}"
+    fallback = _proc_listeners(config) if config.host in LOOPBACK_HOSTS else "  echo @none\n"
+    return Inline(
+        f"h={_arg(config.host)}; p={_arg(config.port)}; x={_arg(f'{config.port:04X}')}\n"
         "if command -v bash >/dev/null 2>&1; then\n"
         "  echo @bash\n"
-        f'  timeout {limit} bash -c \'exec 3<>"/dev/tcp/$0/$1"\' "$h" "$p"\n'
+        f'  LC_ALL=C timeout {kill} {limit} bash -c \'exec 3<>"/dev/tcp/$0/$1"\' "$h" "$p"\n'
         '  echo "@rc $?"\n'
         "elif command -v nc >/dev/null 2>&1; then\n"
         "  echo @nc\n"
-        f'  timeout {limit} nc -z -w {limit} "$h" "$p" </dev/null\n'
+        f'  timeout {kill} {limit} nc -z -w {limit} "$h" "$p"\n'
         '  echo "@rc $?"\n'
         "else\n"
         f"{fallback}"
@@ -105,6 +134,9 @@ def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
 
 
 def process_command(config: ProcessConfig) -> str:
+    if len(config.name) <= COMM_LEN and config.name not in PROBE_PROGRAMS:
+        # One program, run by `timeout` without a shell; the glob is the shell's.
+        return "cut -c 1-32 -- /proc/[0-9]*/stat"
     lines = [
         'echo "@self $$ $PPID"',
         "cd /proc || exit 3",
@@ -116,12 +148,19 @@ def process_command(config: ProcessConfig) -> str:
     return "\n".join(lines)
 
 
+#: The first lines of /proc/meminfo, up to ``Cached`` (after MemAvailable and Buffers).
+_MEMINFO = Inline(
+    'while read -r k v _; do echo "$k $v"; case $k in Cached:) break;; esac; done </proc/meminfo'
+)
+
+
 def memory_command(_config: MemoryConfig) -> str:
-    return "cat /proc/meminfo"
+    return _MEMINFO
 
 
 def cpu_command(config: CpuConfig) -> str:
-    return f"head -n 1 /proc/stat; sleep {_arg(f'{config.sample_secs:g}')}; head -n 1 /proc/stat"
+    sample = 'read -r l </proc/stat; echo "$l"'
+    return f"{sample}; sleep {_arg(f'{config.sample_secs:g}')}; {sample}"
 
 
 def disk_space_command(config: DiskSpaceConfig) -> str:

@@ -13,6 +13,7 @@ from sshd import Fleet, Sshd, free_port
 
 from agentless.errors import HostKeyError, HostUnreachable
 from agentless.ssh import Mode, SshTransport
+from agentless.transport import Inline
 
 pytestmark = pytest.mark.sshd
 MODES = pytest.mark.parametrize("mode", ["shell", "exec"])
@@ -194,3 +195,75 @@ def test_jump_host(sshd_fleet: Fleet) -> None:
             await t.run(via_name, "true", timeout=10)
 
     with_transport(sshd_fleet, jump_down, hosts={jump.name: jump_host})
+
+
+def test_commands_of_one_tick_share_one_shell_and_keep_their_own_results(
+    sshd_fleet: Fleet, server: Sshd
+) -> None:
+    """One batch: one shell runs them all (an Inline `echo $$` prints that shell's pid)."""
+    host = sshd_fleet.host(server)
+    commands = [f"echo out{i}; echo err{i} >&2; exit {i}" for i in range(4)]
+
+    async def body(t: SshTransport) -> None:
+        results = await asyncio.gather(
+            *(t.run(host, c, timeout=10) for c in commands),
+            *(t.run(host, Inline("echo $$"), timeout=10) for _ in range(3)),
+        )
+        for i, result in enumerate(results[:4]):
+            assert (result.stdout, result.stderr, result.exit_status) == (
+                f"out{i}\n",
+                f"err{i}\n",
+                i,
+            )
+        pids = {r.stdout for r in results[4:]}
+        assert len(pids) == 1, pids
+        # The next tick's batch finds the same shell idle.
+        assert (await t.run(host, Inline("echo $$"), timeout=10)).stdout in pids
+
+    with_transport(sshd_fleet, body)
+
+
+def test_a_timeout_inside_a_batch_spares_the_rest(sshd_fleet: Fleet, server: Sshd) -> None:
+    host = sshd_fleet.host(server)
+
+    async def body(t: SshTransport) -> None:
+        before, slow, after = await asyncio.gather(
+            t.run(host, "echo before", timeout=10),
+            t.run(host, "echo partial; sleep 30", timeout=1),
+            t.run(host, "echo after", timeout=10),
+        )
+        assert (before.stdout, before.exit_status) == ("before\n", 0)
+        assert (slow.timed_out, slow.exit_status, slow.stdout) == (True, None, "partial\n")
+        assert (after.stdout, after.exit_status) == ("after\n", 0)
+
+    with_transport(sshd_fleet, body)
+
+
+def test_a_cancelled_caller_does_not_disturb_the_others(sshd_fleet: Fleet, server: Sshd) -> None:
+    host = sshd_fleet.host(server)
+
+    async def body(t: SshTransport) -> None:
+        first = asyncio.ensure_future(t.run(host, "sleep 0.5; echo first", timeout=10))
+        second = asyncio.ensure_future(t.run(host, "echo second", timeout=10))
+        await asyncio.sleep(0.1)
+        first.cancel()
+        assert (await second).stdout == "second\n"
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert (await t.run(host, "echo later", timeout=10)).stdout == "later\n"
+        assert t.connections_opened(host) == 1
+
+    with_transport(sshd_fleet, body)
+
+
+@MODES
+def test_inline_text_runs_in_both_modes(sshd_fleet: Fleet, server: Sshd, mode: Mode) -> None:
+    host = sshd_fleet.host(server)
+    text = Inline('read -r k v _ </proc/meminfo; echo "$k"\nread -r line; echo "[$line]"')
+
+    async def body(t: SshTransport) -> None:
+        result = await t.run(host, text, timeout=10)
+        # stdin is /dev/null even for inline text: it cannot read the next frame.
+        assert (result.stdout, result.exit_status) == ("MemTotal:\n[]\n", 0)
+
+    with_transport(sshd_fleet, body, mode=mode)

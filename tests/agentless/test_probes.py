@@ -1,0 +1,85 @@
+"""What each probe costs on the target: which run with no process, which with one."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from agentless.checks.config import (
+    CpuConfig,
+    DiskSpaceConfig,
+    MemoryConfig,
+    ProcessConfig,
+    TcpConfig,
+)
+from agentless.checks.parsers import parse
+from agentless.checks.probes import probe_command
+from agentless.inventory import Host
+from agentless.local import LocalTransport
+from agentless.result import CheckState, HostName
+from agentless.transport import Inline, remote_command
+
+LOCAL = Host(name=HostName("localhost"), address="localhost", transport="local")
+
+
+def test_memory_and_tcp_are_inline_and_are_not_wrapped() -> None:
+    for config in (MemoryConfig(), TcpConfig(port=22), TcpConfig(port=22, host="10.0.0.1")):
+        command = probe_command(config, timeout_s=10)
+        assert isinstance(command, Inline), config
+        assert remote_command(command, timeout=10).startswith("{ ")
+
+
+def test_programs_run_under_timeout_without_a_shell() -> None:
+    for config in (ProcessConfig(name="sshd"), DiskSpaceConfig(path="/")):
+        wrapped = remote_command(probe_command(config, timeout_s=10), timeout=10)
+        assert wrapped.startswith("timeout -k 1 10.000 ")
+        assert "/bin/sh" not in wrapped, wrapped
+
+
+def test_text_built_from_inline_is_wrapped_again() -> None:
+    text = probe_command(MemoryConfig(), timeout_s=10)
+    assert not isinstance("PATH=/x; " + text, Inline)
+    assert remote_command("PATH=/x; " + text, timeout=5).startswith("timeout ")
+
+
+def test_process_of_a_probe_program_lists_the_probe_itself() -> None:
+    for name in ("sh", "timeout", "a-name-longer-than-comm"):
+        assert probe_command(ProcessConfig(name=name), timeout_s=10).startswith('echo "@self')
+
+
+def _local(config: TcpConfig | CpuConfig, *, path: str | None = None) -> CheckState:
+    command = probe_command(config, timeout_s=10)
+    if path is not None:
+        command = f"PATH={path}\n{command}"
+
+    async def scenario() -> CheckState:
+        result = await LocalTransport().run(LOCAL, command, timeout=10)
+        return parse(config, result).state
+
+    return asyncio.run(scenario())
+
+
+def test_tcp_without_any_program_reads_proc_with_builtins() -> None:
+    """No bash, no nc, no coreutils at all: the loopback answer comes from /proc alone."""
+    for family, address, host in (
+        (socket.AF_INET, "127.0.0.1", "127.0.0.1"),
+        (socket.AF_INET6, "::1", "::1"),
+    ):
+        sock = socket.socket(family)
+        try:
+            sock.bind((address, 0))
+        except OSError:  # no IPv6 on this machine
+            sock.close()
+            continue
+        sock.listen()
+        config = TcpConfig(port=sock.getsockname()[1], host=host)
+        try:
+            assert _local(config, path="/nonexistent") is CheckState.OK, host
+        finally:
+            sock.close()
+        assert _local(config, path="/nonexistent") is CheckState.CRITICAL, host
+
+
+def test_cpu_reads_proc_stat_with_builtins() -> None:
+    config = CpuConfig(warning_percent=99.8, critical_percent=99.9, sample_secs=0.2)
+    assert _local(config) in (CheckState.OK, CheckState.WARNING, CheckState.CRITICAL)
