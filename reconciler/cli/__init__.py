@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "policy": ("reconciler.cli.policy", "ask the policy engine who may do what, and why"),
     "audit": ("reconciler.cli.audit", "list the audit records in git notes, or verify their chain"),
     "request": ("reconciler.cli.request", "ask for an action: write a request file (--branch)"),
+    "plan": ("reconciler.cli.plan", "what a pull request changes: maps, hosts, rights, requests"),
+    "graph": ("reconciler.cli.graph", "a map as a Mermaid graph, coloured by a running reconciler"),
     "run": (
         "reconciler.cli.run",
         "run the reconciler: follow the map repo, run checks, serve metrics",
