@@ -37,7 +37,8 @@ processes share 2 cores), which shells also spare. Exec remains available (``mod
 Limits: at most ``per_host_limit`` shells (or exec channels) at once per host, default
 4, under OpenSSH's default ``MaxSessions 10``; at most ``max_inflight`` commands overall
 and ``max_connecting`` handshakes at once (handshakes are the CPU-heavy part of a cold
-run).
+run; connect + one batch to 50 local sshd measured 1.66/1.35/1.20/1.06/0.98/1.10 s with
+2/4/8/16/32/64, hence the default 32).
 
 Timeouts: ``host.connect_timeout_s`` bounds the TCP connect, ``host.login_timeout_s`` the
 handshake and authentication (and a channel open), the ``timeout`` of :meth:`run` the
