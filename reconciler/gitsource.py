@@ -30,9 +30,10 @@ from pathlib import Path, PurePosixPath
 from reconciler.git.errors import GitSourceError, RemoteUnreachable, UnknownCommit, mask_secrets
 from reconciler.git.history import Commit, Person, added_requests, read_commit, read_commits
 from reconciler.git.runner import GitRunner
+from reconciler.git.tree import LS_TREE_ARGS, opsmap_entries
 from reconciler.git.watch import is_local, local_path, watch_local
 from reconciler.model.common import CommitSha
-from reconciler.repo import FOLDER_KINDS, SETTINGS_FILE, RepoFile, kind_of
+from reconciler.repo import RepoFile
 
 __all__ = [
     "Commit",
@@ -51,8 +52,6 @@ log = logging.getLogger(__name__)
 
 _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _BRANCH = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<![./])(?<!\.lock)")
-_BLOB_MODES = {"100644", "100755"}
-_FOLDER_ORDER = {folder: index for index, folder in enumerate(FOLDER_KINDS, start=1)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,18 +142,11 @@ class GitSource:
         """
         with self._lock:
             commit = self._commit(sha)
-            _, out = self._run("ls-tree", "-r", "-z", "--full-tree", "-l", commit, "--")
-        files = []
-        for entry in out.decode("utf-8", "surrogateescape").split("\0"):
-            meta, tab, path = entry.partition("\t")
-            if not tab:
-                continue
-            mode, kind, blob, size = meta.split()
-            file_kind = kind_of(path)
-            if file_kind is None or kind != "blob" or mode not in _BLOB_MODES:
-                continue
-            files.append(RepoFile(path, file_kind, self._reader(blob), int(size), path))
-        return sorted(files, key=lambda f: _tree_order(f.path))
+            _, out = self._run(*LS_TREE_ARGS, commit, "--")
+        return [
+            RepoFile(e.path, e.kind, self._reader(e.blob), e.size, e.path)
+            for e in opsmap_entries(out)
+        ]
 
     def read_file(self, sha: str, path: str) -> bytes | None:
         """The content of ``path`` (repo-relative) at ``sha``; None if it is not a file there."""
@@ -310,11 +302,3 @@ class GitSource:
         return self._runner.run(
             *args, git_dir=git_dir, ok=ok, network=network, stderr_too=stderr_too
         )
-
-
-def _tree_order(path: str) -> tuple[object, ...]:
-    """Sort key of ``read_tree``: settings, then folders in order, files before subfolders."""
-    if path in (SETTINGS_FILE, "opsmap.yml"):
-        return (0, path)
-    *folders, name = PurePosixPath(path).parts
-    return (_FOLDER_ORDER.get(folders[0], 99), *((1, d) for d in folders[1:]), (0, name))

@@ -17,25 +17,13 @@ from typing import Any
 
 from reconciler.git.errors import GitSourceError
 from reconciler.git.runner import GIT_ENV, GitRunner
-from reconciler.gitsource import _tree_order
+from reconciler.git.tree import LS_TREE_ARGS, TreeEntry, opsmap_entries
 from reconciler.model.common import CommitSha
-from reconciler.repo import Kind, Loaded, MapRepo, RepoFile, kind_of, load_repo
-
-_BLOB_MODES = {"100644", "100755"}
+from reconciler.repo import Loaded, MapRepo, RepoFile, load_repo
 
 
 class PlanError(Exception):
     """A user's mistake or an unreadable repo: one line for the terminal, exit 2."""
-
-
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
-    """One OpsMap file of a commit: its path, what it holds, its blob."""
-
-    path: str
-    kind: Kind
-    blob: str
-    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +89,8 @@ class LocalRepo:
 
     def tree(self, sha: str) -> tuple[TreeEntry, ...]:
         """The OpsMap files of ``sha``'s tree, in the reconciler's reading order."""
-        _, out = self._run("ls-tree", "-r", "-z", "--full-tree", "-l", sha, "--")
-        entries = []
-        for entry in out.decode("utf-8", "surrogateescape").split("\0"):
-            meta, tab, path = entry.partition("\t")
-            if not tab:
-                continue
-            mode, kind, blob, size = meta.split()
-            file_kind = kind_of(path)
-            if file_kind is None or kind != "blob" or mode not in _BLOB_MODES:
-                continue
-            entries.append(TreeEntry(path, file_kind, blob, int(size)))
-        return tuple(sorted(entries, key=lambda e: _tree_order(e.path)))
+        _, out = self._run(*LS_TREE_ARGS, sha, "--")
+        return tuple(opsmap_entries(out))
 
     def blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
         """The content of every blob, read by one ``git cat-file --batch``."""

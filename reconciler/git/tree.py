@@ -1,0 +1,49 @@
+"""The OpsMap files of a commit's tree, from ``git ls-tree -r -z -l`` output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from reconciler.repo import FOLDER_KINDS, SETTINGS_FILE, Kind, kind_of
+
+LS_TREE_ARGS = ("ls-tree", "-r", "-z", "--full-tree", "-l")
+"""Arguments of the listing :func:`opsmap_entries` reads (then the commit, then ``--``)."""
+_BLOB_MODES = {"100644", "100755"}
+_FOLDER_ORDER = {folder: index for index, folder in enumerate(FOLDER_KINDS, start=1)}
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    """One OpsMap file of a commit: its path, what it holds, its blob."""
+
+    path: str
+    kind: Kind
+    blob: str
+    size: int
+
+
+def opsmap_entries(listing: bytes) -> list[TreeEntry]:
+    """The OpsMap files of a listing, in :func:`reconciler.repo.read_tree`'s order.
+
+    Symlinks and submodules are left out: a revision is the content of its own tree.
+    """
+    entries = []
+    for entry in listing.decode("utf-8", "surrogateescape").split("\0"):
+        meta, tab, path = entry.partition("\t")
+        if not tab:
+            continue
+        mode, kind, blob, size = meta.split()
+        file_kind = kind_of(path)
+        if file_kind is None or kind != "blob" or mode not in _BLOB_MODES:
+            continue
+        entries.append(TreeEntry(path, file_kind, blob, int(size)))
+    return sorted(entries, key=lambda e: tree_order(e.path))
+
+
+def tree_order(path: str) -> tuple[object, ...]:
+    """Sort key of ``read_tree``: settings, then folders in order, files before subfolders."""
+    if path in (SETTINGS_FILE, "opsmap.yml"):
+        return (0, path)
+    *folders, name = PurePosixPath(path).parts
+    return (_FOLDER_ORDER.get(folders[0], 99), *((1, d) for d in folders[1:]), (0, name))
