@@ -362,14 +362,18 @@ class SshTransport:
                         client_factory=lambda: _Client(pool),
                     )
             except HostUnreachable as exc:
+                first = gate.failures == 0 or gate.last_reason != exc.reason
                 exc.retry_after_s = gate.failed(exc.reason)
-                log.warning(
+                log.log(
+                    logging.WARNING if first else logging.DEBUG,  # once per reason, not per retry
                     "cannot reach %s: %s (retry in %.1fs)",
                     pool.host.name,
                     exc.reason,
                     exc.retry_after_s,
                 )
                 raise
+            if gate.failures:
+                log.warning("%s is reachable again", pool.host.name)
             gate.succeeded()
             pool.conn = conn
             pool.connects += 1

@@ -201,19 +201,21 @@ def test_thresholds_crossed(
 
 
 def test_cpu_thresholds_crossed_under_real_load(sshd_fleet: Fleet, host: Host) -> None:
-    """A busy loop on the host spans the sample, so some CPU time is surely busy."""
-    busy = "timeout 2 sh -c 'while :; do :; done'; exit 0"
+    """A busy loop on the host spans the samples, so some CPU time is surely busy.
+
+    The loop is started in the background first: a host's checks sent together run one
+    after another on one shell, so a busy loop sent in the same batch would end before
+    the samples begin.
+    """
+    busy = "nohup timeout 5 sh -c 'while :; do :; done' >/dev/null 2>&1 & echo started"
+    [started] = run(sshd_fleet, target(host, "command", CommandConfig(command=busy)))
+    assert started.outcome.state is OK, started
     configs = [
         CpuConfig(warning_percent=99.9, critical_percent=100, sample_secs=0.5),
         CpuConfig(warning_percent=0, critical_percent=100, sample_secs=0.5),
         CpuConfig(warning_percent=0, critical_percent=0.1, sample_secs=0.5),
     ]
-    runs = run(
-        sshd_fleet,
-        target(host, "command", CommandConfig(command=busy)),
-        *(target(host, "native:cpu", c) for c in configs),
-    )
-    cpu = runs[1:]
+    cpu = run(sshd_fleet, *(target(host, "native:cpu", c) for c in configs))
     values = [r.outcome.value for r in cpu]
     assert all(v is not None and 0.1 <= v <= 100 for v in values), cpu
     saturated = any(v == 100.0 for v in values)
