@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agentless.inventory import Host, select_hosts
-from reconciler.findings import errors
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.requests import ALL_COMPONENTS
 from reconciler.policy import PolicySet, question_for_action
 from reconciler.repo import MapRepo
-from reconciler.rules import check_repo
+from reconciler.rules import blocking_errors, check_repo
 
 WHOLE_MAP_VERBS = ("start", "stop", "restart")
 
@@ -59,7 +58,7 @@ def judge(
     signed: bool | None = None,
 ) -> Judgement:
     """May ``request`` run, as the repo stood at ``base``? ``signed`` is None when not required."""
-    problems = errors(check_repo(base))
+    problems = blocking_errors(check_repo(base))
     if problems:
         first = problems[0]
         return Judgement(

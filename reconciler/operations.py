@@ -152,7 +152,7 @@ class Operations:
             head = self._latest_head
             if head is not None:
                 await self.processor.process(head)
-                self._deliver_now.set()
+                self._wake_delivery()
 
     async def _deliver_audit(self) -> None:
         delay = DELIVERY_INTERVAL_S
@@ -198,7 +198,12 @@ class Operations:
             commit=commit,
             revision=self.applied,
         )
-        self._deliver_now.set()
+        self._wake_delivery()
+
+    def _wake_delivery(self) -> None:
+        """Deliver soon, unless the remote is failing: then the retry backoff decides."""
+        if self.delivery_error is None and self.outbox.pending_count():
+            self._deliver_now.set()
 
 
 class MetricCounters:

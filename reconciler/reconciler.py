@@ -25,10 +25,10 @@ from agentless.runner import CheckRun, run_check
 from agentless.transport import Transport
 from reconciler.checkstate import CheckStatus
 from reconciler.clock import Clock
-from reconciler.findings import Finding, Location, Severity, errors
+from reconciler.findings import Finding, Location, Severity
 from reconciler.metrics import Metrics
 from reconciler.repo import MapRepo, RepoFile, load_repo
-from reconciler.rules import check_repo
+from reconciler.rules import blocking_errors, check_repo
 from reconciler.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
 from reconciler.state import StateStore
 from reconciler.status import ComponentStatus, component_status
@@ -212,7 +212,7 @@ class Reconciler:
             findings = [Finding(Location("."), Severity.ERROR, "unreadable-revision", str(exc))]
             repo = None
         self.revisions.attempted, self.revisions.attempted_at = sha, time.time()
-        problems = errors(findings)
+        problems = blocking_errors(findings)
         if repo is None or problems:
             self.revisions.errors = problems
             self.metrics.reconcile_total.labels("rejected").inc()
@@ -243,7 +243,7 @@ class Reconciler:
         except self._source_errors as exc:
             log.warning("cannot read the last applied revision %s: %s", sha[:12], exc)
             return
-        if not errors(findings):
+        if not blocking_errors(findings):
             await asyncio.to_thread(self._materialize, sha, repo)
             self.apply(sha, repo, resumed=True)
 

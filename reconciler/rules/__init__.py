@@ -32,3 +32,16 @@ def check_repo(repo: MapRepo, *, strict: bool = False) -> list[Finding]:
     if strict:
         findings = [f.as_error() if f.severity is Severity.WARNING else f for f in findings]
     return sorted(findings, key=Finding.sort_key)
+
+
+def blocking_errors(findings: Iterable[Finding]) -> list[Finding]:
+    """Errors that make a revision unusable: those outside ``requests/``.
+
+    A broken request file is judged on its own (denied, and audited with the reason); it
+    must not stop map changes from applying, nor other requests from running.
+    """
+    return [
+        f
+        for f in findings
+        if f.severity is Severity.ERROR and not f.location.file.startswith("requests/")
+    ]
