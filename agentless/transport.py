@@ -41,12 +41,14 @@ class Inline(str):
 
     Only code marks text so (the probes in :mod:`agentless.checks.probes`), never a map:
     a plain ``str`` is always wrapped. The mark is a promise about the text: it uses only
-    shell builtins on files that cannot block (``/proc``), runs every external program
-    under its own ``timeout`` that ends within the command's timeout, starts no
-    background job, and never runs ``exit``, ``cd`` or ``exec`` or changes the shell's
-    options or traps. Such text cannot outlive its timeout by construction, so the
-    ``timeout`` process (and the ``sh`` behind it) that :func:`remote_command` adds to
-    every other command would only cost a process start or two per check.
+    shell builtins on files that cannot block (``/proc``), runs every other external
+    program under its own ``timeout`` that ends within the command's timeout (a program
+    that only reads ``/proc`` files, with stdin from ``/dev/null``, cannot block either and
+    needs none), starts no background job, and never runs ``exit``, ``cd`` or ``exec`` or
+    changes the shell's options or traps. Such text cannot outlive its timeout by
+    construction, so the ``timeout`` process (and the ``sh`` behind it) that
+    :func:`remote_command` adds to every other command would only cost a process start
+    or two per check.
 
     Any string operation on it (``+``, f-strings, ``.strip()``) gives a plain ``str``:
     text built from an :class:`Inline` is wrapped again unless marked anew.

@@ -135,8 +135,8 @@ def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
 
 def process_command(config: ProcessConfig) -> str:
     if len(config.name) <= COMM_LEN and config.name not in PROBE_PROGRAMS:
-        # One program, run by `timeout` without a shell; the glob is the shell's.
-        return "cut -c 1-32 -- /proc/[0-9]*/stat"
+        # One program reading only /proc, which cannot block: no `timeout` process needed.
+        return Inline("cut -c 1-32 -- /proc/[0-9]*/stat </dev/null")
     lines = [
         'echo "@self $$ $PPID"',
         "cd /proc || exit 3",

@@ -30,10 +30,17 @@ def test_memory_and_tcp_are_inline_and_are_not_wrapped() -> None:
 
 
 def test_programs_run_under_timeout_without_a_shell() -> None:
-    for config in (ProcessConfig(name="sshd"), DiskSpaceConfig(path="/")):
-        wrapped = remote_command(probe_command(config, timeout_s=10), timeout=10)
-        assert wrapped.startswith("timeout -k 1 10.000 ")
-        assert "/bin/sh" not in wrapped, wrapped
+    wrapped = remote_command(probe_command(DiskSpaceConfig(path="/"), timeout_s=10), timeout=10)
+    assert wrapped.startswith("timeout -k 1 10.000 ")
+    assert "/bin/sh" not in wrapped, wrapped
+
+
+def test_a_program_reading_only_proc_runs_unwrapped() -> None:
+    """/proc reads cannot block, so the process probe needs no `timeout` process."""
+    text = probe_command(ProcessConfig(name="sshd"), timeout_s=10)
+    assert isinstance(text, Inline)
+    assert "timeout" not in remote_command(text, timeout=10)
+    assert text.endswith("</dev/null")
 
 
 def test_text_built_from_inline_is_wrapped_again() -> None:
