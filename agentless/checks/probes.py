@@ -136,7 +136,7 @@ def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
 def process_command(config: ProcessConfig) -> str:
     if len(config.name) <= COMM_LEN and config.name not in PROBE_PROGRAMS:
         # One program reading only /proc, which cannot block: no `timeout` process needed.
-        return Inline("cut -c 1-32 -- /proc/[0-9]*/stat </dev/null")
+        return Inline("LC_ALL=C cut -c 1-32 -- /proc/[0-9]*/stat </dev/null")
     lines = [
         'echo "@self $$ $PPID"',
         "cd /proc || exit 3",
@@ -163,8 +163,12 @@ def cpu_command(config: CpuConfig) -> str:
     return f"{sample}; sleep {_arg(f'{config.sample_secs:g}')}; {sample}"
 
 
-def disk_space_command(config: DiskSpaceConfig) -> str:
-    return f"df -P -k -- {_arg(config.path)}"
+def disk_space_command(config: DiskSpaceConfig, *, timeout_s: float) -> str:
+    """``df`` in the C locale (what the parser reads; loading another costs a millisecond)."""
+    limit = _inner_timeout(timeout_s)
+    return Inline(
+        f"LC_ALL=C timeout -k {KILL_AFTER_S:g} {limit} df -P -k -- {_arg(config.path)} </dev/null"
+    )
 
 
 def command_command(config: CommandConfig) -> str:
@@ -186,7 +190,7 @@ def probe_command(config: ProbeConfig, *, timeout_s: float) -> str:
         case CpuConfig():
             return cpu_command(config)
         case DiskSpaceConfig():
-            return disk_space_command(config)
+            return disk_space_command(config, timeout_s=timeout_s)
         case CommandConfig():
             return command_command(config)
     raise TypeError(f"no probe for {type(config).__name__}")

@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 from agentless.checks.config import (
+    CommandConfig,
     CpuConfig,
     DiskSpaceConfig,
     MemoryConfig,
@@ -30,9 +31,17 @@ def test_memory_and_tcp_are_inline_and_are_not_wrapped() -> None:
 
 
 def test_programs_run_under_timeout_without_a_shell() -> None:
-    wrapped = remote_command(probe_command(DiskSpaceConfig(path="/"), timeout_s=10), timeout=10)
+    plain = probe_command(CommandConfig(command="/usr/lib/nagios/check_x -w 1"), timeout_s=10)
+    wrapped = remote_command(plain, timeout=10)
     assert wrapped.startswith("timeout -k 1 10.000 ")
     assert "/bin/sh" not in wrapped, wrapped
+
+
+def test_the_disk_probe_runs_df_under_its_own_timeout_in_the_c_locale() -> None:
+    text = probe_command(DiskSpaceConfig(path="/var/lib/my data"), timeout_s=10)
+    assert isinstance(text, Inline)
+    assert text.startswith("LC_ALL=C timeout -k 1 ")
+    assert "df -P -k -- '/var/lib/my data' </dev/null" in text
 
 
 def test_a_program_reading_only_proc_runs_unwrapped() -> None:
