@@ -20,7 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from reconciler.webhook import MAX_WEBHOOK_BODY, verify_signature
+from reconciler.webhook import MAX_WEBHOOK_BODY, SIGNATURE_HEADER, verify_signature
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return "too_large", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body is too large"
         body = self.rfile.read(length)
-        signature = self.headers.get("X-Hub-Signature-256")
+        signature = self.headers.get(SIGNATURE_HEADER)
         if not verify_signature(self.endpoints.webhook_secret, body, signature):
             log.warning(
                 "webhook from %s refused: missing or wrong signature", self.client_address[0]
             )
-            return "unauthorized", HTTPStatus.UNAUTHORIZED, "missing or wrong X-Hub-Signature-256"
+            return "unauthorized", HTTPStatus.UNAUTHORIZED, f"missing or wrong {SIGNATURE_HEADER}"
         self.endpoints.fetch_now()
         return "accepted", HTTPStatus.ACCEPTED, "fetching"
 

@@ -27,11 +27,6 @@ DELIVERY_INTERVAL_S = 5.0
 DELIVERY_RETRY_MAX_S = 300.0
 
 
-class RecordLike(Protocol):
-    @property
-    def seq(self) -> int: ...
-
-
 class AuditOutbox(Auditor, Protocol):
     def pending(self) -> Sequence[Any]: ...
 

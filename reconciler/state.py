@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from agentless.result import CheckState
@@ -122,10 +122,3 @@ class StateStore:
         with self._db:
             self._db.execute("DELETE FROM check_status")
             self._db.executemany(_INSERT_CHECK, rows)
-
-    def forget_checks(self, keys: Iterable[CheckKey]) -> None:
-        with self._db:
-            self._db.executemany(
-                "DELETE FROM check_status WHERE map=? AND component=? AND check_name=? AND host=?",
-                list(keys),
-            )

@@ -198,10 +198,6 @@ class ActionOutcome:
         return bool(self.hosts) and all(h.succeeded for h in self.hosts)
 
     @property
-    def failed_hosts(self) -> tuple[HostOutcome, ...]:
-        return tuple(h for h in self.hosts if not h.succeeded)
-
-    @property
     def reason(self) -> str | None:
         """The first reason for failure, for a one-line summary; None on success."""
         if self.succeeded:

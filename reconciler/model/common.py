@@ -18,7 +18,6 @@ Subject = NewType("Subject", str)
 """A person's identity (an email address, as in commit authors)."""
 CommitSha = NewType("CommitSha", str)
 
-Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=128)]
 MapNameField = Annotated[MapName, Field(pattern=IDENTIFIER_PATTERN, max_length=128)]
 ComponentIdField = Annotated[ComponentId, Field(pattern=IDENTIFIER_PATTERN, max_length=128)]
 CheckNameField = Annotated[CheckName, Field(pattern=IDENTIFIER_PATTERN, max_length=128)]

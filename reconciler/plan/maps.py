@@ -80,13 +80,6 @@ class MapChange:
     components: tuple[ComponentChange, ...] = ()
     permissions_changed: bool = False
 
-    @property
-    def counts(self) -> dict[str, int]:
-        counted = {"added": 0, "removed": 0, "changed": 0}
-        for component in self.components:
-            counted[component.change] += 1
-        return counted
-
     def to_json(self) -> dict[str, JsonValue]:
         return {
             "name": self.name,

@@ -35,9 +35,6 @@ class Revision:
     tree: tuple[TreeEntry, ...]
     repo: MapRepo
 
-    def blob_of(self, path: str) -> str | None:
-        return next((e.blob for e in self.tree if e.path == path), None)
-
 
 class LocalRepo:
     """Git commands on the repo at ``path`` (a working tree or a bare repo)."""
