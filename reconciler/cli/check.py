@@ -11,9 +11,7 @@ from pathlib import Path
 
 from agentless.runner import CheckRun, CheckTarget, run_checks
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
-from reconciler.findings import errors, format_text
-from reconciler.repo import load_repo, read_tree
-from reconciler.rules import check_repo
+from reconciler.cli.loading import load_valid_repo
 from reconciler.scheduler import CheckKey
 from reconciler.targets import scheduled_checks
 
@@ -33,13 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.repo.is_dir():
-        return usage_error(f"{args.repo}: not a directory")
-    repo = load_repo(read_tree(args.repo))
-    problems = errors(check_repo(repo))
-    if problems:
-        sys.stderr.write(format_text(problems))
-        print(f"opsmap: {args.repo} is invalid: fix the errors above first", file=sys.stderr)
+    repo = load_valid_repo(args.repo)
+    if repo is None:
         return EXIT_USAGE
     scheduled = scheduled_checks(repo)
     if args.map:

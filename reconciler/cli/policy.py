@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
-from reconciler.findings import errors, format_text
+from reconciler.cli.loading import load_valid_repo
 from reconciler.model.policies import BUILTIN_VERBS
 from reconciler.policy import PolicySet, Question
-from reconciler.repo import load_repo, read_tree
-from reconciler.rules import check_repo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,13 +32,8 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(
             f"target {args.target!r}: expected MAP/COMPONENT or MAP/COMPONENT/ACTION"
         )
-    if not args.repo.is_dir():
-        return usage_error(f"{args.repo}: not a directory")
-    repo = load_repo(read_tree(args.repo))
-    problems = errors(check_repo(repo))
-    if problems:
-        sys.stderr.write(format_text(problems))
-        print(f"opsmap: {args.repo} is invalid: fix the errors above first", file=sys.stderr)
+    repo = load_valid_repo(args.repo)
+    if repo is None:
         return EXIT_USAGE
     map_name, component_id = parts[0], parts[1]
     target_map = repo.map(map_name)
