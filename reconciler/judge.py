@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agentless.inventory import Host, select_hosts
+from reconciler.findings import Finding
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.requests import ALL_COMPONENTS
 from reconciler.policy import PolicySet, question_for_action
@@ -49,16 +50,39 @@ class Judgement:
     notes: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class Base:
+    """The repo before a merge, with what every judgement against it needs, computed once."""
+
+    repo: MapRepo
+    problems: tuple[Finding, ...]
+    policies: PolicySet
+    hosts: tuple[Host, ...]
+
+    @classmethod
+    def of(cls, repo: MapRepo) -> Base:
+        return cls(
+            repo,
+            tuple(blocking_errors(check_repo(repo))),
+            PolicySet.from_repo(repo),
+            tuple(repo.hosts),
+        )
+
+
 def judge(
     request: Request,
     *,
-    base: MapRepo,
+    base: MapRepo | Base,
     requester: str | None,
     approver: str | None,
     signed: bool | None = None,
 ) -> Judgement:
-    """May ``request`` run, as the repo stood at ``base``? ``signed`` is None when not required."""
-    problems = blocking_errors(check_repo(base))
+    """May ``request`` run, as the repo stood at ``base``? ``signed`` is None when not required.
+
+    Give a :class:`Base` to judge several requests against one repo without re-validating it.
+    """
+    context = base if isinstance(base, Base) else Base.of(base)
+    problems = context.problems
     if problems:
         first = problems[0]
         return Judgement(
@@ -73,11 +97,11 @@ def judge(
         return Judgement(
             False, "no requester: the commit that added the request file was not found"
         )
-    target = base.map(request.map)
+    target = context.repo.map(request.map)
     if target is None:
         return Judgement(False, f"map '{request.map}' does not exist before the merge")
-    policies = PolicySet.from_repo(base)
-    hosts = base.hosts
+    policies = context.policies
+    hosts = list(context.hosts)
     steps: list[Step] = []
     notes: list[str] = []
     if request.component == ALL_COMPONENTS:

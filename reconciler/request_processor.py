@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from agentless.inventory import Host
 from reconciler.gitsource import Commit, GitSource
 from reconciler.journal import RequestJournal, RequestState
-from reconciler.judge import Judgement, judge
+from reconciler.judge import Base, Judgement, judge
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.requests import ALL_COMPONENTS
 from reconciler.repo import MapRepo, load_repo
@@ -90,6 +90,7 @@ class RequestProcessor:
         self.cursor = cursor
         self._save_cursor = save_cursor
         self._applied_revision = applied_revision
+        self._last_base: tuple[str, Base] | None = None
 
     def start_from(self, sha: str) -> None:
         """Requests already on the branch at ``sha`` are history: none of them runs."""
@@ -150,10 +151,10 @@ class RequestProcessor:
                 commit, path, requester, approver, "the branch has no commit before it", target
             )
             return
-        base = await asyncio.to_thread(self._load, base_sha)
+        base = await asyncio.to_thread(self._base, base_sha)
         signed: bool | None = None
-        if base.effective_settings.require_signed_commits:
-            signed = await asyncio.to_thread(self._signatures_verify, base, commit, added_by)
+        if base.repo.effective_settings.require_signed_commits:
+            signed = await asyncio.to_thread(self._signatures_verify, base.repo, commit, added_by)
         verdict = judge(request, base=base, requester=requester, approver=approver, signed=signed)
         details = {"reason": request.reason, "approver": approver, "base": base_sha}
         if not verdict.allowed:
@@ -254,8 +255,11 @@ class RequestProcessor:
             where = ".".join(str(p) for p in first["loc"])
             return None, f"{path}: {where}: {first['msg']}"
 
-    def _load(self, sha: str) -> MapRepo:
-        return load_repo(self.source.files_at(sha))
+    def _base(self, sha: str) -> Base:
+        """The repo at ``sha``, read and validated once for all the requests judged there."""
+        if self._last_base is None or self._last_base[0] != sha:
+            self._last_base = (sha, Base.of(load_repo(self.source.files_at(sha))))
+        return self._last_base[1]
 
     def _signatures_verify(self, base: MapRepo, commit: Commit, added_by: Commit | None) -> bool:
         """Both identities (requester, and approver for a merge) come from verified signatures."""

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.actions import action_command
-from reconciler.judge import judge
+from reconciler.judge import Base, judge
 from reconciler.model import Request
 from reconciler.model.requests import ALL_COMPONENTS
-from reconciler.policy import GROUP_PREFIX, PolicySet, question_for_action
+from reconciler.policy import GROUP_PREFIX, question_for_action
 from reconciler.repo import Loaded, MapRepo
 
 UNKNOWN = "unknown"
@@ -82,20 +82,21 @@ def plan_requests(
 ) -> tuple[list[RequestPlan], list[str]]:
     """The request files head adds (judged), and those it changes (which never run)."""
     before = {loaded.doc.path: loaded for loaded in base.requests}
+    judged_at = Base.of(base)
     added, modified = [], []
     for loaded in head.requests:
         previous = before.get(loaded.doc.path)
         if previous is None:
-            added.append(plan_request(loaded, base, requester_of(loaded.doc.path)))
+            added.append(plan_request(loaded, judged_at, requester_of(loaded.doc.path)))
         elif previous.model != loaded.model:
             modified.append(loaded.doc.path)
     return added, modified
 
 
-def plan_request(loaded: Loaded[Request], base: MapRepo, requester: str | None) -> RequestPlan:
+def plan_request(loaded: Loaded[Request], base: Base, requester: str | None) -> RequestPlan:
     request = loaded.model
     notes: list[str] = []
-    if base.effective_settings.require_signed_commits:
+    if base.repo.effective_settings.require_signed_commits:
         notes.append("require_signed_commits: signatures are verified when it is merged")
     first = judge(request, base=base, requester=requester, approver=None)
     approvers: tuple[str, ...] = ()
@@ -130,9 +131,9 @@ def plan_request(loaded: Loaded[Request], base: MapRepo, requester: str | None) 
     )
 
 
-def _approvers(request: Request, base: MapRepo, requester: str) -> tuple[str, ...]:
+def _approvers(request: Request, base: Base, requester: str) -> tuple[str, ...]:
     """The people, other than the requester, allowed every action that needs confirming."""
-    target = base.map(request.map)
+    target = base.repo.map(request.map)
     if target is None:
         return ()
     if request.component == ALL_COMPONENTS:
@@ -145,7 +146,7 @@ def _approvers(request: Request, base: MapRepo, requester: str) -> tuple[str, ..
         for c in components
         if (action := c.action(request.action)) is not None and action.confirmation_required
     ]
-    policies = PolicySet.from_repo(base)
+    policies = base.policies
     people = [
         s
         for s in policies.subjects()
