@@ -59,13 +59,29 @@ class HttpConfig(ProbeConfig):
 
 
 class TcpConfig(ProbeConfig):
-    """Connect to a TCP port from the target host."""
+    """A TCP port, seen from the target host.
+
+    ``method: auto`` (the default) answers a loopback ``host`` (127.0.0.1, localhost, ::1)
+    from the host's socket table, the way Zabbix's ``net.tcp.listen`` does: the port is
+    up when a socket listening on it accepts loopback connections. No connection is
+    made, so the service logs no probe connection and spends no accept on it, and the
+    check costs one ``sed`` on the target. Any other host is connected to.
+    ``method: connect`` always connects, as Nagios' ``check_tcp`` does: choose it where a
+    firewall rule on ``lo`` or a full accept queue must count as down.
+    """
 
     port: Port
     host: str = Field(
         default="127.0.0.1",
         pattern=r"^[A-Za-z0-9.:_-]+$",
-        description="Address to connect to, seen from the target host",
+        description="Address of the port, seen from the target host",
+    )
+    method: Literal["auto", "connect"] = Field(
+        default="auto",
+        description=(
+            "auto: a loopback host is read from the socket table (LISTEN sockets), "
+            "any other host is connected to; connect: always connect"
+        ),
     )
 
 

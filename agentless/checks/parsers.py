@@ -163,9 +163,41 @@ def _listening(lines: list[str], port: int, target: str) -> bool:
     return False
 
 
+def _listen_outcome(config: TcpConfig, lines: list[str]) -> CheckOutcome:
+    """Judge "ADDRESS:PORT ACCEPT-QUEUE" lines of the LISTEN sockets on the port."""
+    where = f"{config.host}:{config.port}"
+    waiting: int | None = None
+    elsewhere: set[str] = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) != 2 or ":" not in fields[0]:
+            continue
+        hex_addr, _, hex_port = fields[0].partition(":")
+        try:
+            if int(hex_port, 16) != config.port:
+                continue
+            address, queue = _proc_address(hex_addr), int(fields[1], 16)
+        except ValueError:
+            continue
+        if _accepts_from(address, config.host):
+            waiting = max(waiting or 0, queue)
+        else:
+            elsewhere.add(str(address))
+    if waiting is None:
+        only = f" (listening on {', '.join(sorted(elsewhere))} only)" if elsewhere else ""
+        return CheckOutcome(CRITICAL, f"nothing listens on {where}{only}", 0.0)
+    queued = f", {waiting} connection(s) waiting to be accepted" if waiting else ""
+    details = {"accept_queue": float(waiting)}
+    return CheckOutcome(OK, f"{where} is listening{queued}", 1.0, details)
+
+
 def parse_tcp(config: TcpConfig, result: CommandResult) -> CheckOutcome:
     where = f"{config.host}:{config.port}"
     sections = _sections(result.stdout)
+    if "listen" in sections:
+        if "err" in sections:
+            return _failed("reading /proc/net/tcp", result)
+        return _listen_outcome(config, sections["listen"])
     if "proc" in sections:
         if "local_address st" not in sections["proc"]:
             return _failed("reading /proc/net/tcp", result)
@@ -189,6 +221,8 @@ def parse_tcp(config: TcpConfig, result: CommandResult) -> CheckOutcome:
 
 _STAT = re.compile(r"^(\d+) \((.*)\) (\S)")
 _CMDLINE_HEADER = re.compile(r"\n?==> (\d+)/cmdline <==\n")
+#: The start of ``head -v -c 32 -- /proc/[0-9]*/stat``: a header line, then "pid (comm".
+_HEAD_STAT = re.compile(r"==> /proc/\d+/stat <==\n\d+ \(")
 _DEAD_STATES = frozenset("ZXx")
 _PROBE_COMMS = frozenset({"sh", "dash", "bash", "timeout"})
 
@@ -224,7 +258,7 @@ def _count_comm(stdout: str, name: str) -> int | None:
     A substring scan rather than a parse of every line: the listing holds every process
     of the host, the match only a few.
     """
-    if _STAT.match(stdout) is None:
+    if _STAT.match(stdout) is None and _HEAD_STAT.match(stdout) is None:
         return None
     needle = f" ({name}) "
     count, at = 0, stdout.find(needle)
@@ -248,7 +282,7 @@ def _process_outcome(config: ProcessConfig, count: int) -> CheckOutcome:
 
 
 def parse_process(config: ProcessConfig, result: CommandResult) -> CheckOutcome:
-    """``cut`` may exit 1 when a process ends while it reads: the listing still counts."""
+    """The listing tool may exit 1 when a process ends while it reads: the listing still counts."""
     if not result.stdout.startswith("@self "):
         count = _count_comm(result.stdout, config.name)
         if count is None:

@@ -1,26 +1,34 @@
 """The shell text each check type runs on its target host.
 
-Only what a plain Linux host has is used: ``sh``, ``/proc`` and coreutils (``cut``,
-``df``, ``sleep``, ``timeout``). Optional tools are probed with ``command -v`` and their
-absence is reported, never installed:
+Only what a plain Linux host has is used: ``sh``, ``/proc``, coreutils (``cut``,
+``head``, ``df``, ``sleep``, ``timeout``) and ``sed``. Optional tools are probed with
+``command -v`` and their absence is reported, never installed:
 
 - ``http``: ``curl``, else ``wget``; with neither the check is UNKNOWN
   ("neither curl nor wget on host").
-- ``tcp``: a real connect from the target host, with ``bash``'s ``/dev/tcp`` (plain
-  ``sh``/dash has none), else ``nc -z``, each under its own ``timeout``. With neither, a
-  loopback address (``127.0.0.1``, ``localhost``, ``::1``) is still answered from the
-  LISTEN sockets in ``/proc/net/tcp{,6}``, read with the ``read`` builtin and left at the
-  first socket that is not listening (the kernel lists listeners first; reading on would
-  make it walk its whole socket hash, ~13 ms of system CPU per ``cat`` here); any other
-  address is UNKNOWN.
-- ``process``: ``cut -c1-32`` prints the start of every ``/proc/<pid>/stat`` ("pid
-  (comm) state ..."; zombies do not count), the parser counts the name. When the name
+- ``tcp`` on a loopback address (``127.0.0.1``, ``localhost``, ``::1``) with ``method:
+  auto``: the LISTEN sockets on the port, listed from ``/proc/net/tcp{,6}`` by one
+  ``sed`` that quits at the first socket that is not listening (the kernel lists
+  listeners first; reading on would make it walk its whole socket hash, ~13 ms of system
+  CPU per ``cat`` here). It needs no ``timeout`` (``/proc`` cannot block) and makes no
+  connection. Measured here: 1.1 ms of CPU on the target instead of 1.8 ms for
+  ``timeout`` + ``bash``.
+- ``tcp`` anywhere else, or with ``method: connect``: a real connect from the target
+  host, with ``bash``'s ``/dev/tcp`` (plain ``sh``/dash has none), else ``nc -z``, each
+  under its own ``timeout``. With neither, a loopback address is still answered from
+  the LISTEN sockets, read with the ``read`` builtin (a system call per byte: the last
+  resort); any other address is UNKNOWN.
+- ``process``: ``head -v -c 32`` prints the start of every ``/proc/<pid>/stat`` ("pid
+  (comm) state ..."; zombies do not count) under a header per file, and the parser
+  counts the name. ``head`` makes three system calls per file where ``cut`` makes
+  seven: 15% less CPU on a host with 400 processes. When the name
   could be one of the probe's own programs (``sh``, ``timeout``...), the probe also
   prints its own pids so they are not counted; for names longer than the kernel's
   15-character ``comm``, ``head -v`` adds the start of each ``cmdline``.
-- ``native:memory`` and ``tcp`` are :class:`~agentless.transport.Inline`: sh builtins
-  on ``/proc`` (and, for tcp, one program under its own ``timeout``), which an SSH shell
-  channel runs without starting a process of its own. Measured on the benchmark
+- ``native:memory``, ``tcp`` and ``process`` are :class:`~agentless.transport.Inline`:
+  sh builtins, programs that only read ``/proc`` (``sed``, ``head``), or one program
+  under its own ``timeout``, which an SSH shell channel runs without starting a shell
+  or a ``timeout`` of its own. Measured on the benchmark
   machine: memory 0.07 ms of CPU on the target instead of 2.2 ms (``timeout`` + ``cat``),
   tcp ~2.5 ms instead of 5.9 ms (``timeout`` + ``sh`` before ``timeout`` + ``bash``).
 
@@ -90,8 +98,34 @@ def http_command(config: HttpConfig, *, timeout_s: float) -> str:
     )
 
 
+def _listen_table(config: TcpConfig) -> str:
+    """``sed`` lists the LISTEN sockets on the port from ``/proc/net/tcp{,6}``.
+
+    Each printed line is ``ADDRESS:PORT ACCEPT-QUEUE`` (hex, as the kernel writes them).
+    ``sed`` quits at the first socket that is not listening (the kernel lists listeners
+    first), so a busy host's established connections are never walked. tcp6 is read
+    only when tcp4 has no listener that takes an IPv4 loopback connect; for ``::1`` only
+    tcp6 is read. A host without IPv6 has no tcp6: that file's absence is not an error.
+    """
+    port = f"{config.port:04X}"
+    script = (
+        "1d;/^ *[0-9]*: [0-9A-F]*:[0-9A-F]* [0-9A-F]*:[0-9A-F]* 0A /!q;"
+        f"s/^ *[0-9]*: \\([0-9A-F]*:{port}\\) [^ ]* 0A [0-9A-F]*:\\([0-9A-F]*\\) .*/\\1 \\2/p"
+    )
+    v6 = 'LC_ALL=C sed -n "$s" /proc/net/tcp6 </dev/null 2>/dev/null'
+    text = f"  s={_arg(script)}; echo @listen\n"
+    if config.host == "::1":
+        return text + f"  {v6}\n"
+    return text + (
+        '  l=$(LC_ALL=C sed -n "$s" /proc/net/tcp </dev/null) || echo "@err $?"\n'
+        '  echo "$l"\n'
+        f'  case $l in *0100007F:{port}" "*|*00000000:{port}" "*) ;; *) {v6};; esac\n'
+    )
+
+
 def _proc_listeners(config: TcpConfig) -> str:
-    """Builtin-only listing of the LISTEN sockets on the port, for a loopback target.
+    """Builtin-only listing of the LISTEN sockets on the port, for a loopback target on a
+    host without ``sed`` (``read`` takes a system call per byte: the slow last resort).
 
     tcp6 is read only when tcp4 has no listener that accepts an IPv4 loopback connect
     (``0.0.0.0`` or ``127.0.0.1``): a wildcard ``::`` socket accepts IPv4 too.
@@ -113,11 +147,12 @@ def _proc_listeners(config: TcpConfig) -> str:
     )
 
 
-def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
+def _connect(config: TcpConfig, *, timeout_s: float) -> str:
+    """A real connect (bash's ``/dev/tcp``, else ``nc -z``), each under its own ``timeout``."""
     limit = _inner_timeout(timeout_s)
     kill = f"-k {KILL_AFTER_S:g}"
     fallback = _proc_listeners(config) if config.host in LOOPBACK_HOSTS else "  echo @none\n"
-    return Inline(
+    return (
         f"h={_arg(config.host)}; p={_arg(config.port)}; x={_arg(f'{config.port:04X}')}\n"
         "if command -v bash >/dev/null 2>&1; then\n"
         "  echo @bash\n"
@@ -133,10 +168,19 @@ def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
     )
 
 
+def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
+    connect = _connect(config, timeout_s=timeout_s)
+    if config.method == "connect" or config.host not in LOOPBACK_HOSTS:
+        return Inline(connect)
+    return Inline(
+        f"if command -v sed >/dev/null 2>&1; then\n{_listen_table(config)}else\n{connect}\nfi"
+    )
+
+
 def process_command(config: ProcessConfig) -> str:
     if len(config.name) <= COMM_LEN and config.name not in PROBE_PROGRAMS:
         # One program reading only /proc, which cannot block: no `timeout` process needed.
-        return Inline("LC_ALL=C cut -c 1-32 -- /proc/[0-9]*/stat </dev/null")
+        return Inline("LC_ALL=C head -v -c 32 -- /proc/[0-9]*/stat </dev/null")
     lines = [
         'echo "@self $$ $PPID"',
         "cd /proc || exit 3",

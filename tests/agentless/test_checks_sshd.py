@@ -76,17 +76,54 @@ def listener() -> Iterator[socket.socket]:
 def test_tcp_port_that_listens_then_closes(
     sshd_fleet: Fleet, host: Host, listener: socket.socket
 ) -> None:
+    """Both ways of judging a loopback port: the socket table (auto) and a real connect."""
     port = listener.getsockname()[1]
     checks = [
         target(host, "tcp", TcpConfig(port=port)),
         target(host, "tcp", TcpConfig(port=port, host="localhost")),
+        target(host, "tcp", TcpConfig(port=port, method="connect")),
+        target(host, "tcp", TcpConfig(port=port, host="localhost", method="connect")),
     ]
-    assert states(run(sshd_fleet, *checks)) == [OK, OK]
+    up = run(sshd_fleet, *checks)
+    assert states(up) == [OK, OK, OK, OK], up
+    assert up[0].outcome.message.startswith(f"127.0.0.1:{port} is listening")
+    assert up[2].outcome.message == f"127.0.0.1:{port} accepts connections"
     listener.close()
-    runs = run(sshd_fleet, *checks)
-    assert states(runs) == [CRITICAL, CRITICAL]
-    assert f"cannot connect to 127.0.0.1:{port}" in runs[0].outcome.message
-    assert "refused" in runs[0].outcome.message
+    down = run(sshd_fleet, *checks)
+    assert states(down) == [CRITICAL, CRITICAL, CRITICAL, CRITICAL], down
+    assert down[0].outcome.message == f"nothing listens on 127.0.0.1:{port}"
+    assert f"cannot connect to 127.0.0.1:{port}" in down[2].outcome.message
+    assert "refused" in down[2].outcome.message
+
+
+def test_tcp_listen_table_shows_the_accept_queue_and_other_addresses(
+    sshd_fleet: Fleet, host: Host
+) -> None:
+    """Connections nobody accepted are counted; a listener on another address is named."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.2", 0))
+    sock.listen(8)
+    port = sock.getsockname()[1]
+    loop = socket.socket()
+    loop.bind(("127.0.0.1", port))
+    loop.listen(8)
+    waiting = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    check = target(host, "tcp", TcpConfig(port=port))
+    try:
+        [busy] = run(sshd_fleet, check)
+        loop.close()
+        [elsewhere] = run(sshd_fleet, check)
+    finally:
+        for conn in waiting:
+            conn.close()
+        sock.close()
+    assert busy.outcome.state is OK, busy
+    assert busy.outcome.details == {"accept_queue": 3.0}
+    assert "3 connection(s) waiting to be accepted" in busy.outcome.message
+    assert elsewhere.outcome.state is CRITICAL, elsewhere
+    assert elsewhere.outcome.message == (
+        f"nothing listens on 127.0.0.1:{port} (listening on 127.0.0.2 only)"
+    )
 
 
 def test_tcp_loopback_without_bash_or_nc_reads_proc(sshd_fleet: Fleet, host: Host) -> None:
