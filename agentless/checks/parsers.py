@@ -195,8 +195,14 @@ def parse_tcp(config: TcpConfig, result: CommandResult) -> CheckOutcome:
     where = f"{config.host}:{config.port}"
     sections = _sections(result.stdout)
     if "listen" in sections:
+        if sections.get("err", [""])[0] == "127":
+            return CheckOutcome(
+                UNKNOWN,
+                f"cannot read the socket table for {where}: no sed on host "
+                "(method: connect connects instead)",
+            )
         if "err" in sections:
-            return _failed("reading /proc/net/tcp", result)
+            return _failed("reading the socket table", result)
         return _listen_outcome(config, sections["listen"])
     if "proc" in sections:
         if "local_address st" not in sections["proc"]:

@@ -127,7 +127,8 @@ def test_tcp_listen_table_shows_the_accept_queue_and_other_addresses(
 
 
 def test_tcp_loopback_without_bash_or_nc_reads_proc(sshd_fleet: Fleet, host: Host) -> None:
-    """With only coreutils on PATH, a loopback port is judged from /proc/net/tcp*."""
+    """With only coreutils on PATH, a connect check of a loopback port is judged from
+    /proc/net/tcp* by the shell's builtins; the socket-table check asks for sed."""
     bare = sshd_fleet.workdir / f"coreutils-only-{secrets.token_hex(3)}"
     bare.mkdir()
     bare.chmod(0o755)
@@ -136,10 +137,11 @@ def test_tcp_loopback_without_bash_or_nc_reads_proc(sshd_fleet: Fleet, host: Hos
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()
-    config = TcpConfig(port=sock.getsockname()[1])
-    command = f"PATH={bare}; export PATH\n{probe_command(config, timeout_s=10)}"
+    connect = TcpConfig(port=sock.getsockname()[1], method="connect")
+    auto = TcpConfig(port=connect.port)
 
-    async def probe() -> CheckOutcome:
+    async def probe(config: TcpConfig) -> CheckOutcome:
+        command = f"PATH={bare}; export PATH\n{probe_command(config, timeout_s=10)}"
         transport = transport_for(sshd_fleet)
         try:
             return parse(config, await transport.run(host, command, timeout=10))
@@ -147,12 +149,15 @@ def test_tcp_loopback_without_bash_or_nc_reads_proc(sshd_fleet: Fleet, host: Hos
             await transport.aclose()
 
     try:
-        up = asyncio.run(probe())
+        up = asyncio.run(probe(connect))
+        no_sed = asyncio.run(probe(auto))
     finally:
         sock.close()
-    down = asyncio.run(probe())
+    down = asyncio.run(probe(connect))
     assert (up.state, down.state) == (OK, CRITICAL), (up, down)
-    assert down.message == f"nothing listens on 127.0.0.1:{config.port}"
+    assert down.message == f"nothing listens on 127.0.0.1:{connect.port}"
+    assert no_sed.state is CheckState.UNKNOWN, no_sed
+    assert "no sed on host (method: connect connects instead)" in no_sed.message
 
 
 def test_tcp_by_connecting_to_a_non_loopback_name(sshd_fleet: Fleet, host: Host) -> None:

@@ -17,7 +17,7 @@ from agentless.checks.parsers import parse
 from agentless.checks.probes import probe_command
 from agentless.inventory import Host
 from agentless.local import LocalTransport
-from agentless.result import CheckState, HostName
+from agentless.result import CheckOutcome, CheckState, HostName
 from agentless.transport import Inline, remote_command
 
 LOCAL = Host(name=HostName("localhost"), address="localhost", transport="local")
@@ -76,7 +76,8 @@ def _local(config: TcpConfig | CpuConfig, *, path: str | None = None) -> CheckSt
 
 
 def test_tcp_without_any_program_reads_proc_with_builtins() -> None:
-    """No bash, no nc, no coreutils at all: the loopback answer comes from /proc alone."""
+    """A connect check with no bash, no nc, no coreutils at all: the loopback answer
+    comes from /proc alone, read by the shell's builtins."""
     for family, address, host in (
         (socket.AF_INET, "127.0.0.1", "127.0.0.1"),
         (socket.AF_INET6, "::1", "::1"),
@@ -88,7 +89,7 @@ def test_tcp_without_any_program_reads_proc_with_builtins() -> None:
             sock.close()
             continue
         sock.listen()
-        config = TcpConfig(port=sock.getsockname()[1], host=host)
+        config = TcpConfig(port=sock.getsockname()[1], host=host, method="connect")
         try:
             assert _local(config, path="/nonexistent") is CheckState.OK, host
         finally:
@@ -99,3 +100,18 @@ def test_tcp_without_any_program_reads_proc_with_builtins() -> None:
 def test_cpu_reads_proc_stat_with_builtins() -> None:
     config = CpuConfig(warning_percent=99.8, critical_percent=99.9, sample_secs=0.2)
     assert _local(config) in (CheckState.OK, CheckState.WARNING, CheckState.CRITICAL)
+
+
+def test_tcp_socket_table_without_sed_asks_for_connect() -> None:
+    config = TcpConfig(port=22)
+    command = f"PATH=/nonexistent\n{probe_command(config, timeout_s=10)}"
+
+    async def scenario() -> CheckOutcome:
+        return parse(config, await LocalTransport().run(LOCAL, command, timeout=10))
+
+    outcome = asyncio.run(scenario())
+    assert outcome.state is CheckState.UNKNOWN, outcome
+    assert outcome.message == (
+        "cannot read the socket table for 127.0.0.1:22: no sed on host "
+        "(method: connect connects instead)"
+    )
