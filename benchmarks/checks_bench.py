@@ -36,7 +36,7 @@ the day; Ansible 2.19 in the same runs, forks 50, ControlPersist, pipelining):
 =======================  ===============  ==============  ===============  ============
                          before batching  batched         cheaper probes   Ansible
 =======================  ===============  ==============  ===============  ============
-warm cycle               524-648 ms       226-460 ms      193-220 ms       3.5-6.9 s
+warm cycle               524-648 ms       226-460 ms      193-226 ms       3.5-6.9 s
 no-op cycle (engine)                                      8-10 ms
 client CPU per check     0.27-0.37 ms     0.09-0.16 ms    0.08-0.09 ms     22-40 ms
 cold ``opsmap check``                     0.98-1.80 s     0.98-1.05 s      5.6-12.1 s
