@@ -262,17 +262,23 @@ def _count_comm(stdout: str, name: str) -> int | None:
     """Live processes whose comm is ``name`` in "pid (comm) state" lines (None: no lines).
 
     A substring scan rather than a parse of every line: the listing holds every process
-    of the host, the match only a few.
+    of the host, the match only a few. In ``head -v``'s listing a record counts only
+    under the header of its own pid, so a process cannot forge records by putting a
+    newline in its name (15 characters hold no header and a record together).
     """
-    if _STAT.match(stdout) is None and _HEAD_STAT.match(stdout) is None:
+    headed = _HEAD_STAT.match(stdout) is not None
+    if not headed and _STAT.match(stdout) is None:
         return None
     needle = f" ({name}) "
     count, at = 0, stdout.find(needle)
     while at >= 0:
         line_start = stdout.rfind("\n", 0, at) + 1
+        pid = stdout[line_start:at]
         state = stdout[at + len(needle) : at + len(needle) + 1]
-        if stdout[line_start:at].isdigit() and state and state not in _DEAD_STATES:
-            count += 1
+        if pid.isdigit() and state and state not in _DEAD_STATES:
+            header = f"==> /proc/{pid}/stat <==\n"
+            if not headed or stdout.endswith(header, 0, line_start):
+                count += 1
         at = stdout.find(needle, at + len(needle))
     return count
 

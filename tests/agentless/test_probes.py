@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 from agentless.checks.config import (
     CommandConfig,
@@ -115,3 +118,33 @@ def test_tcp_socket_table_without_sed_asks_for_connect() -> None:
         "cannot read the socket table for 127.0.0.1:22: no sed on host "
         "(method: connect connects instead)"
     )
+
+
+def test_process_name_with_a_newline_cannot_forge_a_count() -> None:
+    """A real process renames itself "x\\n1 (opsfake) S": the listing shows what looks
+    like a live 'opsfake' record, but no process of that name runs."""
+    code = (
+        "import ctypes, sys\n"
+        "ctypes.CDLL(None).prctl(15, ctypes.c_char_p(b'x\\n1 (opsfake) S'), 0, 0, 0)\n"
+        "print('renamed', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "renamed\n"
+        comm = Path(f"/proc/{child.pid}/comm").read_text()
+        assert comm == "x\n1 (opsfake) S\n", comm
+        config = ProcessConfig(name="opsfake")
+
+        async def scenario() -> CheckOutcome:
+            command = probe_command(config, timeout_s=10)
+            return parse(config, await LocalTransport().run(LOCAL, command, timeout=10))
+
+        outcome = asyncio.run(scenario())
+    finally:
+        child.communicate(timeout=10)
+    assert outcome.state is CheckState.CRITICAL, outcome
+    assert outcome.message == "0 processes named 'opsfake' (min 1)"
