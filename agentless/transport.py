@@ -30,8 +30,9 @@ from agentless.errors import CommandTimeout
 from agentless.inventory import Host
 from agentless.result import CommandResult
 
-#: Exit statuses of coreutils ``timeout``: TERM sent (124), KILL sent after ``-k`` (137).
-REMOTE_TIMEOUT_STATUSES = frozenset({124, 137})
+#: Exit statuses of a remote ``timeout`` that fired: coreutils' after TERM (124), and the
+#: command's own death by TERM (143, busybox's ``timeout``) or by the KILL of ``-k`` (137).
+REMOTE_TIMEOUT_STATUSES = frozenset({124, 137, 143})
 #: Seconds between the TERM and the KILL that ``timeout -k`` sends to the process group.
 KILL_AFTER_S = 1.0
 

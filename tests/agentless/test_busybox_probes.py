@@ -1,0 +1,135 @@
+"""The probes on a busybox host (Alpine and other small images): busybox's ``sh``,
+``sed``, ``head``, ``cut``, ``df`` and ``timeout`` instead of dash and coreutils.
+
+Each probe runs for real under ``busybox sh`` with a PATH that holds only busybox's
+applets, and its output goes through the same parser as over SSH.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentless.checks.config import (
+    CommandConfig,
+    CpuConfig,
+    DiskSpaceConfig,
+    MemoryConfig,
+    ProbeConfig,
+    ProcessConfig,
+    TcpConfig,
+)
+from agentless.checks.parsers import parse
+from agentless.checks.probes import probe_command
+from agentless.result import CheckOutcome, CheckState, CommandResult, HostName
+from agentless.transport import is_remote_timeout, remote_command
+
+BUSYBOX = shutil.which("busybox")
+APPLETS = ("sh", "sed", "head", "cut", "df", "timeout", "sleep", "cat")
+
+pytestmark = pytest.mark.skipif(BUSYBOX is None, reason="busybox is not installed")
+
+
+@pytest.fixture(scope="module")
+def applets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    assert BUSYBOX is not None
+    bin_dir = tmp_path_factory.mktemp("busybox-bin")
+    for applet in APPLETS:
+        (bin_dir / applet).symlink_to(BUSYBOX)
+    return bin_dir
+
+
+def run_busybox(applets: Path, command: str) -> tuple[CommandResult, float]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(applets / "sh"), "-c", command],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(applets)},
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+    duration = time.monotonic() - started
+    result = CommandResult(
+        HostName("busybox"), command, proc.returncode, proc.stdout, proc.stderr, duration
+    )
+    return result, duration
+
+
+def check(applets: Path, config: ProbeConfig) -> CheckOutcome:
+    result, _ = run_busybox(applets, probe_command(config, timeout_s=10))
+    return parse(config, result)
+
+
+@pytest.fixture
+def listening_port() -> Iterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def test_tcp_socket_table_with_busybox_sed(applets: Path, listening_port: int) -> None:
+    up = check(applets, TcpConfig(port=listening_port))
+    assert up.state is CheckState.OK, up
+    assert up.message == f"127.0.0.1:{listening_port} is listening"
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()
+    down = check(applets, TcpConfig(port=closed_port, host="localhost"))
+    assert down.state is CheckState.CRITICAL, down
+
+
+def test_process_count_with_busybox_head(applets: Path) -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        running = check(applets, ProcessConfig(name="sleep"))
+        missing = check(applets, ProcessConfig(name="no-such-daemon"))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert running.state is CheckState.OK, running
+    assert running.value is not None
+    assert running.value >= 1
+    assert missing.state is CheckState.CRITICAL, missing
+
+
+def test_thresholds_with_busybox(applets: Path) -> None:
+    for config in (
+        MemoryConfig(warning_percent=99.8, critical_percent=99.9),
+        DiskSpaceConfig(path="/", warning_percent=99.8, critical_percent=99.9),
+        CpuConfig(warning_percent=99.8, critical_percent=99.9, sample_secs=0.2),
+    ):
+        outcome = check(applets, config)
+        assert outcome.state is not CheckState.UNKNOWN, (config, outcome)
+        assert outcome.value is not None, (config, outcome)
+    full = check(applets, DiskSpaceConfig(path="/", warning_percent=0, critical_percent=0.001))
+    assert full.state is CheckState.CRITICAL, full
+
+
+def test_command_states_with_busybox(applets: Path) -> None:
+    for status, state in ((0, CheckState.OK), (1, CheckState.WARNING), (2, CheckState.CRITICAL)):
+        config = CommandConfig(command=f"echo 'state {status}'; exit {status}")
+        result, _ = run_busybox(applets, remote_command(config.command, timeout=10))
+        outcome = parse(config, result)
+        assert outcome.state is state, outcome
+        assert outcome.message.endswith(f"state {status}"), outcome
+
+
+def test_busybox_timeout_is_read_as_a_timeout(applets: Path) -> None:
+    """busybox's ``timeout`` runs the command in its own process and leaves the TERM
+    death to the shell (status 143), where coreutils' reports 124; both are timeouts."""
+    frame = f'{remote_command("sleep 30", timeout=0.5)}; echo "status $?"'
+    result, duration = run_busybox(applets, frame)
+    assert result.stdout == "status 143\n", result
+    assert duration < 10
+    assert is_remote_timeout(143, duration, 0.5)
