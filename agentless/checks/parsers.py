@@ -23,6 +23,7 @@ from agentless.checks.config import (
 )
 from agentless.checks.probes import COMM_LEN
 from agentless.result import CheckOutcome, CheckState, CommandResult
+from agentless.transport import REMOTE_TIMEOUT_STATUSES
 
 OK, WARNING, CRITICAL, UNKNOWN = (
     CheckState.OK,
@@ -215,7 +216,7 @@ def parse_tcp(config: TcpConfig, result: CommandResult) -> CheckOutcome:
     rc = _rc(sections)
     if rc == 0:
         return CheckOutcome(OK, f"{where} accepts connections", 1.0)
-    if rc == 124:
+    if rc in REMOTE_TIMEOUT_STATUSES:
         return CheckOutcome(CRITICAL, f"connecting to {where} timed out", 0.0)
     if rc is None:
         return _failed("tcp probe", result)
