@@ -116,7 +116,8 @@ async def warm_cycles(
                 raise SystemExit(f"{bad} checks not OK in a warm cycle")
         cpu = time.process_time() - cpu0
         connects = sum(transport.connections_opened(h) for h in hosts)
-        engine = await engine_cycles(transport, hosts, per_host=5, cycles=cycles)
+        per_host = len(targets) // len(hosts)
+        engine = await engine_cycles(transport, hosts, per_host=per_host, cycles=cycles)
     finally:
         await transport.aclose()
     checks = len(targets) * cycles

@@ -149,18 +149,26 @@ def _accepts_from(listen: ipaddress.IPv4Address | ipaddress.IPv6Address, target:
     return str(listen) == "::" or (v6 and str(listen) == "::1")
 
 
+def _local_address(field: str, port: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address of a ``/proc/net/tcp`` "HEXADDR:HEXPORT" field when its port is ``port``."""
+    hex_addr, colon, hex_port = field.partition(":")
+    try:
+        if colon and int(hex_port, 16) == port:
+            return _proc_address(hex_addr)
+    except ValueError:
+        pass
+    return None
+
+
 def _listening(lines: list[str], port: int, target: str) -> bool:
     """Whether a "local-address state" line shows a listener that accepts ``target:port``."""
     for line in lines:
         fields = line.split()
-        if len(fields) != 2 or fields[1] != _LISTEN or ":" not in fields[0]:
+        if len(fields) != 2 or fields[1] != _LISTEN:
             continue
-        hex_addr, _, hex_port = fields[0].partition(":")
-        try:
-            if int(hex_port, 16) == port and _accepts_from(_proc_address(hex_addr), target):
-                return True
-        except ValueError:
-            continue
+        address = _local_address(fields[0], port)
+        if address is not None and _accepts_from(address, target):
+            return True
     return False
 
 
@@ -171,13 +179,13 @@ def _listen_outcome(config: TcpConfig, lines: list[str]) -> CheckOutcome:
     elsewhere: set[str] = set()
     for line in lines:
         fields = line.split()
-        if len(fields) != 2 or ":" not in fields[0]:
+        if len(fields) != 2:
             continue
-        hex_addr, _, hex_port = fields[0].partition(":")
+        address = _local_address(fields[0], config.port)
+        if address is None:
+            continue
         try:
-            if int(hex_port, 16) != config.port:
-                continue
-            address, queue = _proc_address(hex_addr), int(fields[1], 16)
+            queue = int(fields[1], 16)
         except ValueError:
             continue
         if _accepts_from(address, config.host):

@@ -114,14 +114,14 @@ def _listen_table(config: TcpConfig) -> str:
         "1d;/^ *[0-9]*: [0-9A-F]*:[0-9A-F]* [0-9A-F]*:[0-9A-F]* 0A /!q;"
         f"s/^ *[0-9]*: \\([0-9A-F]*:{port}\\) [^ ]* 0A [0-9A-F]*:\\([0-9A-F]*\\) .*/\\1 \\2/p"
     )
-    v6 = 'LC_ALL=C sed -n "$s" /proc/net/tcp6 </dev/null 2>/dev/null'
+    v6 = 'LC_ALL=C sed -n "$s" /proc/net/tcp6 </dev/null'
     text = f"s={_arg(script)}; echo @listen\n"
     if config.host == "::1":
-        return text + 'LC_ALL=C sed -n "$s" /proc/net/tcp6 </dev/null || echo "@err $?"'
+        return text + f'{v6} || echo "@err $?"'
     return text + (
         'l=$(LC_ALL=C sed -n "$s" /proc/net/tcp </dev/null) || echo "@err $?"\n'
         'echo "$l"\n'
-        f'case $l in *0100007F:{port}" "*|*00000000:{port}" "*) ;; *) {v6};; esac'
+        f'case $l in *0100007F:{port}" "*|*00000000:{port}" "*) ;; *) {v6} 2>/dev/null;; esac'
     )
 
 

@@ -45,7 +45,7 @@ def applets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bin_dir
 
 
-def run_busybox(applets: Path, command: str) -> tuple[CommandResult, float]:
+def run_busybox(applets: Path, command: str) -> CommandResult:
     started = time.monotonic()
     proc = subprocess.run(
         [str(applets / "sh"), "-c", command],
@@ -57,15 +57,13 @@ def run_busybox(applets: Path, command: str) -> tuple[CommandResult, float]:
         check=False,
     )
     duration = time.monotonic() - started
-    result = CommandResult(
+    return CommandResult(
         HostName("busybox"), command, proc.returncode, proc.stdout, proc.stderr, duration
     )
-    return result, duration
 
 
 def check(applets: Path, config: ProbeConfig) -> CheckOutcome:
-    result, _ = run_busybox(applets, probe_command(config, timeout_s=10))
-    return parse(config, result)
+    return parse(config, run_busybox(applets, probe_command(config, timeout_s=10)))
 
 
 @pytest.fixture
@@ -119,7 +117,7 @@ def test_thresholds_with_busybox(applets: Path) -> None:
 def test_command_states_with_busybox(applets: Path) -> None:
     for status, state in ((0, CheckState.OK), (1, CheckState.WARNING), (2, CheckState.CRITICAL)):
         config = CommandConfig(command=f"echo 'state {status}'; exit {status}")
-        result, _ = run_busybox(applets, remote_command(config.command, timeout=10))
+        result = run_busybox(applets, remote_command(config.command, timeout=10))
         outcome = parse(config, result)
         assert outcome.state is state, outcome
         assert outcome.message.endswith(f"state {status}"), outcome
@@ -129,7 +127,7 @@ def test_busybox_timeout_is_read_as_a_timeout(applets: Path) -> None:
     """busybox's ``timeout`` runs the command in its own process and leaves the TERM
     death to the shell (status 143), where coreutils' reports 124; both are timeouts."""
     frame = f'{remote_command("sleep 30", timeout=0.5)}; echo "status $?"'
-    result, duration = run_busybox(applets, frame)
+    result = run_busybox(applets, frame)
     assert result.stdout == "status 143\n", result
-    assert duration < 10
-    assert is_remote_timeout(143, duration, 0.5)
+    assert result.duration_s < 10
+    assert is_remote_timeout(143, result.duration_s, 0.5)
