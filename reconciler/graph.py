@@ -82,11 +82,12 @@ def _node_ids(names: list[str]) -> dict[str, str]:
     """Component ids as Mermaid node ids: as they are when Mermaid reads them so, else ``nN``."""
     ids: dict[str, str] = {}
     used: set[str] = set()
+    taken = set(names)
     for index, name in enumerate(names):
         node = name
         if not _SAFE_ID.fullmatch(name) or name.lower() in _RESERVED or name in used:
             node = f"n{index}"
-            while node in used or node in names:
+            while node in used or node in taken:
                 node = f"_{node}"
         ids[name] = node
         used.add(node)

@@ -6,6 +6,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 
 from agentless.result import CheckState
+from reconciler.depgraph import Impact, root_causes
 
 
 class ComponentStatus(enum.Enum):
@@ -50,27 +51,16 @@ def component_status(
     return worst or ComponentStatus.UNKNOWN
 
 
-def impacted_by(
-    component: str,
+def impacts(
     dependencies: Mapping[str, Sequence[str]],
     statuses: Mapping[str, ComponentStatus],
-) -> list[str]:
-    """Declared dependencies, direct or not, whose status is error or unknown.
+) -> dict[str, Impact]:
+    """Every component's impact: declared dependencies, direct or not, in error or unknown.
 
-    Listed nearest first; external dependencies (not in ``statuses``) are not observed and
-    never listed. The component's own status is left as it is.
+    One pass over the map (see :func:`reconciler.depgraph.root_causes`): direct ones
+    first, at most :data:`~reconciler.depgraph.SHOWN_IDS` named, ``more`` when there are
+    others. External dependencies (not in ``statuses``) are not observed and never listed.
+    The component's own status is left as it is.
     """
-    found: list[str] = []
-    seen = {component}
-    frontier = list(dependencies.get(component, ()))
-    while frontier:
-        next_frontier: list[str] = []
-        for dep in frontier:
-            if dep in seen or dep not in statuses:
-                continue
-            seen.add(dep)
-            if statuses[dep] in IMPACTING:
-                found.append(dep)
-            next_frontier.extend(dependencies.get(dep, ()))
-        frontier = next_frontier
-    return found
+    graph = {cid: dependencies.get(cid, ()) for cid in statuses}
+    return root_causes(graph, lambda cid: statuses[cid] in IMPACTING)

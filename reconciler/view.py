@@ -15,7 +15,7 @@ from reconciler.checkstate import CheckStatus
 from reconciler.findings import Finding
 from reconciler.repo import MapRepo
 from reconciler.scheduler import CheckKey, ScheduledCheck
-from reconciler.status import ComponentStatus, component_status, impacted_by
+from reconciler.status import ComponentStatus, component_status, impacts
 
 Snapshot = dict[str, Any]
 
@@ -77,7 +77,7 @@ def build_snapshot(
             status_of[component.id] = component_status(
                 hard, action=actions.get((m.name, component.id))
             )
-        deps: dict[str, list[str]] = {c.id: list(c.dependencies) for c in m.components}
+        impact = impacts({c.id: c.dependencies for c in m.components}, status_of)
         components = []
         for component in m.components:
             checks_json = []
@@ -107,7 +107,8 @@ def build_snapshot(
                     "name": component.name,
                     "type": component.type,
                     "status": status_of[component.id].value,
-                    "impacted_by": impacted_by(component.id, deps, status_of),
+                    "impacted_by": list(impact[component.id].causes),
+                    "impacted_by_more": impact[component.id].more,
                     "dependencies": list(component.dependencies),
                     "checks": checks_json,
                 }

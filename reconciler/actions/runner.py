@@ -33,6 +33,7 @@ from reconciler.actions.outcome import (
     StepStatus,
 )
 from reconciler.clock import Clock
+from reconciler.depgraph import capped
 from reconciler.model.common import ComponentId
 from reconciler.model.maps import Action, CompletionCheck, Component, Map
 from reconciler.status import ComponentStatus
@@ -101,8 +102,9 @@ def dependency_order(map_: Map) -> list[str]:
             if not waiting_on[dependent]:
                 heapq.heappush(ready, (index[dependent], dependent))
     if len(order) != len(index):
-        stuck = sorted((cid for cid in index if cid not in order), key=index.__getitem__)
-        raise ValueError(f"map '{map_.name}': dependency cycle among {', '.join(stuck)}")
+        placed = set(order)
+        stuck = [cid for cid in index if cid not in placed]
+        raise ValueError(f"map '{map_.name}': dependency cycle among {capped(stuck)}")
     return order
 
 

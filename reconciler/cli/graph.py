@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
+from reconciler.depgraph import capped
 from reconciler.findings import format_text
 from reconciler.graph import DEFAULT_TIMEOUT_S, GraphError, fetch_statuses, mermaid, status_classes
 from reconciler.repo import load_repo, read_tree
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(format_text(repo.findings))
             print(f"opsmap: map '{args.map}' has errors: fix them first", file=sys.stderr)
             return EXIT_FAILED
-        known = ", ".join(sorted(m.model.name for m in repo.maps)) or "none"
+        known = capped(sorted(m.model.name for m in repo.maps)) or "none"
         return usage_error(f"no map named '{args.map}' in {args.repo} (maps: {known})")
     classes: dict[str, str] = {}
     if args.status:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from reconciler.depgraph import SHOWN_IDS, capped, cycle_through, strongly_connected
 from reconciler.findings import Finding, Severity
 from reconciler.model import Map
 from reconciler.repo import Loaded, MapRepo
@@ -60,66 +61,52 @@ def dependencies(repo: MapRepo) -> Iterator[Finding]:
 def _map_dependencies(loaded: Loaded[Map]) -> Iterator[Finding]:
     doc, components = loaded.doc, loaded.model.components
     index: dict[str, int] = {c.id: i for i, c in reversed(list(enumerate(components)))}
-    edges: dict[str, list[tuple[str, int]]] = {c.id: [] for c in components}
+    graph: dict[str, list[str]] = {c.id: [] for c in components}
+    edge_index: dict[tuple[str, str], int] = {}
     for i, component in enumerate(components):
         for j, dep in enumerate(component.dependencies):
-            where = doc.locate(("components", i, "dependencies", j))
             if dep == component.id:
                 yield Finding(
-                    where,
+                    doc.locate(("components", i, "dependencies", j)),
                     Severity.ERROR,
                     "self-dependency",
                     f"component '{dep}' depends on itself",
                 )
             elif dep not in index:
                 yield Finding(
-                    where,
+                    doc.locate(("components", i, "dependencies", j)),
                     Severity.WARNING,
                     "external-dependency",
                     f"'{component.id}' depends on '{dep}', which this map does not declare: "
                     "it is treated as an external component",
                 )
-            elif index[component.id] == i:
-                edges[component.id].append((dep, j))
-    for cycle, closing_index in _cycles(edges):
+            elif index[component.id] == i and (component.id, dep) not in edge_index:
+                graph[component.id].append(dep)
+                edge_index[(component.id, dep)] = j
+    for members in strongly_connected(graph):
+        cycle = cycle_through(graph, members)
         source = cycle[-2]
-        where = doc.locate(("components", index[source], "dependencies", closing_index))
+        closing = edge_index[(source, cycle[-1])]
+        message = "dependency cycle: " + _cycle_text(cycle)
+        if len(members) > len(cycle) - 1:
+            message += (
+                f" ({len(members)} components depend on one another through cycles: "
+                f"{capped(members)})"
+            )
         yield Finding(
-            where, Severity.ERROR, "dependency-cycle", "dependency cycle: " + " → ".join(cycle)
+            doc.locate(("components", index[source], "dependencies", closing)),
+            Severity.ERROR,
+            "dependency-cycle",
+            message,
         )
 
 
-def _cycles(edges: dict[str, list[tuple[str, int]]]) -> Iterator[tuple[list[str], int]]:
-    """Each elementary cycle found by a depth-first walk, once, as ``[a, b, …, a]``.
-
-    Yields the cycle and the index, in its last-but-one node's dependency list, of the
-    edge that closes it. Iterative, so a long chain cannot exhaust the stack.
-    """
-    state: dict[str, int] = {}  # 1 on the current path, 2 finished
-    reported: set[frozenset[str]] = set()
-    for start in edges:
-        if state.get(start):
-            continue
-        path: list[str] = [start]
-        iters = [iter(edges[start])]
-        state[start] = 1
-        while iters:
-            step = next(iters[-1], None)
-            if step is None:
-                state[path.pop()] = 2
-                iters.pop()
-                continue
-            dep, dep_index = step
-            if state.get(dep) == 1:
-                cycle = [*path[path.index(dep) :], dep]
-                key = frozenset(cycle)
-                if key not in reported:
-                    reported.add(key)
-                    yield cycle, dep_index
-            elif not state.get(dep):
-                state[dep] = 1
-                path.append(dep)
-                iters.append(iter(edges[dep]))
+def _cycle_text(cycle: list[str]) -> str:
+    """``a → b → a``; a long cycle shows its first ids, how many more, and its end."""
+    if len(cycle) <= SHOWN_IDS + 1:
+        return " → ".join(cycle)
+    hidden = len(cycle) - 1 - SHOWN_IDS
+    return " → ".join([*cycle[:SHOWN_IDS], f"… {hidden} more …", cycle[-1]])
 
 
 def host_selectors(repo: MapRepo) -> Iterator[Finding]:

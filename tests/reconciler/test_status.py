@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from agentless.result import CheckState
-from reconciler.status import ComponentStatus, component_status, impacted_by
+from reconciler.depgraph import Impact
+from reconciler.status import ComponentStatus, component_status, impacts
 
 S = ComponentStatus
 
@@ -25,14 +26,18 @@ def test_a_running_action_shows_instead() -> None:
     assert component_status([CheckState.CRITICAL], action=S.STARTING) is S.STARTING
 
 
-def test_impacted_by_lists_failing_dependencies_near_and_far_but_not_external() -> None:
+def test_impact_lists_failing_dependencies_near_and_far_but_not_external() -> None:
     deps = {"api": ["db", "cache", "zookeeper"], "db": ["disk"], "cache": [], "disk": []}
     statuses = {"api": S.OK, "db": S.WARNING, "cache": S.UNKNOWN, "disk": S.ERROR}
-    assert impacted_by("api", deps, statuses) == ["cache", "disk"]
-    assert impacted_by("db", deps, statuses) == ["disk"]
-    assert impacted_by("disk", deps, statuses) == []
+    found = impacts(deps, statuses)
+    assert found["api"] == Impact(("cache", "disk"))
+    assert found["db"] == Impact(("disk",))
+    assert found["disk"] == Impact()
+    assert not found["disk"]
 
 
-def test_impacted_by_survives_cycles() -> None:
+def test_impact_survives_cycles() -> None:
     deps = {"a": ["b"], "b": ["a"]}
-    assert impacted_by("a", deps, {"a": S.ERROR, "b": S.ERROR}) == ["b"]
+    found = impacts(deps, {"a": S.ERROR, "b": S.ERROR})
+    assert found["a"].causes == ("b",)
+    assert found["b"].causes == ("a",)
