@@ -28,6 +28,10 @@ GroupNameField = Annotated[
 SubjectField = Annotated[
     Subject, Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254, description="an email address")
 ]
+MIN_INTERVAL_SECS = 1.0
+"""The shortest interval a repo may set for anything that repeats (checks, retries,
+completion polls, fetches): a PR must not be able to keep the reconciler busy."""
+
 UnixUser = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
 
 

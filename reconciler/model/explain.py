@@ -12,7 +12,7 @@ from pydantic_core import ErrorDetails
 
 from agentless.checks.config import CONFIG_MODELS
 from reconciler.findings import Finding, Severity
-from reconciler.model.common import IDENTIFIER_PATTERN, IDENTIFIER_RULE
+from reconciler.model.common import IDENTIFIER_PATTERN, IDENTIFIER_RULE, MIN_INTERVAL_SECS
 from reconciler.source import YamlDocument
 
 _ID_FIELDS = {"id", "name", "dependencies", "component", "action", "map", "maps"}
@@ -74,6 +74,16 @@ def _describe(
         )
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == IDENTIFIER_PATTERN:
         return "bad-id", f"{field} {value!r} is not a valid id: use {IDENTIFIER_RULE}{where}"
+    if (
+        kind == "greater_than_equal"
+        and field.endswith("_secs")
+        and ctx.get("ge") == MIN_INTERVAL_SECS
+    ):
+        return (
+            "interval-too-short",
+            f"'{field}' must be at least {MIN_INTERVAL_SECS:g} s (anything shorter would keep "
+            f"the reconciler busy), got {value!r}{where}",
+        )
     if kind in {"greater_than", "greater_than_equal"} and field.endswith("_secs"):
         return "not-positive", f"'{field}' must be positive, got {value!r}{where}"
     if field == "port" and kind in {"less_than_equal", "greater_than_equal"}:

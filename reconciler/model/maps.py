@@ -8,6 +8,7 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 
 from agentless.checks.config import CONFIG_MODELS, ProbeConfig
 from reconciler.model.common import (
+    MIN_INTERVAL_SECS,
     ActionNameField,
     CheckNameField,
     ComponentIdField,
@@ -32,12 +33,12 @@ class CheckBase(StrictModel):
     name: CheckNameField
     type: str
     config: ProbeConfig
-    interval_secs: float = Field(default=60, gt=0, le=86400)
+    interval_secs: float = Field(default=60, ge=MIN_INTERVAL_SECS, le=86400)
     timeout_secs: float = Field(default=10, gt=0, le=3600)
     max_check_attempts: int | None = Field(
         default=None, ge=1, le=20, description="Soft failures before a hard state (default 3)"
     )
-    retry_interval_secs: float | None = Field(default=None, gt=0, le=86400)
+    retry_interval_secs: float | None = Field(default=None, ge=MIN_INTERVAL_SECS, le=86400)
 
 
 class CompletionCheckBase(StrictModel):
@@ -46,7 +47,7 @@ class CompletionCheckBase(StrictModel):
     type: str
     config: ProbeConfig
     timeout_secs: float = Field(default=60, gt=0, le=3600)
-    interval_secs: float = Field(default=2, gt=0, le=600)
+    interval_secs: float = Field(default=2, ge=MIN_INTERVAL_SECS, le=600)
 
 
 def _variants(base: type[StrictModel], suffix: str) -> tuple[type[Any], ...]:

@@ -7,7 +7,13 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from agentless.inventory import HOST_NAME_PATTERN
-from reconciler.model.common import ActionNameField, ComponentIdField, MapNameField, StrictModel
+from reconciler.model.common import (
+    MIN_INTERVAL_SECS,
+    ActionNameField,
+    ComponentIdField,
+    MapNameField,
+    StrictModel,
+)
 
 ALL_COMPONENTS = "*"
 
@@ -46,7 +52,7 @@ class Request(StrictModel):
 
 class CheckDefaults(StrictModel):
     max_check_attempts: int = Field(default=3, ge=1, le=20)
-    retry_interval_secs: float = Field(default=10, gt=0, le=3600)
+    retry_interval_secs: float = Field(default=10, ge=MIN_INTERVAL_SECS, le=3600)
     flap_low_percent: float = Field(default=20, ge=0, le=100)
     flap_high_percent: float = Field(default=30, ge=0, le=100)
 
@@ -60,7 +66,7 @@ class Settings(StrictModel):
     """``opsmap.yaml``: how the reconciler follows and treats this repo."""
 
     branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
-    poll_interval_secs: float = Field(default=30, gt=0, le=86400)
+    poll_interval_secs: float = Field(default=30, ge=MIN_INTERVAL_SECS, le=86400)
     require_signed_commits: bool = False
     checks: CheckDefaults = Field(default_factory=CheckDefaults)
     audit: AuditSettings = Field(default_factory=AuditSettings)

@@ -144,7 +144,7 @@ def service_map(site: Site, port: int) -> Map:
                   type: tcp
                   config: {{port: {port}}}
                   timeout_secs: 20
-                  interval_secs: 0.1
+                  interval_secs: 1
               - name: stop
                 command: {site.service} stop {port}
                 timeout_secs: 20
@@ -366,7 +366,7 @@ def test_whole_map_start_follows_dependencies_and_stops_at_the_first_failure(
                   type: tcp
                   config: {{port: {port}}}
                   timeout_secs: 20
-                  interval_secs: 0.1
+                  interval_secs: 1
               - name: stop
                 command: {site.service} stop {port} && echo db >>{order}
         """

@@ -154,7 +154,7 @@ def service_actions(site: Site, port: int) -> list[dict[str, Any]]:
         "type": "tcp",
         "config": {"port": port},
         "timeout_secs": 30,
-        "interval_secs": 0.2,
+        "interval_secs": 1,
     }
     run = f"{site.service} %s {port}"
     return [

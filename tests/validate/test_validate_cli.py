@@ -333,7 +333,7 @@ def test_settings_file_argument(repo: Repo) -> None:
     repo.write("opsmap.yaml", "branch: main\npoll_interval_secs: 0\n")
     outcome = repo.validate("opsmap.yaml")
     assert outcome.code == 1
-    repo.assert_at(outcome.one("not-positive"), "opsmap.yaml", "poll_interval_secs")
+    repo.assert_at(outcome.one("interval-too-short"), "opsmap.yaml", "poll_interval_secs")
 
 
 @pytest.mark.parametrize("rel", ["maps/notes.txt", "maps/.drafts/shop.yaml", "maps/shop.json"])

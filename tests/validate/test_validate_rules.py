@@ -351,16 +351,45 @@ def test_thresholds_are_percentages(repo: Repo, key: str, value: int) -> None:
     assert "100" in finding["message"] or "0" in finding["message"]
 
 
-@pytest.mark.parametrize("key", ["interval_secs", "timeout_secs"])
 @pytest.mark.parametrize("value", ["0", "-5", "-0.5"])
-def test_check_intervals_must_be_positive(repo: Repo, key: str, value: str) -> None:
-    repo.write(M, check_map(f"type: tcp\nconfig: {{port: 80}}\n{key}: {value}"))
+def test_check_timeouts_must_be_positive(repo: Repo, value: str) -> None:
+    repo.write(M, check_map(f"type: tcp\nconfig: {{port: 80}}\ntimeout_secs: {value}"))
     outcome = repo.validate()
     assert outcome.code == 1
     finding = outcome.one("not-positive")
-    repo.assert_at(finding, M, f"{key}:")
-    assert key in finding["message"]
+    repo.assert_at(finding, M, "timeout_secs:")
+    assert "timeout_secs" in finding["message"]
     assert "positive" in finding["message"]
+
+
+@pytest.mark.parametrize("key", ["interval_secs", "retry_interval_secs"])
+@pytest.mark.parametrize("value", ["0.000001", "0", "-5", "0.999"])
+def test_check_intervals_have_a_floor_of_one_second(repo: Repo, key: str, value: str) -> None:
+    repo.write(M, check_map(f"type: tcp\nconfig: {{port: 80}}\n{key}: {value}"))
+    outcome = repo.validate()
+    assert outcome.code == 1
+    finding = outcome.one("interval-too-short")
+    repo.assert_at(finding, M, f"{key}:")
+    assert f"'{key}' must be at least 1 s" in finding["message"]
+
+
+def test_an_interval_of_one_second_is_valid(repo: Repo) -> None:
+    text = "type: tcp\nconfig: {port: 80}\ninterval_secs: 1\nretry_interval_secs: 1.0"
+    repo.write(M, check_map(text))
+    outcome = repo.validate()
+    assert (outcome.code, outcome.findings) == (0, [])
+
+
+def test_check_defaults_and_polling_have_the_floor(repo: Repo) -> None:
+    repo.write(
+        "opsmap.yaml",
+        "poll_interval_secs: 0.01\nchecks:\n  retry_interval_secs: 0.000001\n",
+    )
+    outcome = repo.validate()
+    found = outcome.with_code("interval-too-short")
+    assert len(found) == 2
+    repo.assert_at(found[0], "opsmap.yaml", "poll_interval_secs:")
+    repo.assert_at(found[1], "opsmap.yaml", "retry_interval_secs:")
 
 
 def test_action_timeout_must_be_positive(repo: Repo) -> None:
@@ -461,7 +490,7 @@ def test_completion_check_config_is_checked(repo: Repo) -> None:
     )
     outcome = repo.validate()
     repo.assert_at(outcome.one("bad-port"), M, "port:")
-    repo.assert_at(outcome.one("not-positive"), M, "interval_secs:")
+    repo.assert_at(outcome.one("interval-too-short"), M, "interval_secs:")
 
 
 # ── permissions ───────────────────────────────────────────────────────────────
