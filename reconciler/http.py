@@ -2,7 +2,9 @@
 
 A standard-library threading server: scrapes and API reads are small and rare, and the
 server never touches live state; it asks the event loop for a snapshot (see
-:class:`reconciler.reconciler.Reconciler.snapshot_from_thread`). Every socket read is
+:class:`reconciler.reconciler.Reconciler.snapshot_from_thread`), and answers 503 with the
+reason when the loop does not answer in time. ``/healthz`` never waits for the loop: it
+reads the heartbeat the loop keeps current. Every socket read is
 bounded by a timeout and every webhook body by a size limit.
 """
 
@@ -37,7 +39,9 @@ class Endpoints:
 
     registry: CollectorRegistry
     status: Callable[[], dict[str, Any]]
-    healthy: Callable[[], bool]
+    """Raises :class:`TimeoutError` (its text the reason) when the loop does not answer."""
+    health: Callable[[], tuple[bool, str | None]]
+    """Never waits: whether the loop keeps up, and the reason when it does not."""
     fetch_now: Callable[[], None]
     webhook_secret: bytes | None
     count_webhook: Callable[[str], None]
@@ -52,13 +56,25 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            self._reply(HTTPStatus.OK, encoder(self.endpoints.registry), content_type)
+            try:
+                body = encoder(self.endpoints.registry)
+            except TimeoutError as exc:  # the state gauges come from the loop
+                self._unavailable(str(exc))
+                return
+            self._reply(HTTPStatus.OK, body, content_type)
         elif path == "/healthz":
-            ok = self.endpoints.healthy()
-            code = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
-            self._json(code, {"status": "ok" if ok else "unhealthy"})
+            ok, reason = self.endpoints.health()
+            if ok:
+                self._json(HTTPStatus.OK, {"status": "ok"})
+            else:
+                self._unavailable(reason or "unhealthy")
         elif path == "/api/v1/status":
-            self._json(HTTPStatus.OK, self.endpoints.status())
+            try:
+                status = self.endpoints.status()
+            except TimeoutError as exc:
+                self._unavailable(str(exc))
+                return
+            self._json(HTTPStatus.OK, status)
         elif path == "/hooks/git":
             self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST"})
         else:
@@ -93,6 +109,9 @@ class _Handler(BaseHTTPRequestHandler):
             return "unauthorized", HTTPStatus.UNAUTHORIZED, f"missing or wrong {SIGNATURE_HEADER}"
         self.endpoints.fetch_now()
         return "accepted", HTTPStatus.ACCEPTED, "fetching"
+
+    def _unavailable(self, reason: str) -> None:
+        self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "unhealthy", "reason": reason})
 
     def _json(self, code: HTTPStatus, payload: object) -> None:
         body = json.dumps(payload, indent=1).encode() + b"\n"

@@ -30,7 +30,7 @@ from reconciler.metrics import Metrics
 from reconciler.repo import MapRepo, RepoFile, load_repo
 from reconciler.rules import blocking_errors, check_repo
 from reconciler.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
-from reconciler.state import StateStore
+from reconciler.state import StateStore, check_rows
 from reconciler.status import ComponentStatus, component_status
 from reconciler.targets import scheduled_checks
 from reconciler.view import Revisions, Snapshot, build_snapshot
@@ -38,8 +38,14 @@ from reconciler.view import Revisions, Snapshot, build_snapshot
 log = logging.getLogger(__name__)
 
 PERSIST_INTERVAL_S = 10.0
+PERSIST_TIMEOUT_S = 60.0
 POLL_JITTER = 0.2
-SNAPSHOT_TIMEOUT_S = 10.0
+SNAPSHOT_TIMEOUT_S = 5.0
+"""How long another thread waits for the loop to build a snapshot before giving up."""
+HEARTBEAT_S = 0.25
+"""How often the loop notes that it is running (real time, whatever the :class:`Clock`)."""
+STALL_S = 3.0
+"""The loop is unhealthy when it has not ticked for this long."""
 
 
 class FetchOutcome(Protocol):
@@ -128,6 +134,11 @@ class Reconciler:
         self._group: asyncio.TaskGroup | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._last_tick: float | None = None
+        """``time.monotonic()`` of the loop's last heartbeat; read by other threads."""
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._pending_snapshot: concurrent.futures.Future[Snapshot] | None = None
+        self._snapshot_lock = threading.Lock()
 
     # -- running ---------------------------------------------------------------------
 
@@ -139,7 +150,8 @@ class Reconciler:
         """
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._restore()
+        self._tick()
+        await asyncio.to_thread(self._restore)  # nothing else uses the store yet
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -158,7 +170,16 @@ class Reconciler:
         finally:
             self._group = None
             self._workers.clear()
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+            self._last_tick = None
             self.persist()
+
+    def _tick(self) -> None:
+        """The heartbeat: runs on the loop every :data:`HEARTBEAT_S` while the loop is free."""
+        assert self._loop is not None
+        self._last_tick = time.monotonic()
+        self._heartbeat = self._loop.call_later(HEARTBEAT_S, self._tick)
 
     def fetch_now(self) -> None:
         """Ask for a fetch as soon as possible; callable from any thread."""
@@ -197,7 +218,7 @@ class Reconciler:
                 "branch is back at the applied revision %s: rejection cleared", fetched.head[:12]
             )
             self.revisions.attempted, self.revisions.attempted_at = fetched.head, time.time()
-            self.revisions.errors = []
+            self.revisions.clear_errors()
             self.persist_meta()
         elif fetched.head != self.revisions.attempted:
             await self.reconcile(fetched.head)
@@ -214,7 +235,7 @@ class Reconciler:
         self.revisions.attempted, self.revisions.attempted_at = sha, time.time()
         problems = blocking_errors(findings)
         if repo is None or problems:
-            self.revisions.errors = problems
+            self.revisions.reject(problems)
             self.metrics.reconcile_total.labels("rejected").inc()
             log.error(
                 "REVISION %s REJECTED with %d error(s); still running %s",
@@ -282,7 +303,7 @@ class Reconciler:
             self.revisions.applied, self.revisions.applied_at = sha, time.time()
         self.revisions.attempted = self.revisions.attempted or sha
         if self.revisions.attempted == sha:
-            self.revisions.errors = []
+            self.revisions.clear_errors()
         self.metrics.reconcile_total.labels("resumed" if resumed else "applied").inc()
         log.info(
             "revision %s applied: %d maps, %d checks", sha[:12], len(repo.maps), len(scheduled)
@@ -376,9 +397,12 @@ class Reconciler:
         )
         stored_errors = meta.get("validation_errors")
         if isinstance(stored_errors, list):
-            self.revisions.errors = [
-                _finding_from_json(e) for e in stored_errors if isinstance(e, dict)
-            ]
+            self.revisions.reject(
+                [_finding_from_json(e) for e in stored_errors if isinstance(e, dict)]
+            )
+            count = meta.get("validation_error_count")
+            if isinstance(count, int):
+                self.revisions.error_count = max(count, len(self.revisions.errors))
         self.statuses = self.store.load_checks(wall_offset=self.wall_offset)
         reachable = meta.get("hosts_reachable")
         if isinstance(reachable, dict):
@@ -394,7 +418,15 @@ class Reconciler:
     async def _persist_periodically(self) -> None:
         while True:
             await self.clock.sleep(PERSIST_INTERVAL_S)
-            self.persist()
+            # the meta is a few rows: cheap on the loop. The check statuses grow with the
+            # repo: copied here, written by a worker thread.
+            self.persist_meta()
+            rows = check_rows(self.statuses, wall_offset=self.wall_offset)
+            try:
+                async with asyncio.timeout(PERSIST_TIMEOUT_S):
+                    await asyncio.to_thread(self.store.write_check_rows, rows)
+            except TimeoutError:
+                log.warning("saving check states took over %g s; still trying", PERSIST_TIMEOUT_S)
 
     # -- views -----------------------------------------------------------------------
 
@@ -414,28 +446,52 @@ class Reconciler:
             },
         )
 
-    def snapshot_from_thread(self) -> Snapshot:
-        """The snapshot, built on the event loop's thread whichever thread asks."""
+    def snapshot_from_thread(self, *, timeout: float | None = None) -> Snapshot:
+        """The snapshot, built on the event loop's thread whichever thread asks.
+
+        Threads that ask while a build is pending share it. Raises :class:`TimeoutError`,
+        with the reason, when the loop does not get to it within ``timeout`` (default
+        :data:`SNAPSHOT_TIMEOUT_S`).
+        """
+        timeout = SNAPSHOT_TIMEOUT_S if timeout is None else timeout
         loop = self._loop
         if loop is None or threading.get_ident() == self._loop_thread or loop.is_closed():
             return self.snapshot()
-        future: concurrent.futures.Future[Snapshot] = concurrent.futures.Future()
+        with self._snapshot_lock:
+            future = self._pending_snapshot
+            if future is None or future.done():
+                future = self._pending_snapshot = concurrent.futures.Future()
+                loop.call_soon_threadsafe(self._build_snapshot, future)
+        try:
+            return future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(
+                f"the event loop did not build the status within {timeout:g} s"
+                f" ({self.health()[1] or 'it is busy'})"
+            ) from None
 
-        def build() -> None:
-            try:
-                future.set_result(self.snapshot())
-            except Exception as exc:  # handed to the waiting thread
-                future.set_exception(exc)
+    def _build_snapshot(self, future: concurrent.futures.Future[Snapshot]) -> None:
+        try:
+            future.set_result(self.snapshot())
+        except Exception as exc:  # handed to the waiting threads
+            future.set_exception(exc)
 
-        loop.call_soon_threadsafe(build)
-        return future.result(timeout=SNAPSHOT_TIMEOUT_S)
+    def health(self) -> tuple[bool, str | None]:
+        """Whether the loop is running and keeping up, and if not why; any thread, no wait.
+
+        Reads the heartbeat the loop keeps current: a blocked or overloaded loop shows
+        as unhealthy with how long it has not ticked, instead of a health check that hangs.
+        """
+        last, loop = self._last_tick, self._loop
+        if last is None or loop is None or loop.is_closed():
+            return False, "the reconciler's event loop is not running"
+        behind = time.monotonic() - last
+        if behind > STALL_S:
+            return False, f"event loop has not ticked for {behind:.1f} s"
+        return True, None
 
     def healthy(self) -> bool:
-        try:
-            self.snapshot_from_thread()
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            return False
-        return True
+        return self.health()[0]
 
     def _short_applied(self) -> str:
         applied = self.revisions.applied

@@ -119,12 +119,22 @@ class RequestProcessor:
         """Every request merged after the cursor and up to ``head``, in first-parent order."""
         if self.cursor is None or self.cursor == head:
             return
+        # Git is read in threads (each git command under the runner's timeout). The journal,
+        # the audit outbox and the cursor are single rows in SQLite, written on the loop:
+        # cheap and bounded, and durable before the next step. The cursor is saved after
+        # each commit with requests and once at the end, not once per commit: a push of
+        # many commits must not become as many writes in a row on the loop.
         commits = await asyncio.to_thread(self.source.first_parent_path, self.cursor, head)
         for commit in commits:
+            if not commit.added_requests:
+                continue
             for path in commit.added_requests:
                 await self._handle(commit, path)
             self.cursor = commit.sha
             self._save_cursor(commit.sha)
+        if commits and self.cursor != commits[-1].sha:
+            self.cursor = commits[-1].sha
+            self._save_cursor(self.cursor)
 
     async def _handle(self, commit: Commit, path: str) -> None:
         previous = self.journal.get(path)

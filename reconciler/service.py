@@ -75,7 +75,7 @@ async def run_service(
     endpoints = Endpoints(
         registry=reconciler.metrics.registry,
         status=reconciler.snapshot_from_thread,
-        healthy=reconciler.healthy,
+        health=reconciler.health,
         fetch_now=reconciler.fetch_now,
         webhook_secret=webhook_secret,
         count_webhook=lambda result: reconciler.metrics.webhook_total.labels(result).inc(),

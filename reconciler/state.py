@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from agentless.result import CheckState
 from reconciler.checkstate import FLAP_WINDOW, CheckStatus, StateType
@@ -49,6 +51,8 @@ class StateStore:
                 raise StateError(f"{self.path} was written by a newer OpsMap (schema {version})")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._rows_db: sqlite3.Connection | None = None
+            self._rows_lock = threading.Lock()
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot use state directory {state_dir}: {exc}") from exc
 
@@ -57,6 +61,10 @@ class StateStore:
         return self._db
 
     def close(self) -> None:
+        with self._rows_lock:
+            if self._rows_db is not None:
+                self._rows_db.close()
+                self._rows_db = None
         self._db.close()
 
     def get_meta(self) -> dict[str, object]:
@@ -98,27 +106,50 @@ class StateStore:
 
     def save_checks(self, statuses: Mapping[CheckKey, CheckStatus], *, wall_offset: float) -> None:
         """Replace the stored statuses with ``statuses`` (checks gone are forgotten)."""
+        self.write_check_rows(check_rows(statuses, wall_offset=wall_offset))
 
-        def wall(mono: float | None) -> float | None:
-            return None if mono is None else mono + wall_offset
+    def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
+        """Replace the stored statuses with ``rows`` (from :func:`check_rows`).
 
-        rows = [
-            (
-                *key,
-                None if s.state is None else s.state.value,
-                s.state_type.value,
-                None if s.hard_state is None else s.hard_state.value,
-                s.attempt,
-                s.message,
-                s.value,
-                wall(s.last_run),
-                s.last_duration_s,
-                wall(s.last_hard_change),
-                int(s.flapping),
-                json.dumps(list(s.history)),
-            )
-            for key, s in statuses.items()
-        ]
-        with self._db:
-            self._db.execute("DELETE FROM check_status")
-            self._db.executemany(_INSERT_CHECK, rows)
+        Safe to call from a worker thread, so that a large state is not written on the
+        event loop: it uses a connection of its own (SQLite lets one writer at a time, so
+        a write on the loop meanwhile waits for this one transaction at most).
+        """
+        with self._rows_lock:
+            if self._rows_db is None:
+                self._rows_db = sqlite3.connect(self.path, check_same_thread=False)
+                self._rows_db.execute("PRAGMA synchronous=NORMAL")
+            db = self._rows_db
+            encoded = [(*row[:-1], json.dumps(row[-1])) for row in rows]
+            with db:
+                db.execute("DELETE FROM check_status")
+                db.executemany(_INSERT_CHECK, encoded)
+
+
+CheckRow = tuple[Any, ...]
+"""A ``check_status`` row, its last element the history as a list (not yet JSON)."""
+
+
+def check_rows(statuses: Mapping[CheckKey, CheckStatus], *, wall_offset: float) -> list[CheckRow]:
+    """The rows of ``statuses``: a copy that the loop may go on changing statuses after."""
+
+    def wall(mono: float | None) -> float | None:
+        return None if mono is None else mono + wall_offset
+
+    return [
+        (
+            *key,
+            None if s.state is None else s.state.value,
+            s.state_type.value,
+            None if s.hard_state is None else s.hard_state.value,
+            s.attempt,
+            s.message,
+            s.value,
+            wall(s.last_run),
+            s.last_duration_s,
+            wall(s.last_hard_change),
+            int(s.flapping),
+            list(s.history),
+        )
+        for key, s in statuses.items()
+    ]

@@ -18,6 +18,8 @@ from reconciler.scheduler import CheckKey, ScheduledCheck
 from reconciler.status import ComponentStatus, component_status, impacts
 
 Snapshot = dict[str, Any]
+SHOWN_ERRORS = 100
+"""Errors of a rejected revision kept in the state and the status (their count besides)."""
 
 
 @dataclass
@@ -29,6 +31,15 @@ class Revisions:
     attempted: str | None = None
     attempted_at: float | None = None
     errors: list[Finding] = field(default_factory=list)
+    """The first :data:`SHOWN_ERRORS` errors of the rejected revision."""
+    error_count: int = 0
+    """How many errors it had in all."""
+
+    def reject(self, problems: Sequence[Finding]) -> None:
+        self.errors, self.error_count = list(problems[:SHOWN_ERRORS]), len(problems)
+
+    def clear_errors(self) -> None:
+        self.errors, self.error_count = [], 0
 
     def to_meta(self) -> dict[str, object]:
         return {
@@ -37,6 +48,7 @@ class Revisions:
             "last_attempted_revision": self.attempted,
             "last_attempted_at": self.attempted_at,
             "validation_errors": [f.to_json() for f in self.errors],
+            "validation_error_count": max(self.error_count, len(self.errors)),
         }
 
 
@@ -124,6 +136,7 @@ def build_snapshot(
         "revision_rejected": revisions.attempted is not None
         and revisions.attempted != revisions.applied,
         "validation_errors": [f.to_json() for f in revisions.errors],
+        "validation_error_count": max(revisions.error_count, len(revisions.errors)),
         "hosts": [
             {"name": name, "reachable": reachable}
             for name, reachable in sorted((hosts_reachable or {}).items())

@@ -103,9 +103,11 @@ class AuditLog:
                 )
             return record
 
-    def pending(self) -> list[AuditRecord]:
-        """Records not delivered yet, in seq order."""
-        return self._select("WHERE delivered_at IS NULL")
+    def pending(self, *, limit: int | None = None) -> list[AuditRecord]:
+        """Records not delivered yet, in seq order; the first ``limit`` of them if given."""
+        if limit is None:
+            return self._select("WHERE delivered_at IS NULL ORDER BY seq")
+        return self._select(f"WHERE delivered_at IS NULL ORDER BY seq LIMIT {int(limit)}")
 
     def pending_count(self) -> int:
         with self._lock, _store("count pending audit records"):
@@ -126,12 +128,12 @@ class AuditLog:
 
     def all_records(self) -> list[AuditRecord]:
         """Every record, delivered or not, in seq order."""
-        return self._select("")
+        return self._select("ORDER BY seq")
 
     def _select(self, where: str) -> list[AuditRecord]:
         with self._lock, _store("read audit records"):
             rows = self._db.execute(
-                f"SELECT record FROM audit_records {where} ORDER BY seq"  # noqa: S608
+                f"SELECT record FROM audit_records {where}"  # noqa: S608
             ).fetchall()
         try:
             return [AuditRecord.from_json(json.loads(row[0])) for row in rows]

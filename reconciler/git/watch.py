@@ -21,6 +21,7 @@ from reconciler.git.errors import GitSourceError
 log = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 100
+WATCH_SETUP_TIMEOUT_S = 10.0
 _TOP_LEVEL_REFS = {"HEAD", "packed-refs"}
 
 
@@ -80,7 +81,12 @@ async def watch_local(
     path = local_path(str(url))
     if path is None:
         raise GitSourceError(str(url), "not a local repository: cannot be watched")
-    git_dir = refs_dir(path.resolve())
+    # a few stats and reads of small files, but of a filesystem that may hang: off the loop
+    try:
+        async with asyncio.timeout(WATCH_SETUP_TIMEOUT_S):
+            git_dir = await asyncio.to_thread(lambda: refs_dir(path.resolve()))
+    except TimeoutError:
+        raise GitSourceError(str(path), "its git directory could not be read in time") from None
 
     def ref_changed(_change: watchfiles.Change, changed: str) -> bool:
         try:
