@@ -219,10 +219,12 @@ def test_the_requester_is_the_author_of_the_pr_commit(source: GitSource, clone: 
     )
     by_direct = requester(source, "requests/d.yaml", within=direct)
 
-    assert by_merge.requester is not None and by_merge.approver is not None
+    assert by_merge.requester is not None
+    assert by_merge.approver is not None
     assert (by_merge.requester.commit, by_merge.requester.author) == (added, ALICE)
     assert by_merge.requester.identity == ALICE.email
-    assert not by_merge.verified and not by_merge.requester.verified
+    assert not by_merge.verified
+    assert not by_merge.requester.verified
     assert (by_merge.approver.commit, by_merge.approver.identity) == (merge, BOB.email)
     assert by_direct is not None
     assert (by_direct.commit, by_direct.author) == (direct, CAROL)
