@@ -188,8 +188,11 @@ class GitSource:
             commit = read_commit(self._run, self._commit(sha))
             first = commit.first_parent
             revs = [commit.sha, f"^{first}"] if first else [commit.sha]
-            changes = read_changes(self._run, revs, signers=signers)
-            people = {c.sha: c for c in read_commits(self._run, revs)}
+            try:
+                changes = read_changes(self._run, revs, signers=signers)
+                people = {c.sha: c for c in read_commits(self._run, revs)}
+            except ValueError as exc:
+                raise GitSourceError(self.display, f"unreadable history of {sha}: {exc}") from exc
             blobs = read_blobs(self._run, commit.sha)
         return MergedHistory(commit, tuple(changes), blobs, people)
 

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from agentless.inventory import Host
 from reconciler.git.attribution import Attribution, attribute
 from reconciler.git.changes import AllowedSigner
-from reconciler.gitsource import Commit, GitSource
+from reconciler.gitsource import Commit, GitSource, GitSourceError
 from reconciler.journal import RequestJournal, RequestState
 from reconciler.judge import Base, Judgement, judge
 from reconciler.model import Action, Component, Map, Request
@@ -152,7 +152,18 @@ class RequestProcessor:
                 for p in base.repo.policies
                 for s in p.model.signers
             ]
-        history = await asyncio.to_thread(self.source.merged_history, commit.sha, signers=signers)
+        try:
+            history = await asyncio.to_thread(
+                self.source.merged_history, commit.sha, signers=signers
+            )
+        except GitSourceError as exc:
+            # Never run what cannot be attributed; never stop the loop for one merge either.
+            nobody = Attribution(None, None).to_json()
+            for path in paths:
+                self._deny(
+                    commit, path, None, None, f"who asked is unknown: {exc}", {}, identity=nobody
+                )
+            return
         for path in paths:
             await self._handle(commit, path, base, attribute(history, path, signers=signers))
 

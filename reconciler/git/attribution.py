@@ -16,7 +16,7 @@ other change denies the request, naming the commit and the rule.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.git.changes import AllowedSigner, Change, Signature
@@ -44,6 +44,22 @@ class MergedHistory:
     changes: tuple[Change, ...]
     blobs: Mapping[str, str]
     people: Mapping[CommitSha, Commit]
+    touching: Mapping[str, tuple[Change, ...]] = field(init=False)
+    """The changes of each path, newest first: indexed once, so that attributing every
+    request of a merge stays linear in the size of its history."""
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[Change]] = {}
+        for change in self.changes:
+            for path in change.files:
+                index.setdefault(path, []).append(change)
+        object.__setattr__(self, "touching", {p: tuple(c) for p, c in index.items()})
+
+    @property
+    def merge_signature(self) -> Signature | None:
+        """The merge's own signature: it is listed first when it is among the changes."""
+        first = self.changes[0] if self.changes else None
+        return first.signature if first is not None and first.sha == self.merge.sha else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +115,7 @@ def attribute(
     ``signers`` is None when signatures are not required (identities are claims).
     """
     merge = history.merge
-    touching = [c for c in history.changes if path in c.files]
+    touching = history.touching.get(path, ())
     claimed = _claim(history, _adder(history, touching, path))
     if signers is None:
         return Attribution(claimed, _approver(history))
