@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from reconciler.git.history import Run
 from reconciler.model.common import CommitSha
+from reconciler.model.policies import signer_problem
 
 NOT_CHECKED = "-"
 """The signature status of a log read without verification (signing is not required)."""
@@ -39,10 +40,6 @@ DELETED = "0" * 40
 _HEADER_FIELDS = 5
 _HEX = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _RAW = re.compile(r"(:+)([0-7]{6}(?: [0-7]{6})+) ([0-9a-f]{40,64}(?: [0-9a-f]{40,64})+) ([A-Z]+)")
-_SAFE_IDENTITY = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")
-_SAFE_KEY = re.compile(
-    r"(ssh-[a-z0-9-]+|ecdsa-sha2-nistp\d+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*(?: [^\x00-\x1f\x7f]*)?"
-)
 # Signature fields only when they are checked: in unsigned mode git must not run gpg at all.
 _SIGNED_FORMAT = "--format=%H%x00%P%x00%G?%x00%GS%x00%GF"
 _UNSIGNED_FORMAT = f"--format=%H%x00%P%x00{NOT_CHECKED}%x00%x00"
@@ -102,11 +99,8 @@ class AllowedSigner:
 
     @property
     def usable(self) -> bool:
-        """Only plain emails and well-formed keys reach the allowed-signers file: a comma
-        or a ``*`` in an identity would be a pattern there, a newline a second line."""
-        return bool(_SAFE_IDENTITY.fullmatch(self.identity)) and bool(
-            _SAFE_KEY.fullmatch(self.key.strip())
-        )
+        """Only these reach the allowed-signers file (see :func:`signer_problem`)."""
+        return signer_problem(self.identity, self.key) is None
 
     @property
     def line(self) -> str:
