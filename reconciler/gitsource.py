@@ -4,7 +4,8 @@
 checkout is never touched), asks the remote for the branch head before fetching so an
 unchanged remote costs one ``ls-remote``, and reads commits from the mirror without a
 checkout: the OpsMap files of a tree (:meth:`GitSource.files_at`), the first-parent
-history between two heads with the request files each commit added, and who added a file.
+history between two heads with the request files each commit added, and what the commits
+a merge brought in did to request files, and who signed them.
 
 It is synchronous (gitpython is); the reconciler calls it through ``asyncio.to_thread``.
 A lock makes every call safe from any thread, one at a time. Every git command has a
@@ -21,12 +22,13 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
+from reconciler.git.attribution import MergedHistory
+from reconciler.git.changes import AllowedSigner, read_blobs, read_changes
 from reconciler.git.errors import GitSourceError, RemoteUnreachable, UnknownCommit, mask_secrets
 from reconciler.git.history import Commit, Person, added_requests, read_commit, read_commits
 from reconciler.git.runner import GitRunner
@@ -158,41 +160,6 @@ class GitSource:
             status, out = self._run("cat-file", "blob", f"{commit}:{clean}", ok=(0, 128))
         return out if status == 0 else None
 
-    def verify_commit(self, sha: str, signers: Sequence[tuple[str, str]]) -> str | None:
-        """The identity whose key signed ``sha``, among ``signers`` (identity, SSH public key).
-
-        None when the commit is unsigned, badly signed, or signed by a key not listed.
-        Uses git's SSH signature support (``gpg.ssh.allowedSignersFile``), so the reconciler
-        host needs ``ssh-keygen``; GPG keys are not supported.
-        """
-        lines = [
-            f'{identity} namespaces="git" {key.strip()}'
-            for identity, key in signers
-            if key.strip().startswith(("ssh-", "ecdsa-", "sk-")) and "\n" not in key
-        ]
-        if not lines:
-            return None
-        with self._lock:
-            commit = self._commit(sha)
-            with tempfile.NamedTemporaryFile("w", suffix=".allowed_signers") as allowed:
-                allowed.write("\n".join(lines) + "\n")
-                allowed.flush()
-                status, out = self._run(
-                    "-c",
-                    "gpg.format=ssh",
-                    "-c",
-                    f"gpg.ssh.allowedSignersFile={allowed.name}",
-                    "verify-commit",
-                    "--raw",
-                    commit,
-                    ok=(0, 1),
-                    stderr_too=True,
-                )
-        if status != 0:
-            return None
-        match = re.search(r'Good "git" signature for (\S+) with', out.decode("utf-8", "replace"))
-        return match.group(1) if match else None
-
     def first_parent_path(self, old: str | None, new: str) -> list[Commit]:
         """The commits of ``new``'s first-parent chain after ``old``, oldest first.
 
@@ -210,39 +177,24 @@ class GitSource:
             added = added_requests(self._run, revs)
         return [replace(c, added_requests=added.get(c.sha, ())) for c in commits]
 
-    def commit_added_file(self, path: str, *, within: str) -> Commit | None:
-        """The commit that added ``path`` as brought in by ``within``; None if it did not.
+    def merged_history(self, sha: str, *, signers: Sequence[AllowedSigner] | None) -> MergedHistory:
+        """What commit ``sha`` brought in (reachable from it, not from its first parent, it
+        included) did to request files; see :func:`reconciler.git.attribution.attribute`.
 
-        For a merge, the newest commit of the merged branch that added the file (or the
-        merge itself if the file appeared only there); for any other commit, that commit.
+        Three git commands, whatever the number of requests and commits: the changes (with
+        signatures verified against ``signers`` unless None), the people, the blobs at ``sha``.
         """
         with self._lock:
-            sha = self._commit(within)
-            commit = read_commit(self._run, sha)
+            commit = read_commit(self._run, self._commit(sha))
             first = commit.first_parent
-            revs = [sha, f"^{first}"] if first else [sha]
-            _, out = self._run(
-                "log", "--no-renames", "--diff-filter=A", "-z", "--format=%H", *revs, "--", path
-            )
-            found = out.decode("ascii", "replace").split("\0")[0].strip()
-            if not found and commit.is_merge and path in self._added_by_merge(commit):
-                found = sha
-            return read_commit(self._run, found) if found else None
-
-    def _added_by_merge(self, merge: Commit) -> set[str]:
-        first = merge.first_parent or ""
-        _, out = self._run(
-            "diff-tree",
-            "-r",
-            "-z",
-            "--no-renames",
-            "--diff-filter=A",
-            "--name-only",
-            first,
-            merge.sha,
-            "--",
-        )
-        return set(out.decode("utf-8", "surrogateescape").split("\0")) - {""}
+            revs = [commit.sha, f"^{first}"] if first else [commit.sha]
+            try:
+                changes = read_changes(self._run, revs, signers=signers)
+                people = {c.sha: c for c in read_commits(self._run, revs)}
+            except ValueError as exc:
+                raise GitSourceError(self.display, f"unreadable history of {sha}: {exc}") from exc
+            blobs = read_blobs(self._run, commit.sha)
+        return MergedHistory(commit, tuple(changes), blobs, people)
 
     def _merge_base(self, old: CommitSha, new: CommitSha) -> CommitSha | None:
         status, out = self._run("merge-base", old, new, ok=(0, 1))

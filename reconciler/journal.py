@@ -27,9 +27,12 @@ CREATE TABLE IF NOT EXISTS requests (
     rule TEXT NOT NULL,
     created_at REAL NOT NULL,
     finished_at REAL,
-    outcome TEXT
+    outcome TEXT,
+    identity TEXT
 );
 """
+_IDENTITY_COLUMN = "ALTER TABLE requests ADD COLUMN identity TEXT"
+"""A journal written before identities were kept gains the column (NULL for old rows)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,8 @@ class JournalEntry:
     created_at: float
     finished_at: float | None
     outcome: dict[str, object] | None
+    identity: dict[str, object] | None = None
+    """Who asked and approved, verified or not (:meth:`Attribution.to_json`)."""
 
 
 class RequestJournal:
@@ -51,6 +56,10 @@ class RequestJournal:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+        if "identity" not in columns:
+            with self._db:
+                self._db.execute(_IDENTITY_COLUMN)
 
     def get(self, path: str) -> JournalEntry | None:
         row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()
@@ -60,15 +69,27 @@ class RequestJournal:
         return [_entry(r) for r in self._db.execute("SELECT * FROM requests ORDER BY created_at")]
 
     def denied(
-        self, path: str, commit: str, requester: str | None, approver: str | None, rule: str
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        rule: str,
+        identity: dict[str, object] | None = None,
     ) -> None:
-        self._insert(path, commit, requester, approver, "denied", rule, finished=True)
+        self._insert(path, commit, requester, approver, "denied", rule, identity, finished=True)
 
     def started(
-        self, path: str, commit: str, requester: str | None, approver: str | None, rule: str
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        rule: str,
+        identity: dict[str, object] | None = None,
     ) -> None:
         """Record that the request's action is about to run (durable before it does)."""
-        self._insert(path, commit, requester, approver, "running", rule, finished=False)
+        self._insert(path, commit, requester, approver, "running", rule, identity, finished=False)
 
     def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
         with self._db:
@@ -94,20 +115,25 @@ class RequestJournal:
         approver: str | None,
         state: RequestState,
         rule: str,
+        identity: dict[str, object] | None,
         *,
         finished: bool,
     ) -> None:
         now = time.time()
+        people = None if identity is None else json.dumps(identity, sort_keys=True)
         with self._db:
             self._db.execute(
                 "INSERT INTO requests (path, commit_sha, requester, approver, state, rule,"
-                " created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (path, commit, requester, approver, state, rule, now, now if finished else None),
-            )
+                " created_at, finished_at, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    path, commit, requester, approver, state, rule, now,
+                    now if finished else None, people,
+                ),
+            )  # fmt: skip
 
 
 def _entry(row: tuple[object, ...]) -> JournalEntry:
-    path, commit, requester, approver, state, rule, created, finished, outcome = row
+    path, commit, requester, approver, state, rule, created, finished, outcome, identity = row
     return JournalEntry(
         path=str(path),
         commit=str(commit),
@@ -118,4 +144,5 @@ def _entry(row: tuple[object, ...]) -> JournalEntry:
         created_at=float(created),  # type: ignore[arg-type]
         finished_at=None if finished is None else float(finished),  # type: ignore[arg-type]
         outcome=None if outcome is None else json.loads(str(outcome)),
+        identity=None if identity is None else json.loads(str(identity)),
     )

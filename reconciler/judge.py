@@ -75,10 +75,12 @@ def judge(
     base: MapRepo | Base,
     requester: str | None,
     approver: str | None,
-    signed: bool | None = None,
+    untrusted: str | None = None,
 ) -> Judgement:
-    """May ``request`` run, as the repo stood at ``base``? ``signed`` is None when not required.
+    """May ``request`` run, as the repo stood at ``base``?
 
+    ``untrusted`` says why the identities cannot be trusted (``require_signed_commits``,
+    see :mod:`reconciler.git.attribution`): it is the rule that denies.
     Give a :class:`Base` to judge several requests against one repo without re-validating it.
     """
     context = base if isinstance(base, Base) else Base.of(base)
@@ -88,11 +90,8 @@ def judge(
         return Judgement(
             False, f"the map repo before the merge is invalid: {first.location}: {first.message}"
         )
-    if signed is False:
-        return Judgement(
-            False,
-            "require_signed_commits: the request's commits are not signed by an allowed signer",
-        )
+    if untrusted is not None:
+        return Judgement(False, untrusted)
     if requester is None:
         return Judgement(
             False, "no requester: the commit that added the request file was not found"

@@ -4,13 +4,16 @@ For every commit on the branch's first-parent chain after the last one processed
 request file it added is read at that commit, judged against the repo at the commit's
 first parent (:mod:`reconciler.judge`), journaled before anything runs
 (:mod:`reconciler.journal`), run through the action runner, and audited at each step.
-The requester is the author of the commit that added the file; the approver is the
-author of the merge commit that brought it in (none for a direct commit).
+Who asked and who approved come from :func:`reconciler.git.attribution.attribute`: claims
+of the commits (the author of the commit that added the file, the author of the merge;
+none for a direct commit), or with ``require_signed_commits`` verified signers only. Every
+audit record of a request carries them (``details.identity``), ``verified`` or not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -18,12 +21,14 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from agentless.inventory import Host
-from reconciler.gitsource import Commit, GitSource
+from reconciler.git.attribution import Attribution, attribute
+from reconciler.git.changes import AllowedSigner
+from reconciler.gitsource import Commit, GitSource, GitSourceError
 from reconciler.journal import RequestJournal, RequestState
 from reconciler.judge import Base, Judgement, judge
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.requests import ALL_COMPONENTS
-from reconciler.repo import MapRepo, load_repo
+from reconciler.repo import load_repo
 from reconciler.source import YamlError, parse_yaml
 
 log = logging.getLogger(__name__)
@@ -110,7 +115,10 @@ class RequestProcessor:
                 action="action.unknown",
                 actor=entry.requester or "unknown",
                 target={"request": entry.path},
-                details={"reason": "OpsMap stopped while the action ran; it is not run again"},
+                details={
+                    "reason": "OpsMap stopped while the action ran; it is not run again",
+                    "identity": entry.identity,
+                },
                 commit=entry.commit,
                 revision=self._applied_revision(),
             )
@@ -126,27 +134,58 @@ class RequestProcessor:
         # many commits must not become as many writes in a row on the loop.
         commits = await asyncio.to_thread(self.source.first_parent_path, self.cursor, head)
         for commit in commits:
-            if not commit.added_requests:
+            paths = [p for p in commit.added_requests if self._new(p)]
+            if not paths:
                 continue
-            for path in commit.added_requests:
-                await self._handle(commit, path)
+            await self._handle_commit(commit, paths)
             self.cursor = commit.sha
             self._save_cursor(commit.sha)
         if commits and self.cursor != commits[-1].sha:
             self.cursor = commits[-1].sha
             self._save_cursor(self.cursor)
 
-    async def _handle(self, commit: Commit, path: str) -> None:
+    def _new(self, path: str) -> bool:
         previous = self.journal.get(path)
         if previous is not None:
             log.info("request %s was already processed (%s): not again", path, previous.state)
+        return previous is None
+
+    async def _handle_commit(self, commit: Commit, paths: Sequence[str]) -> None:
+        """The requests ``commit`` added: its history is read once for all of them."""
+        base_sha = commit.first_parent
+        base = await asyncio.to_thread(self._base, base_sha) if base_sha else None
+        signers = None
+        if base is not None and base.repo.effective_settings.require_signed_commits:
+            signers = [
+                AllowedSigner(s.identity, s.key)
+                for p in base.repo.policies
+                for s in p.model.signers
+            ]
+        try:
+            history = await asyncio.to_thread(
+                self.source.merged_history, commit.sha, signers=signers
+            )
+        except GitSourceError as exc:
+            # Never run what cannot be attributed; never stop the loop for one merge either.
+            nobody = Attribution(None, None).to_json()
+            for path in paths:
+                self._deny(
+                    commit, path, None, None, f"who asked is unknown: {exc}", {}, identity=nobody
+                )
             return
-        added_by = await asyncio.to_thread(self.source.commit_added_file, path, within=commit.sha)
-        requester = added_by.author.email if added_by else None
-        approver = commit.author.email if commit.is_merge else None
+        for path in paths:
+            await self._handle(commit, path, base, attribute(history, path, signers=signers))
+
+    async def _handle(
+        self, commit: Commit, path: str, base: Base | None, people: Attribution
+    ) -> None:
+        requester = people.requester.identity if people.requester else None
+        approver = people.approver.identity if people.approver else None
+        identity = people.to_json()
         request, problem = await asyncio.to_thread(self._read_request, commit.sha, path)
+        deny = functools.partial(self._deny, commit, path, requester, approver, identity=identity)
         if request is None:
-            self._deny(commit, path, requester, approver, f"invalid request file: {problem}", {})
+            deny(f"invalid request file: {problem}", {})
             return
         target = {
             "request": path,
@@ -155,20 +194,20 @@ class RequestProcessor:
             "action": request.action,
             "hosts": request.hosts,
         }
-        base_sha = commit.first_parent
-        if base_sha is None:
-            self._deny(
-                commit, path, requester, approver, "the branch has no commit before it", target
-            )
+        if base is None or commit.first_parent is None:
+            deny("the branch has no commit before it", target)
             return
-        base = await asyncio.to_thread(self._base, base_sha)
-        signed: bool | None = None
-        if base.repo.effective_settings.require_signed_commits:
-            signed = await asyncio.to_thread(self._signatures_verify, base.repo, commit, added_by)
-        verdict = judge(request, base=base, requester=requester, approver=approver, signed=signed)
-        details = {"reason": request.reason, "approver": approver, "base": base_sha}
+        verdict = judge(
+            request, base=base, requester=requester, approver=approver, untrusted=people.problem
+        )
+        details = {
+            "reason": request.reason,
+            "approver": approver,
+            "base": commit.first_parent,
+            "identity": identity,
+        }
         if not verdict.allowed:
-            self._deny(commit, path, requester, approver, verdict.rule, target, details)
+            deny(verdict.rule, target, details)
             return
         await self._run(commit, path, request, verdict, requester or "", approver, target, details)
 
@@ -185,7 +224,8 @@ class RequestProcessor:
     ) -> None:
         assert verdict.map is not None
         plan = [step.to_json() for step in verdict.steps]
-        self.journal.started(path, commit.sha, requester, approver, verdict.rule)
+        identity = details["identity"]
+        self.journal.started(path, commit.sha, requester, approver, verdict.rule, identity)
         self.counters.request("authorized")
         audit = {"commit": commit.sha, "revision": self._applied_revision()}
         self.auditor.append(
@@ -202,7 +242,11 @@ class RequestProcessor:
             **audit,
         )
         self.auditor.append(
-            action="action.started", actor=requester, target=target, details={"plan": plan}, **audit
+            action="action.started",
+            actor=requester,
+            target=target,
+            details={"plan": plan, "identity": identity},
+            **audit,
         )
         log.info("request %s: %s, running %s", path, verdict.rule, plan)
         if request.component == ALL_COMPONENTS:
@@ -222,7 +266,7 @@ class RequestProcessor:
             action=f"action.{result}",
             actor=requester,
             target=target,
-            details=outcome.to_json(),
+            details={**outcome.to_json(), "identity": identity},
             **audit,
         )
         log.log(
@@ -238,15 +282,17 @@ class RequestProcessor:
         rule: str,
         target: dict[str, Any],
         details: dict[str, Any] | None = None,
+        *,
+        identity: dict[str, Any],
     ) -> None:
         log.warning("request %s denied: %s", path, rule)
-        self.journal.denied(path, commit.sha, requester, approver, rule)
+        self.journal.denied(path, commit.sha, requester, approver, rule, identity)
         self.counters.request("denied")
         self.auditor.append(
             action="request.denied",
             actor=requester or "unknown",
             target=target or {"request": path},
-            details={**(details or {}), "decision": "deny", "rule": rule},
+            details={**(details or {}), "identity": identity, "decision": "deny", "rule": rule},
             commit=commit.sha,
             revision=self._applied_revision(),
         )
@@ -270,18 +316,3 @@ class RequestProcessor:
         if self._last_base is None or self._last_base[0] != sha:
             self._last_base = (sha, Base.of(load_repo(self.source.files_at(sha))))
         return self._last_base[1]
-
-    def _signatures_verify(self, base: MapRepo, commit: Commit, added_by: Commit | None) -> bool:
-        """Both identities (requester, and approver for a merge) come from verified signatures."""
-        signers = [(s.identity, s.key) for p in base.policies for s in p.model.signers]
-        people = [(added_by.sha, added_by.author.email)] if added_by else []
-        if commit.is_merge:
-            people.append((commit.sha, commit.author.email))
-        for sha, email in people:
-            verified = self.source.verify_commit(sha, signers)
-            if verified is None or verified.lower() != email.lower():
-                log.warning(
-                    "commit %s by %s: no verified signature from an allowed signer", sha[:12], email
-                )
-                return False
-        return bool(people)

@@ -97,7 +97,7 @@ def _table(records: Sequence[AuditRecord]) -> str:
                 str(r.seq),
                 _time(r.timestamp),
                 r.action,
-                r.actor,
+                actor_of(r),
                 target_of(r),
                 r.commit[:12],
                 summary,
@@ -109,6 +109,13 @@ def _table(records: Sequence[AuditRecord]) -> str:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         out.append("  ".join([*cells, row[-1]]).rstrip() + "\n")
     return "".join(out)
+
+
+def actor_of(record: AuditRecord) -> str:
+    """The actor, marked ``(unverified)`` when the record says it is a commit's claim."""
+    identity = record.details.get("identity")
+    claimed = isinstance(identity, dict) and identity.get("verified") is False
+    return f"{record.actor} (unverified)" if claimed else record.actor
 
 
 def target_of(record: AuditRecord) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -68,12 +69,32 @@ class PolicyBinding(Binding):
     )
 
 
+_SIGNER_IDENTITY = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")
+_SIGNER_KEY = re.compile(
+    r"(ssh-[a-z0-9-]+|ecdsa-sha2-nistp\d+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*(?: [^\x00-\x1f\x7f]*)?"
+)
+
+
+def signer_problem(identity: str, key: str) -> str | None:
+    """Why this signer can verify no commit; None when it can.
+
+    Only plain emails and one-line OpenSSH public keys reach git's allowed-signers file: a
+    comma or a ``*`` in an identity would be a pattern there, a newline a second line.
+    """
+    if not _SIGNER_IDENTITY.fullmatch(identity):
+        return f"identity {identity!r} is not a plain email address (letters, digits, ._%+-)"
+    if not _SIGNER_KEY.fullmatch(key.strip()):
+        return "key is not one OpenSSH public key ('ssh-ed25519 AAAA…'); GPG keys are not supported"
+    return None
+
+
 class Signer(StrictModel):
     """A key allowed to sign commits for an identity (``require_signed_commits``)."""
 
     identity: SubjectField
     key: str = Field(
-        min_length=1, description="SSH public key ('ssh-ed25519 AAAA…') or GPG fingerprint"
+        min_length=1,
+        description="SSH public key ('ssh-ed25519 AAAA…'), one line; GPG keys are not supported",
     )
 
 

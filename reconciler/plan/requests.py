@@ -1,5 +1,7 @@
 """Requests a pull request adds: who asks, and what the reconciler will decide and run.
 
+The requester is the author of the commit that added the file, as that commit says: a
+claim, shown as unverified (signatures, when required, are checked only at the merge).
 Each is judged by :func:`reconciler.judge.judge` against base, as the reconciler judges a
 merged request against the merge's first parent. The approver is whoever merges, unknown
 before the merge: a request that needs one is judged with each person the policies allow
@@ -67,6 +69,7 @@ class RequestPlan:
             "reason": r.reason,
             "hosts_requested": r.hosts,
             "requester": self.requester,
+            "requester_verified": False,
             "verdict": self.verdict,
             "authorized": self.authorized,
             "rule": self.rule,

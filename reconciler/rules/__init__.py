@@ -19,6 +19,7 @@ RULES: tuple[Rule, ...] = (
     references.groups,
     references.requests,
     references.inventory_hosts,
+    references.signers,
 )
 
 

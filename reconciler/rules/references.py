@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 
 from reconciler.findings import Finding, Severity
 from reconciler.model import Binding, Map
+from reconciler.model.policies import signer_problem
 from reconciler.model.requests import ALL_COMPONENTS
 from reconciler.repo import MapRepo
 from reconciler.source import YamlDocument, YamlPath
@@ -192,3 +193,17 @@ def inventory_hosts(repo: MapRepo) -> Iterator[Finding]:
                     f"host '{entry.name}' is already defined at {first[entry.name]}",
                 )
             first.setdefault(entry.name, f"{where.file}:{where.line}")
+
+
+def signers(repo: MapRepo) -> Iterator[Finding]:
+    """A signer whose identity or key cannot verify a commit is said so, not skipped silently."""
+    for loaded in repo.policies:
+        for i, signer in enumerate(loaded.model.signers):
+            problem = signer_problem(signer.identity, signer.key)
+            if problem is not None:
+                yield Finding(
+                    loaded.doc.locate(("signers", i)),
+                    Severity.WARNING,
+                    "unusable-signer",
+                    f"this signer can verify no commit: {problem}",
+                )

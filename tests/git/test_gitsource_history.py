@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from gitrepos import ALICE, BOB, CAROL, CI_BOT, BareRepo, Clone
 
+from reconciler.git.attribution import Identity, attribute
 from reconciler.gitsource import GitSource, Person, UnknownCommit
 from reconciler.repo import load_repo, read_tree
 
@@ -199,6 +200,11 @@ def test_first_parent_path_of_an_unknown_commit(source: GitSource) -> None:
         source.first_parent_path("f" * 40, head)
 
 
+def requester(source: GitSource, path: str, *, within: str) -> Identity | None:
+    """Who asked for ``path`` as ``within`` brought it in, signatures not required."""
+    return attribute(source.merged_history(within, signers=None), path, signers=None).requester
+
+
 def test_the_requester_is_the_author_of_the_pr_commit(source: GitSource, clone: Clone) -> None:
     clone.switch("pr", create_from="main")
     added = clone.commit("ask", author=ALICE, files={"requests/r.yaml": "v: 1\n"})
@@ -208,15 +214,20 @@ def test_the_requester_is_the_author_of_the_pr_commit(source: GitSource, clone: 
     clone.push()
     source.fetch()
 
-    by_merge = source.commit_added_file("requests/r.yaml", within=merge)
-    by_direct = source.commit_added_file("requests/d.yaml", within=direct)
+    by_merge = attribute(
+        source.merged_history(merge, signers=None), "requests/r.yaml", signers=None
+    )
+    by_direct = requester(source, "requests/d.yaml", within=direct)
 
-    assert by_merge is not None
-    assert (by_merge.sha, by_merge.author) == (added, ALICE)
+    assert by_merge.requester is not None
+    assert by_merge.approver is not None
+    assert (by_merge.requester.commit, by_merge.requester.author) == (added, ALICE)
+    assert by_merge.requester.identity == ALICE.email
+    assert not by_merge.verified
+    assert not by_merge.requester.verified
+    assert (by_merge.approver.commit, by_merge.approver.identity) == (merge, BOB.email)
     assert by_direct is not None
-    assert (by_direct.sha, by_direct.author) == (direct, CAROL)
-    assert source.commit_added_file("requests/r.yaml", within=direct) is None
-    assert source.commit_added_file("requests/none.yaml", within=merge) is None
+    assert (by_direct.commit, by_direct.author) == (direct, CAROL)
 
 
 def test_a_file_added_by_the_merge_itself_is_the_mergers(source: GitSource, clone: Clone) -> None:
@@ -226,20 +237,39 @@ def test_a_file_added_by_the_merge_itself_is_the_mergers(source: GitSource, clon
     clone.push()
     source.fetch()
 
-    found = source.commit_added_file("requests/sneaked.yaml", within=merge)
+    found = requester(source, "requests/sneaked.yaml", within=merge)
 
     assert found is not None
-    assert (found.sha, found.author) == (merge, BOB)
+    assert (found.commit, found.author) == (merge, BOB)
 
 
-def test_a_path_is_never_a_pattern(source: GitSource, clone: Clone) -> None:
-    direct = clone.commit("request", author=ALICE, files={"requests/a.yaml": "a\n"})
+def test_the_committer_is_read_besides_the_author(source: GitSource, clone: Clone) -> None:
+    direct = clone.commit(
+        "request", author=ALICE, committer=CAROL, files={"requests/a.yaml": "a\n"}
+    )
     clone.push()
     source.fetch()
 
-    assert source.commit_added_file("requests/*.yaml", within=direct) is None
-    assert source.commit_added_file(":(glob)requests/*", within=direct) is None
-    assert source.commit_added_file("requests/a.yaml", within=direct) is not None
+    found = requester(source, "requests/a.yaml", within=direct)
+
+    assert found is not None
+    assert (found.identity, found.author, found.committer) == (ALICE.email, ALICE, CAROL)
+    assert found.to_json()["committer"] == f"{CAROL.name} <{CAROL.email}>"
+    assert found.to_json()["verified"] is False
+
+
+def test_odd_request_names_are_read_back_exactly(source: GitSource, clone: Clone) -> None:
+    names = ["requests/*.yaml", "requests/a\nb.yaml", "requests/:x ü.yaml"]
+    direct = clone.commit("odd", author=ALICE, files={n: f"{i}\n" for i, n in enumerate(names)})
+    clone.push()
+    source.fetch()
+
+    history = source.merged_history(direct, signers=None)
+
+    assert sorted(history.blobs) == sorted(names)
+    [change] = history.changes
+    assert sorted(change.files) == sorted(names)
+    assert all(change.files[n].blob == history.blobs[n] for n in names)
 
 
 def test_identities_are_read_raw_not_through_a_mailmap(source: GitSource, clone: Clone) -> None:
@@ -267,7 +297,7 @@ def test_a_file_renamed_into_place_was_added_by_the_renaming_commit(
     clone.push()
     source.fetch()
 
-    found = source.commit_added_file("requests/final.yaml", within=merge)
+    found = requester(source, "requests/final.yaml", within=merge)
 
     assert found is not None
-    assert (found.sha, found.author) == (renamed, CAROL)
+    assert (found.commit, found.author) == (renamed, CAROL)

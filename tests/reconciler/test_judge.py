@@ -118,7 +118,7 @@ def test_unknown_targets_unsigned_commits_and_missing_requesters_are_denied(base
         base=base,
         requester="alice@example.com",
         approver=None,
-        signed=False,
+        untrusted="require_signed_commits: commit 0123456789ab is not signed",
     )
     assert not unsigned.allowed
-    assert "signed" in unsigned.rule
+    assert unsigned.rule == "require_signed_commits: commit 0123456789ab is not signed"

@@ -50,6 +50,9 @@ def test_kill_9_mid_action_reports_unknown_and_never_reruns(make_world: WorldFac
     unknown = one(world.records(path), "action.unknown")
     assert unknown["commit"] == merge
     assert unknown["actor"] == SAM.email
+    # Who asked survives the crash with the journal: still a claim, with its committer.
+    assert unknown["details"]["identity"]["verified"] is False
+    assert unknown["details"]["identity"]["requester"]["committer"] == f"{SAM.name} <{SAM.email}>"
     assert counter(world.metrics(), "opsmap_requests_total", result="unknown") == 1
 
     # A later request runs, strictly after: the long one was not run again meanwhile.
