@@ -35,6 +35,7 @@ from reconciler.actions.outcome import (
 from reconciler.clock import Clock
 from reconciler.model.common import ComponentId
 from reconciler.model.maps import Action, CompletionCheck, Component, Map
+from reconciler.model.masking import Masker
 from reconciler.status import ComponentStatus
 
 HostsByComponent = Mapping[ComponentId, Sequence[Host]] | Mapping[str, Sequence[Host]]
@@ -126,6 +127,8 @@ class ActionRunner:
     ``set_phase`` is told when a component starts and stops showing STARTING or
     STOPPING. ``clock`` paces completion checks (a :class:`~reconciler.clock.VirtualClock`
     in tests). ``output_limit`` is the size in bytes of the output excerpt kept per host.
+    ``masker`` gives the ``mask:`` patterns in force (the applied revision's): they hide
+    their matches in every output excerpt and completion check message it keeps.
     """
 
     def __init__(
@@ -135,8 +138,10 @@ class ActionRunner:
         clock: Clock,
         set_phase: SetPhase | None = None,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        masker: Callable[[], Masker] = Masker,
     ) -> None:
         self._transport = transport
+        self._masker = masker
         self._clock = clock
         self._set_phase = set_phase
         self._output_limit = output_limit
@@ -295,7 +300,9 @@ class ActionRunner:
             )
         except AgentlessError as exc:
             return self._no_result(host, started, error=str(exc))
-        return HostOutcome.from_result(result, output_limit=self._output_limit)
+        return HostOutcome.from_result(
+            result, output_limit=self._output_limit, mask=self._masker().apply
+        )
 
     def _no_result(
         self,
@@ -324,7 +331,8 @@ class ActionRunner:
                 run: CheckRun = await run_check(target, transport=self._transport)
         except TimeoutError:
             return CheckOutcome(CheckState.UNKNOWN, f"no answer within {backstop:g}s")
-        return run.outcome
+        message = self._masker().apply(run.outcome.message)
+        return dataclasses.replace(run.outcome, message=message)
 
 
 def _backstop(host: Host, timeout: float) -> float:
