@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import logging
+import os
 import random
 import threading
 import time
@@ -284,10 +285,9 @@ class Reconciler:
                     shown_name(relative),
                 )
                 if _inside(root, target):
-                    target.unlink(missing_ok=True)
+                    _quietly(target.unlink, missing_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not _inside(root, target):
+            if not _inside(root, target) or not _make_parent(root, target):
                 log.warning(
                     "revision %s: known_hosts %s leads out of %s: not written",
                     sha[:12],
@@ -295,11 +295,7 @@ class Reconciler:
                     root,
                 )
                 continue
-            scratch = target.with_name(f".{target.name}.new")
-            scratch.unlink(missing_ok=True)
-            with open(scratch, "xb") as sink:  # O_EXCL: never through a planted symlink
-                sink.write(content)
-            scratch.replace(target)
+            _quietly(_write_new, target, content)
 
     def apply(self, sha: str, repo: MapRepo, *, resumed: bool = False) -> None:
         scheduled = scheduled_checks(repo)
@@ -485,16 +481,49 @@ class _Stopping(Exception):
 
 
 def _inside(root: Path, target: Path) -> bool:
-    """Whether writing or unlinking ``target`` acts inside ``root`` (its folder resolved).
+    """Whether writing or unlinking ``target`` acts inside ``root``.
 
-    The name itself may be a symlink: replacing or unlinking one acts on the link.
+    Its nearest existing folder, resolved, must be in ``root`` (a symlinked folder out is
+    not). The name itself may be a symlink: replacing or unlinking one acts on the link.
     """
     if target.name in ("", ".", ".."):
         return False
+    folder = target.parent
+    while folder != root and not os.path.lexists(folder):
+        folder = folder.parent
     try:
-        return target.parent.resolve(strict=True).is_relative_to(root)
+        return folder.resolve(strict=True).is_relative_to(root)
     except OSError:
         return False
+
+
+def _write_new(target: Path, content: bytes) -> None:
+    """Write ``content`` beside ``target`` (O_EXCL: never through a planted link), rename."""
+    scratch = target.with_name(f".{target.name}.new")
+    scratch.unlink(missing_ok=True)
+    with open(scratch, "xb") as sink:
+        sink.write(content)
+    scratch.replace(target)
+
+
+def _quietly(operation: Callable[..., None], *args: Any, **kw: Any) -> None:
+    """Run a file operation of the checkout; a failure is logged, never raised."""
+    try:
+        operation(*args, **kw)
+    except OSError as exc:
+        log.warning(
+            "checkout: %s failed: %s", getattr(operation, "__name__", "write"), exc.strerror
+        )
+
+
+def _make_parent(root: Path, target: Path) -> bool:
+    """Create ``target``'s folders (known to lead nowhere out); False when that fails."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("cannot create %s: %s", target.parent, exc.strerror)
+        return False
+    return _inside(root, target)
 
 
 def _str_or_none(value: object) -> str | None:
