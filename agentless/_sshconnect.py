@@ -41,6 +41,7 @@ from agentless.safefile import (
     UnsafeFile,
     default_key_name,
     read_confined_async,
+    read_operator_file_async,
     relative_problem,
     shown_name,
 )
@@ -84,16 +85,24 @@ async def _known_hosts(host: Host, settings: SshSettings) -> object:
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise HostKeyError(host.name, "pinned host_key cannot be read") from exc
         return ([key], [], [])
-    if host.known_hosts:
-        base, name = settings.base_dir, host.known_hosts
-    elif settings.default_known_hosts is not None:
-        base, name = settings.default_known_hosts.parent, settings.default_known_hosts.name
-    else:
-        raise HostKeyError(host.name, "no host_key pinned and no known_hosts file configured")
+    name = host.known_hosts or ""
     try:
-        data = await read_confined_async(
-            base, name, max_bytes=MAX_KNOWN_HOSTS_BYTES, timeout_s=settings.file_timeout_s
-        )
+        if host.known_hosts:
+            data = await read_confined_async(
+                settings.base_dir,
+                host.known_hosts,
+                max_bytes=MAX_KNOWN_HOSTS_BYTES,
+                timeout_s=settings.file_timeout_s,
+            )
+        elif settings.default_known_hosts is not None:
+            name = str(settings.default_known_hosts)
+            data = await read_operator_file_async(
+                settings.default_known_hosts,
+                max_bytes=MAX_KNOWN_HOSTS_BYTES,
+                timeout_s=settings.file_timeout_s,
+            )
+        else:
+            raise HostKeyError(host.name, "no host_key pinned and no known_hosts file configured")
     except UnsafeFile as exc:
         raise HostKeyError(host.name, f"known_hosts {exc}") from exc
     try:

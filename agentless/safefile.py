@@ -34,6 +34,8 @@ __all__ = [
     "default_key_name",
     "read_confined",
     "read_confined_async",
+    "read_operator_file",
+    "read_operator_file_async",
     "relative_problem",
     "shown_name",
 ]
@@ -125,6 +127,16 @@ def read_confined(base: Path, relative: str, *, max_bytes: int) -> bytes:
         os.close(fd)
 
 
+def read_operator_file(path: Path, *, max_bytes: int) -> bytes:
+    """A file the operator named (``~/.ssh/known_hosts``): its symlinks are followed, since
+    the operator chose them, then it is read as :func:`read_confined` reads."""
+    try:
+        real = path.resolve(strict=True)
+    except OSError as exc:
+        raise UnsafeFile(str(path), _leaf_reason(exc)) from exc
+    return read_confined(real.parent, real.name, max_bytes=max_bytes)
+
+
 async def read_confined_async(
     base: Path, relative: str, *, max_bytes: int, timeout_s: float = DEFAULT_READ_TIMEOUT_S
 ) -> bytes:
@@ -134,6 +146,17 @@ async def read_confined_async(
             return await asyncio.to_thread(read_confined, base, relative, max_bytes=max_bytes)
     except TimeoutError as exc:
         raise UnsafeFile(relative, f"not read within {timeout_s:g}s") from exc
+
+
+async def read_operator_file_async(
+    path: Path, *, max_bytes: int, timeout_s: float = DEFAULT_READ_TIMEOUT_S
+) -> bytes:
+    """:func:`read_operator_file` on a worker thread, given up after ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await asyncio.to_thread(read_operator_file, path, max_bytes=max_bytes)
+    except TimeoutError as exc:
+        raise UnsafeFile(str(path), f"not read within {timeout_s:g}s") from exc
 
 
 def _read_regular(fd: int, name: str, max_bytes: int) -> bytes:

@@ -2,12 +2,14 @@
 
 Only keys in the operator's ``--ssh-key-dir`` are read. A FIFO, a symlink to ``/dev/zero``,
 a folder or an absent name there make that host UNREACHABLE with a reason, never freeze
-the loop: ``/healthz`` answers and SIGTERM stops the process. Without ``--ssh-key-dir``
+the loop: ``/healthz`` answers and SIGTERM stops the process. A known_hosts file that is
+not one is refused by name, its content never shown. Without ``--ssh-key-dir``
 a name that is not a default key is refused unopened.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -26,6 +28,7 @@ from sshd import Fleet
 pytestmark = [pytest.mark.sshd, pytest.mark.slow]
 
 Start = Callable[..., Opsmap]
+SENTINEL = "root:SENTINEL-SHADOW-LINE:19000:0:99999:7:::"
 BAD_KEYS = {
     "fifo-host": ("fifo_key", "is not a regular file (it is a FIFO)"),
     "zero-host": ("zero_key", "is a symlink (never followed)"),
@@ -51,6 +54,15 @@ def repo_files(fleet: Fleet, port: int, public_key: str) -> dict[str, str | byte
         {"name": name, "identity_file": key, "labels": {"role": "e2e"}}
         for name, (key, _) in BAD_KEYS.items()
     ]
+    # a regular file of the repo, but no known_hosts: asyncssh would quote its line
+    hosts.append(
+        {
+            "name": "garbage-host",
+            "identity_file": "deploy_key",
+            "known_hosts": "inventory/garbage_hosts",
+            "labels": {"role": "e2e"},
+        }
+    )
     inventory = {
         "defaults": {
             "transport": "ssh",
@@ -66,6 +78,7 @@ def repo_files(fleet: Fleet, port: int, public_key: str) -> dict[str, str | byte
     return {
         "inventory/fleet.yaml": yaml.safe_dump(inventory, sort_keys=False),
         "inventory/known_hosts": f"[127.0.0.1]:{port} {public_key}\n",
+        "inventory/garbage_hosts": SENTINEL + "\n",
         f"maps/{MAP}.yaml": map_text([component("a", [up])]),
     }
 
@@ -94,7 +107,7 @@ def test_only_regular_keys_in_the_key_dir_are_read(
     service = opsmap(remote.file_url, poll_interval=3600, extra_args=("--ssh-key-dir", str(keys)))
     service.wait_applied(head)
     found = wait_for(
-        lambda: len(c := checks_by_host(service.status())) == 1 + len(BAD_KEYS) and c,
+        lambda: len(c := checks_by_host(service.status())) == 2 + len(BAD_KEYS) and c,
         what=f"every host's check to have run\n{service.tail()}",
         timeout=60,
     )
@@ -103,9 +116,14 @@ def test_only_regular_keys_in_the_key_dir_are_read(
         check = found[name]
         assert check["state"] == "UNKNOWN", check
         assert check["message"] == f"host unreachable: identity_file '{key}': {reason}", check
+    assert found["garbage-host"]["message"] == (
+        "host unreachable: known_hosts 'inventory/garbage_hosts': not a known_hosts file"
+    )
+    assert "SENTINEL" not in json.dumps(service.status())
     assert service.healthz() == 200
     assert stop_group(service.proc, signal.SIGTERM) == 0, service.stderr()
     assert "Traceback" not in service.stderr()
+    assert "SENTINEL" not in service.stderr()
 
 
 def test_opsmap_check_reads_keys_only_from_the_key_dir(
