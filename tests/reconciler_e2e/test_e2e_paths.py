@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -208,3 +210,24 @@ def test_materialize_writes_and_unlinks_only_inside_the_checkout(
         assert (outside / "known_hosts").read_text() == "keep\n"
     finally:
         reconciler.store.close()
+
+
+def test_run_and_check_refuse_a_key_dir_that_is_no_folder(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-keys")
+
+    def opsmap_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "reconciler", *args, "--repo", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    for command in ("run", "check"):
+        done = opsmap_cli(command, "--ssh-key-dir", missing)
+        assert done.returncode == 2, done.stderr
+        assert f"--ssh-key-dir {missing}: not a directory" in done.stderr
+    done = opsmap_cli("run", "--secret-env", "A,B")
+    assert done.returncode == 2
+    assert "--secret-env takes a variable name" in done.stderr
