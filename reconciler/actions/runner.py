@@ -300,8 +300,12 @@ class ActionRunner:
             )
         except AgentlessError as exc:
             return self._no_result(host, started, error=str(exc))
-        return HostOutcome.from_result(
-            result, output_limit=self._output_limit, mask=self._masker().apply
+        # masking up to 16 KiB with 16 patterns may take a while: never on the loop
+        return await asyncio.to_thread(
+            HostOutcome.from_result,
+            result,
+            output_limit=self._output_limit,
+            mask=self._masker().apply,
         )
 
     def _no_result(
