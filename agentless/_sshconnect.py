@@ -11,6 +11,13 @@ Host keys are always verified, never accepted blindly:
 3. else ``SshSettings.default_known_hosts`` (``~/.ssh/known_hosts``) if it exists;
 4. else the host is refused with :class:`HostKeyError`. An unknown or changed key is a
    :class:`HostKeyError` too.
+
+Files that inventory text names are read here, through :mod:`agentless.safefile`
+(confined, no symlink, regular, size-capped, off the event loop), and handed to asyncssh
+as data: asyncssh never opens a path the repo chose. A host's ``identity_file`` is read
+only from the operator's key directory (:attr:`SshSettings.key_dir`), or without one only
+as a default key name ``id_*`` in ``~/.ssh``; anything else makes the host unreachable,
+with a reason that names the file and never shows its content.
 """
 
 from __future__ import annotations
@@ -26,6 +33,18 @@ import asyncssh
 
 from agentless.errors import HostKeyError, HostUnreachable
 from agentless.inventory import Host
+from agentless.safefile import (
+    DEFAULT_KEY,
+    DEFAULT_READ_TIMEOUT_S,
+    MAX_KEY_BYTES,
+    MAX_KNOWN_HOSTS_BYTES,
+    UnsafeFile,
+    default_key_name,
+    read_confined_async,
+    read_operator_file_async,
+    relative_problem,
+    shown_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +59,13 @@ class SshSettings:
     """What every connection of an :class:`~agentless.ssh.SshTransport` shares."""
 
     base_dir: Path = field(default_factory=Path.cwd)
-    """Directory that relative ``known_hosts`` and ``identity_file`` paths start from."""
+    """Directory that ``known_hosts`` paths start from (the revision's files)."""
+    key_dir: Path | None = None
+    """The operator's key directory: the only place a host's ``identity_file`` may name.
+    None: only the operator's default keys, ``id_*`` in :attr:`default_key_dir`."""
+    default_key_dir: Path = field(default_factory=lambda: Path("~/.ssh").expanduser())
     client_keys: Sequence[str] = ()
-    """Identity files tried for every host, after the host's own ``identity_file``."""
+    """Identity files (the operator's own) tried for every host, after ``identity_file``."""
     use_agent: bool = True
     """Offer the keys of the ssh-agent at ``$SSH_AUTH_SOCK`` too."""
     default_known_hosts: Path | None = field(
@@ -50,33 +73,91 @@ class SshSettings:
     )
     keepalive_interval_s: float = 30.0
     keepalive_count_max: int = 3
+    file_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    """Bound of reading one known_hosts or key file (on a worker thread)."""
 
 
-def _known_hosts(host: Host, settings: SshSettings) -> object:
-    """The ``known_hosts`` argument for asyncssh: never ``None``."""
+async def _known_hosts(host: Host, settings: SshSettings) -> object:
+    """The ``known_hosts`` argument for asyncssh, as data: asyncssh never opens a path."""
     if host.host_key:
         try:
             key = asyncssh.import_public_key(host.host_key)
         except (asyncssh.KeyImportError, ValueError) as exc:
-            raise HostKeyError(host.name, f"pinned host_key cannot be read: {exc}") from exc
+            raise HostKeyError(host.name, "pinned host_key cannot be read") from exc
         return ([key], [], [])
-    if host.known_hosts:
-        path = Path(host.known_hosts).expanduser()
-        path = path if path.is_absolute() else settings.base_dir / path
-    elif settings.default_known_hosts is not None:
-        path = settings.default_known_hosts
-    else:
-        raise HostKeyError(host.name, "no host_key pinned and no known_hosts file configured")
-    if not path.is_file():
-        raise HostKeyError(host.name, f"known_hosts file {path} does not exist")
-    return str(path)
+    name = host.known_hosts or ""
+    try:
+        if host.known_hosts:
+            data = await read_confined_async(
+                settings.base_dir,
+                host.known_hosts,
+                max_bytes=MAX_KNOWN_HOSTS_BYTES,
+                timeout_s=settings.file_timeout_s,
+            )
+        elif settings.default_known_hosts is not None:
+            name = str(settings.default_known_hosts)
+            data = await read_operator_file_async(
+                settings.default_known_hosts,
+                max_bytes=MAX_KNOWN_HOSTS_BYTES,
+                timeout_s=settings.file_timeout_s,
+            )
+        else:
+            raise HostKeyError(host.name, "no host_key pinned and no known_hosts file configured")
+    except UnsafeFile as exc:
+        raise HostKeyError(host.name, f"known_hosts {exc}") from exc
+    try:
+        return asyncssh.import_known_hosts(data.decode("utf-8"))
+    except (asyncssh.Error, UnicodeDecodeError, ValueError) as exc:
+        # the error would quote a line: only the file's name is told
+        raise HostKeyError(
+            host.name, f"known_hosts {shown_name(name)}: not a known_hosts file"
+        ) from exc
 
 
-def _client_keys(host: Host, settings: SshSettings) -> Sequence[str] | tuple[()]:
-    keys: list[str] = []
+def key_dir_of(identity_file: str, settings: SshSettings) -> tuple[Path, str]:
+    """Where ``identity_file`` may be read from, or :class:`UnsafeFile` saying why not.
+
+    ``~/.ssh/id_*`` is one of the operator's default keys (in
+    :attr:`SshSettings.default_key_dir`); any other name is relative to
+    :attr:`SshSettings.key_dir` when the operator set one, else only a default key name
+    (``id_*``) is allowed.
+    """
+    default = default_key_name(identity_file)
+    if default is not None:
+        return settings.default_key_dir, default
+    problem = relative_problem(identity_file)
+    if problem is not None:
+        raise UnsafeFile(identity_file, f"{problem}; not in the operator's key directory")
+    if settings.key_dir is not None:
+        return settings.key_dir, identity_file
+    if not DEFAULT_KEY.fullmatch(identity_file):
+        raise UnsafeFile(
+            identity_file,
+            "is not a default key (~/.ssh/id_*) and no key directory is allowed"
+            " (opsmap run --ssh-key-dir)",
+        )
+    return settings.default_key_dir, identity_file
+
+
+async def _client_keys(host: Host, settings: SshSettings) -> list[object] | tuple[()]:
+    """Keys for asyncssh: ``identity_file`` read here (as data), then the operator's."""
+    keys: list[object] = []
     if host.identity_file:
-        path = Path(host.identity_file).expanduser()
-        keys.append(str(path if path.is_absolute() else settings.base_dir / path))
+        try:
+            base, name = key_dir_of(host.identity_file, settings)
+            data = await read_confined_async(
+                base, name, max_bytes=MAX_KEY_BYTES, timeout_s=settings.file_timeout_s
+            )
+        except UnsafeFile as exc:
+            raise HostUnreachable(host.name, f"identity_file {exc}") from exc
+        try:
+            keys.append(asyncssh.import_private_key(data))
+        except (asyncssh.Error, ValueError) as exc:
+            raise HostUnreachable(
+                host.name,
+                f"identity_file {shown_name(host.identity_file)}: not a private key"
+                " (or protected by a passphrase)",
+            ) from exc
     keys.extend(settings.client_keys)
     return keys or ()
 
@@ -130,13 +211,14 @@ async def connect(
     ``connect_timeout_s`` bounds the TCP connect, ``login_timeout_s`` the SSH handshake,
     host key check and authentication that follow.
     """
-    known_hosts = _known_hosts(host, settings)
+    known_hosts = await _known_hosts(host, settings)
+    client_keys = await _client_keys(host, settings)
     try:
         options = asyncssh.SSHClientConnectionOptions(
             config=[],
             username=host.user if host.user else (),
             known_hosts=known_hosts,
-            client_keys=_client_keys(host, settings),
+            client_keys=client_keys,
             agent_path=() if settings.use_agent else None,
             login_timeout=host.login_timeout_s,
             keepalive_interval=settings.keepalive_interval_s,
@@ -146,7 +228,7 @@ async def connect(
             compression_algs=None,
         )
     except (asyncssh.Error, OSError, ValueError) as exc:
-        # identity or known_hosts files are read here: missing, unreadable or not keys
+        # the operator's client_keys are read here: missing, unreadable or not keys
         raise HostUnreachable(host.name, f"cannot load SSH keys: {_reason(exc)}") from exc
     sock: socket.socket | None = None
     stage = "connect"

@@ -42,12 +42,15 @@ class _Reach(_Strict):
     identity_file: str | None = Field(
         default=None,
         min_length=1,
-        description="Private key file (~ expanded); ssh-agent is used too",
+        description="Private key: a name in the operator's key directory (opsmap run "
+        "--ssh-key-dir), or ~/.ssh/id_* (a default key); ssh-agent is used too",
     )
     known_hosts: str | None = Field(
         default=None,
         min_length=1,
-        description="known_hosts file, relative to the map repo root; host keys are verified",
+        description="known_hosts file: a regular file of the map repo, by its path from "
+        "the repo root (no absolute path, no '..', no symlink, at most 1 MiB); host keys "
+        "are verified",
     )
     jump_host: str | None = Field(
         default=None,

@@ -3,7 +3,8 @@
 For the demo's ``localhost`` host and for tests. Each command starts in a new session
 (its own process group); on timeout the whole group is killed with SIGKILL, and the
 partial output read until then is returned with ``timed_out=True`` (see
-:mod:`agentless.transport` for the contract).
+:mod:`agentless.transport` for the contract). A command gets the environment of
+:func:`agentless.childenv.child_environment`: an allow-list, never OpsMap's secrets.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import signal
 import time
 
+from agentless.childenv import child_environment
 from agentless.inventory import Host
 from agentless.result import CommandResult
 
@@ -56,6 +58,7 @@ class LocalTransport:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            env=child_environment(),
         )
         out, err = bytearray(), bytearray()
         timed_out = False

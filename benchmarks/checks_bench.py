@@ -11,8 +11,8 @@ login), then:
    wall time, checks/s and
    client CPU per check (``time.process_time`` over the warm cycles / checks);
 2. cold: ``--cold-runs`` runs of the real CLI in a new process each time, ``opsmap check
-   --repo {repo} --format json`` on a map repo generated in the fleet directory (an
-   inventory of the N servers with their known_hosts and the client key as
+   --repo {repo} --format json --ssh-key-dir {workdir}`` on a map repo generated in the
+   fleet directory (an inventory of the N servers with their known_hosts and the client key as
    identity_file, one component with the same 5 checks on every host): import, load and
    validate the repo, connect to every host, run every check once. For comparison, the
    engine alone (``python -m agentless.bench_cold {spec}``: no repo, no CLI) is timed
@@ -182,7 +182,7 @@ def write_map_repo(fleet: Fleet, hosts: Sequence[Host], tcp_port: int) -> Path:
         "defaults": {
             "user": fleet.user,
             "transport": "ssh",
-            "identity_file": str(fleet.client_key),
+            "identity_file": fleet.client_key.name,  # in --ssh-key-dir {workdir}
             "known_hosts": "inventory/known_hosts",
             "connect_timeout_secs": 10,
             "login_timeout_secs": 30,
@@ -332,7 +332,8 @@ def main() -> int:
     parser.add_argument("--mode", choices=["shell", "exec", "both"], default="both")
     parser.add_argument(
         "--cold-cmd",
-        default=f"{shlex.quote(program('opsmap'))} check --repo {{repo}} --format json",
+        default=f"{shlex.quote(program('opsmap'))} check --repo {{repo}} --format json"
+        " --ssh-key-dir {workdir}",
     )
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--per-host", type=int, default=4, help="SshTransport per_host_limit")

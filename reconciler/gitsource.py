@@ -32,10 +32,11 @@ from reconciler.git.changes import AllowedSigner, read_blobs, read_changes
 from reconciler.git.errors import GitSourceError, RemoteUnreachable, UnknownCommit, mask_secrets
 from reconciler.git.history import Commit, Person, added_requests, read_commit, read_commits
 from reconciler.git.runner import GitRunner
-from reconciler.git.tree import LS_TREE_ARGS, opsmap_entries
+from reconciler.git.tree import LS_TREE_ARGS, PROBE_ARGS, opsmap_entries, probe_entry
 from reconciler.git.watch import is_local, local_path, watch_local
 from reconciler.model.common import CommitSha
 from reconciler.repo import RepoFile
+from reconciler.rules.files import PathInfo, Probe
 
 __all__ = [
     "Commit",
@@ -149,6 +150,18 @@ class GitSource:
             RepoFile(e.path, e.kind, self._reader(e.blob), e.size, e.path)
             for e in opsmap_entries(out)
         ]
+
+    def probe_at(self, sha: str) -> Probe:
+        """What a repo-relative path is in ``sha``'s tree (a file, a symlink…), for the rules."""
+        with self._lock:
+            commit = self._commit(sha)
+
+        def probe(path: str) -> PathInfo:
+            with self._lock:
+                _, out = self._run(*PROBE_ARGS, commit, "--", path)
+            return probe_entry(out, path)
+
+        return probe
 
     def read_file(self, sha: str, path: str) -> bytes | None:
         """The content of ``path`` (repo-relative) at ``sha``; None if it is not a file there."""

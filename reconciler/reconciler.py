@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
+import os
 import random
 import threading
 import time
@@ -22,13 +24,15 @@ from typing import Any, Protocol
 
 from agentless.result import CheckOutcome, CheckState
 from agentless.runner import CheckRun, run_check
+from agentless.safefile import MAX_KNOWN_HOSTS_BYTES, relative_problem, shown_name
 from agentless.transport import Transport
 from reconciler.checkstate import CheckStatus
 from reconciler.clock import Clock
 from reconciler.findings import Finding, Location, Severity
 from reconciler.metrics import Metrics
+from reconciler.model.masking import Masker
 from reconciler.repo import MapRepo, RepoFile, load_repo
-from reconciler.rules import blocking_errors, check_repo
+from reconciler.rules import Probe, blocking_errors, check_repo
 from reconciler.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
 from reconciler.state import StateStore, check_rows
 from reconciler.status import ComponentStatus, component_status
@@ -64,6 +68,8 @@ class RepoSource(Protocol):
     def files_at(self, sha: str) -> list[RepoFile]: ...
 
     def read_file(self, sha: str, path: str) -> bytes | None: ...
+
+    def probe_at(self, sha: str) -> Probe: ...
 
 
 class Hooks(Protocol):
@@ -124,6 +130,8 @@ class Reconciler:
         self.scheduled: list[ScheduledCheck] = []
         self.statuses: dict[CheckKey, CheckStatus] = {}
         self.hosts_reachable: dict[str, bool] = {}
+        self.masker = Masker()
+        """The applied revision's ``mask:`` patterns (check messages, action output)."""
         self.fetch_error: str | None = None
         self.wall_offset = time.time() - clock.now()
         self.applied_event = asyncio.Event()
@@ -255,7 +263,7 @@ class Reconciler:
 
     def _load(self, sha: str) -> tuple[MapRepo, list[Finding]]:
         repo = load_repo(self.source.files_at(sha))
-        return repo, check_repo(repo)
+        return repo, check_repo(repo, probe=self.source.probe_at(sha))
 
     async def _resume(self, sha: str) -> None:
         """After a restart, run the revision that was applied before it, if Git still has it."""
@@ -269,25 +277,46 @@ class Reconciler:
             self.apply(sha, repo, resumed=True)
 
     def _materialize(self, sha: str, repo: MapRepo) -> None:
-        """Write the repo files the inventory refers to (relative ``known_hosts``) to disk."""
+        """Write the repo files the inventory refers to (``known_hosts``) to the checkout.
+
+        Only inside the checkout folder of the state dir: every name is checked to be a
+        plain relative path, and every write and unlink resolved to stay in that folder.
+        """
         checkout = self.options.checkout_dir
         if checkout is None:
             return
+        checkout.mkdir(parents=True, exist_ok=True)
+        root = checkout.resolve()
         for relative in sorted({h.known_hosts for h in repo.hosts if h.known_hosts}):
-            if Path(relative).expanduser().is_absolute():
-                continue
-            content = self.source.read_file(sha, relative)
-            target = checkout / relative
-            if content is None:
+            problem = relative_problem(relative)
+            if problem is not None:
                 log.warning(
-                    "revision %s: inventory names %s, which is not in the repo", sha[:12], relative
+                    "revision %s: known_hosts %s %s: not written",
+                    sha[:12],
+                    shown_name(relative),
+                    problem,
                 )
-                target.unlink(missing_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            scratch = target.with_name(f".{target.name}.new")
-            scratch.write_bytes(content)
-            scratch.replace(target)
+            target = root / relative
+            content = self.source.read_file(sha, relative)
+            if content is None or len(content) > MAX_KNOWN_HOSTS_BYTES:
+                log.warning(
+                    "revision %s: known_hosts %s is not a file of the repo (or too large)",
+                    sha[:12],
+                    shown_name(relative),
+                )
+                if _inside(root, target):
+                    _quietly(target.unlink, missing_ok=True)
+                continue
+            if not _inside(root, target) or not _make_parent(root, target):
+                log.warning(
+                    "revision %s: known_hosts %s leads out of %s: not written",
+                    sha[:12],
+                    shown_name(relative),
+                    root,
+                )
+                continue
+            _quietly(_write_new, target, content)
 
     def apply(self, sha: str, repo: MapRepo, *, resumed: bool = False) -> None:
         scheduled = scheduled_checks(repo)
@@ -297,6 +326,7 @@ class Reconciler:
         old_checks = {(c.key.map, c.key.component, c.key.check) for c in self.scheduled}
         for gone in old_checks - {(k.map, k.component, k.check) for k in keep}:
             self.metrics.forget_check(*gone)
+        self.masker = repo.effective_settings.masker()
         self._restart_workers(scheduled)
         self.repo, self.scheduled = repo, scheduled
         if not resumed:
@@ -344,13 +374,17 @@ class Reconciler:
     async def _run_check(self, check: ScheduledCheck) -> CheckRun:
         """Run one check; a bug below shows as an UNKNOWN check, never a dead reconciler."""
         try:
-            return await run_check(check.target, transport=self.transport)
+            run = await run_check(check.target, transport=self.transport)
         except Exception as exc:  # the engine's contract is to raise nothing; keep running
             log.exception("check %s failed inside OpsMap", check.target.key)
             outcome = CheckOutcome(
                 CheckState.UNKNOWN, f"internal error: {type(exc).__name__}: {exc}"
             )
             return CheckRun(check.target, outcome, 0.0, time.time())
+        if not self.masker.patterns:
+            return run
+        message = self.masker.apply(run.outcome.message)
+        return dataclasses.replace(run, outcome=dataclasses.replace(run.outcome, message=message))
 
     def _on_result(
         self, check: ScheduledCheck, run: CheckRun, status: CheckStatus, changed: bool
@@ -500,6 +534,52 @@ class Reconciler:
 
 class _Stopping(Exception):
     """Raised inside the task group to cancel everything on stop."""
+
+
+def _inside(root: Path, target: Path) -> bool:
+    """Whether writing or unlinking ``target`` acts inside ``root``.
+
+    Its nearest existing folder, resolved, must be in ``root`` (a symlinked folder out is
+    not). The name itself may be a symlink: replacing or unlinking one acts on the link.
+    """
+    if target.name in ("", ".", ".."):
+        return False
+    folder = target.parent
+    while folder != root and not os.path.lexists(folder):
+        folder = folder.parent
+    try:
+        return folder.resolve(strict=True).is_relative_to(root)
+    except OSError:
+        return False
+
+
+def _write_new(target: Path, content: bytes) -> None:
+    """Write ``content`` beside ``target`` (O_EXCL: never through a planted link), rename."""
+    scratch = target.with_name(f".{target.name}.new")
+    scratch.unlink(missing_ok=True)
+    with open(scratch, "xb") as sink:
+        sink.write(content)
+    scratch.replace(target)
+
+
+def _quietly(operation: Callable[..., None], *args: Any, **kw: Any) -> None:
+    """Run a file operation of the checkout; a failure is logged, never raised."""
+    try:
+        operation(*args, **kw)
+    except OSError as exc:
+        log.warning(
+            "checkout: %s failed: %s", getattr(operation, "__name__", "write"), exc.strerror
+        )
+
+
+def _make_parent(root: Path, target: Path) -> bool:
+    """Create ``target``'s folders (known to lead nowhere out); False when that fails."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("cannot create %s: %s", target.parent, exc.strerror)
+        return False
+    return _inside(root, target)
 
 
 def _str_or_none(value: object) -> str | None:

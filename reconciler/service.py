@@ -40,6 +40,7 @@ async def run_service(
     state_dir: Path,
     poll_interval_s: float,
     webhook_secret: bytes | None,
+    ssh_key_dir: Path | None = None,
     install_signal_handlers: bool = False,
     stop: asyncio.Event | None = None,
     clock: Clock | None = None,
@@ -49,6 +50,8 @@ async def run_service(
     """Run until SIGTERM/SIGINT (or ``stop``); in-flight checks are cancelled, state kept.
 
     ``state_dir`` should be absolute: the process may change directory meanwhile.
+    ``ssh_key_dir`` is the operator's folder of keys that an inventory's ``identity_file``
+    may name (see :class:`agentless.ssh.SshSettings`).
     """
     try:
         store = StateStore(state_dir)
@@ -59,7 +62,7 @@ async def run_service(
     except ValueError as exc:
         raise ServiceError(str(exc)) from exc
     checkout = state_dir / "checkout"
-    ssh = SshTransport(SshSettings(base_dir=checkout))
+    ssh = SshTransport(SshSettings(base_dir=checkout, key_dir=ssh_key_dir))
     transport = TransportRouter(ssh=ssh, local=LocalTransport())
     reconciler = Reconciler(
         source=source,
@@ -132,7 +135,12 @@ def _operations(
         source=source,
         journal=RequestJournal(store.db),
         auditor=outbox,
-        executor=ActionRunner(transport, clock=RealClock(), set_phase=set_phase),
+        executor=ActionRunner(
+            transport,
+            clock=RealClock(),
+            set_phase=set_phase,
+            masker=lambda: reconciler.masker,
+        ),
         counters=MetricCounters(reconciler.metrics),
         cursor=cursor if isinstance(cursor, str) else None,
         save_cursor=lambda sha: store.set_meta({CURSOR_KEY: sha}),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agentless.result import CommandResult
@@ -15,6 +16,8 @@ from agentless.result import CommandResult
 #: Default size, in bytes, of the excerpt kept of a command's output.
 DEFAULT_OUTPUT_LIMIT = 4096
 STDERR_MARK = "\n--- stderr ---\n"
+#: Output up to this many characters is masked whole, before the excerpt is cut.
+MASK_FIRST_CHARS = 16384
 
 
 def output_digest(stdout: str, stderr: str) -> str:
@@ -84,14 +87,24 @@ class HostOutcome:
         *,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
         completion: CompletionOutcome | None = None,
+        mask: Callable[[str], str] | None = None,
     ) -> HostOutcome:
+        """``mask`` (the ``mask:`` patterns) hides its matches in the excerpt.
+
+        Output short enough is masked before it is cut (no secret cut in two escapes
+        its pattern), longer output after.
+        """
+        stdout, stderr = result.stdout, result.stderr
+        if mask is not None and len(stdout) + len(stderr) <= MASK_FIRST_CHARS:
+            stdout, stderr = mask(stdout), mask(stderr)
+        cut = excerpt(stdout, stderr, limit=output_limit)
         return cls(
             host=str(result.host),
             exit_status=result.exit_status,
             timed_out=result.timed_out,
             duration_s=result.duration_s,
             output_sha256=output_digest(result.stdout, result.stderr),
-            output_excerpt=excerpt(result.stdout, result.stderr, limit=output_limit),
+            output_excerpt=mask(cut) if mask is not None else cut,
             completion=completion,
         )
 

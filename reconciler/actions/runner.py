@@ -36,6 +36,7 @@ from reconciler.clock import Clock
 from reconciler.depgraph import capped
 from reconciler.model.common import ComponentId
 from reconciler.model.maps import Action, CompletionCheck, Component, Map
+from reconciler.model.masking import Masker
 from reconciler.status import ComponentStatus
 
 HostsByComponent = Mapping[ComponentId, Sequence[Host]] | Mapping[str, Sequence[Host]]
@@ -128,6 +129,8 @@ class ActionRunner:
     ``set_phase`` is told when a component starts and stops showing STARTING or
     STOPPING. ``clock`` paces completion checks (a :class:`~reconciler.clock.VirtualClock`
     in tests). ``output_limit`` is the size in bytes of the output excerpt kept per host.
+    ``masker`` gives the ``mask:`` patterns in force (the applied revision's): they hide
+    their matches in every output excerpt and completion check message it keeps.
     """
 
     def __init__(
@@ -137,8 +140,10 @@ class ActionRunner:
         clock: Clock,
         set_phase: SetPhase | None = None,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        masker: Callable[[], Masker] = Masker,
     ) -> None:
         self._transport = transport
+        self._masker = masker
         self._clock = clock
         self._set_phase = set_phase
         self._output_limit = output_limit
@@ -297,7 +302,13 @@ class ActionRunner:
             )
         except AgentlessError as exc:
             return self._no_result(host, started, error=str(exc))
-        return HostOutcome.from_result(result, output_limit=self._output_limit)
+        # masking up to 16 KiB with 16 patterns may take a while: never on the loop
+        return await asyncio.to_thread(
+            HostOutcome.from_result,
+            result,
+            output_limit=self._output_limit,
+            mask=self._masker().apply,
+        )
 
     def _no_result(
         self,
@@ -326,7 +337,8 @@ class ActionRunner:
                 run: CheckRun = await run_check(target, transport=self._transport)
         except TimeoutError:
             return CheckOutcome(CheckState.UNKNOWN, f"no answer within {backstop:g}s")
-        return run.outcome
+        message = self._masker().apply(run.outcome.message)
+        return dataclasses.replace(run.outcome, message=message)
 
 
 def _backstop(host: Host, timeout: float) -> float:

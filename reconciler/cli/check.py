@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -12,6 +13,8 @@ from pathlib import Path
 from agentless.runner import CheckRun, CheckTarget, run_checks
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
 from reconciler.cli.loading import load_valid_repo
+from reconciler.cli.run import add_key_dir_argument, key_dir_argument
+from reconciler.model.masking import Masker
 from reconciler.scheduler import CheckKey
 from reconciler.targets import scheduled_checks
 
@@ -28,9 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency", type=int, default=256, help="checks in flight at once (default 256)"
     )
+    add_key_dir_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    key_dir = key_dir_argument(args.ssh_key_dir)
+    if isinstance(key_dir, int):
+        return key_dir
     repo = load_valid_repo(args.repo)
     if repo is None:
         return EXIT_USAGE
@@ -47,7 +54,16 @@ def run(args: argparse.Namespace) -> int:
         print("opsmap: no check selected: no component of the selection has hosts", file=sys.stderr)
         return EXIT_FAILED
     targets = [c.target for c in scheduled]
-    runs = asyncio.run(_run(targets, repo_root=args.repo.resolve(), concurrency=args.concurrency))
+    runs = asyncio.run(
+        _run(
+            targets,
+            repo_root=args.repo.resolve(),
+            key_dir=key_dir,
+            concurrency=args.concurrency,
+        )
+    )
+    masker = repo.effective_settings.masker()
+    runs = [_masked(r, masker) for r in runs]
     keyed = [(c.key, r) for c, r in zip(scheduled, runs, strict=True)]
     if args.format == "json":
         rows = [
@@ -69,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(
-    targets: Sequence[CheckTarget], *, repo_root: Path, concurrency: int
+    targets: Sequence[CheckTarget], *, repo_root: Path, key_dir: Path | None, concurrency: int
 ) -> list[CheckRun]:
     """Run the targets once; the SSH stack is imported only when a host needs it."""
     from agentless.local import LocalTransport
@@ -79,7 +95,7 @@ async def _run(
     if any(t.host.transport == "ssh" for t in targets):
         from agentless.ssh import SshSettings, SshTransport
 
-        ssh = SshTransport(SshSettings(base_dir=repo_root))
+        ssh = SshTransport(SshSettings(base_dir=repo_root, key_dir=key_dir))
     else:
         ssh = LocalTransport()
     transport = TransportRouter(ssh=ssh, local=LocalTransport())
@@ -87,6 +103,13 @@ async def _run(
         return await run_checks(targets, transport=transport, concurrency=concurrency)
     finally:
         await transport.aclose()
+
+
+def _masked(run: CheckRun, masker: Masker) -> CheckRun:
+    if not masker.patterns:
+        return run
+    outcome = dataclasses.replace(run.outcome, message=masker.apply(run.outcome.message))
+    return dataclasses.replace(run, outcome=outcome)
 
 
 def _table(rows: Sequence[tuple[CheckKey, CheckRun]]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from reconciler.cli import usage_error
 from reconciler.findings import errors, format_text
 from reconciler.repo import MapRepo, load_repo, read_tree
-from reconciler.rules import check_repo
+from reconciler.rules import check_repo, working_tree_probe
 
 
 def load_valid_repo(root: Path) -> MapRepo | None:
@@ -17,7 +17,7 @@ def load_valid_repo(root: Path) -> MapRepo | None:
         usage_error(f"{root}: not a directory")
         return None
     repo = load_repo(read_tree(root))
-    problems = errors(check_repo(repo))
+    problems = errors(check_repo(repo, probe=working_tree_probe(root)))
     if problems:
         sys.stderr.write(format_text(problems))
         print(f"opsmap: {root} is invalid: fix the errors above first", file=sys.stderr)

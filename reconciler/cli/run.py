@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from agentless.childenv import SECRET_ENV, secret_names
 from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
 
 log = logging.getLogger("opsmap")
@@ -52,9 +53,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="shared secret of POST /hooks/git (or $OPSMAP_WEBHOOK_SECRET); without one, "
         "webhooks are refused",
     )
+    add_key_dir_argument(parser)
+    parser.add_argument(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an environment variable no process OpsMap starts may get (repeatable; adds "
+        f"to ${SECRET_ENV}); OPSMAP_* never reach them anyway",
+    )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+
+
+def add_key_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ssh-key-dir",
+        type=Path,
+        metavar="DIR",
+        help="the folder whose keys an inventory's identity_file may name (a relative name "
+        "in it); without it, only default keys (~/.ssh/id_*) and the ssh-agent",
+    )
+
+
+def key_dir_argument(value: Path | None) -> Path | int | None:
+    """``--ssh-key-dir`` resolved, or the usage error's exit status when it is no folder."""
+    if value is None:
+        return None
+    if not value.is_dir():
+        return usage_error(f"--ssh-key-dir {value}: not a directory")
+    return value.resolve()
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -78,6 +107,14 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(str(exc))
     if args.poll_interval <= 0:
         return usage_error("--poll-interval must be positive")
+    key_dir = key_dir_argument(args.ssh_key_dir)
+    if isinstance(key_dir, int):
+        return key_dir
+    names = [n for n in args.secret_env if n]
+    if any("," in n or "=" in n for n in names):
+        return usage_error("--secret-env takes a variable name (no ',' or '=')")
+    if names:
+        os.environ[SECRET_ENV] = ",".join(sorted(secret_names() | set(names)))
     secret = os.environ.get("OPSMAP_WEBHOOK_SECRET", "").encode() or None
     if args.webhook_secret_file is not None:
         try:
@@ -95,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
                 state_dir=args.state_dir.resolve(),
                 poll_interval_s=args.poll_interval,
                 webhook_secret=secret,
+                ssh_key_dir=key_dir,
                 install_signal_handlers=True,
             )
         )
@@ -104,4 +142,4 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["add_arguments", "parse_listen", "run"]
+__all__ = ["add_arguments", "add_key_dir_argument", "key_dir_argument", "parse_listen", "run"]

@@ -19,7 +19,7 @@ from reconciler.repo import (
     load_repo,
     read_tree,
 )
-from reconciler.rules import check_repo
+from reconciler.rules import check_repo, working_tree_probe
 
 FORMATTERS = {"text": format_text, "json": format_json, "github": format_github}
 
@@ -84,7 +84,8 @@ def validate_target(target: Target, *, strict: bool) -> list[Finding]:
         if shown not in found:  # outside the repo's folders, or in one read_tree skips
             files.append(RepoFile(shown, kind, path.read_bytes, path.stat().st_size, shown))
     repo = load_repo(files, parallel=True)
-    findings = check_repo(repo, strict=strict)
+    probe = working_tree_probe(target.root) if target.root is not None else None
+    findings = check_repo(repo, strict=strict, probe=probe)
     if target.named and not target.whole:
         findings = [f for f in findings if os.path.normpath(f.location.file) in target.named]
     return findings

@@ -1,16 +1,22 @@
 """Running one git command: a timeout on every call, no prompts, errors translated.
 
 Every command runs against an explicit ``--git-dir`` (or none, for ``ls-remote``), never
-the process's current directory, so the user's own checkout is never touched.
+the process's current directory, so the user's own checkout is never touched. Git gets
+the environment of :func:`git_environment`: the allow-list of :mod:`agentless.childenv`
+(never ``OPSMAP_*`` or a variable marked secret) plus :data:`GIT_ENV`; each command runs
+in its own session, killed with everything it started when it runs out of time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+import subprocess
 from pathlib import Path
 
-import git
-
+from agentless.childenv import GIT_EXTRA, child_environment
 from reconciler.git.errors import GitSourceError, RemoteUnreachable, mask_secrets
 
 log = logging.getLogger(__name__)
@@ -24,6 +30,14 @@ GIT_ENV = {
     "GIT_LITERAL_PATHSPECS": "1",
 }
 _MAX_REASON = 300
+_FIXED = {**GIT_ENV, "LC_ALL": "C", "LANGUAGE": "C"}
+
+
+def git_environment() -> dict[str, str]:
+    """What git runs with: the child allow-list, git's extras, and :data:`GIT_ENV`."""
+    return child_environment(GIT_EXTRA, fixed=_FIXED)
+
+
 _NOISE_PREFIXES = ("hint:", "warning:")
 
 
@@ -33,7 +47,6 @@ class GitRunner:
     def __init__(self, *, remote: str, timeout_s: float) -> None:
         self.remote = remote
         self.timeout_s = timeout_s
-        self._git = git.Git("/")
 
     def run(
         self,
@@ -54,30 +67,41 @@ class GitRunner:
         command = ["git", *(("--git-dir", str(git_dir)) if git_dir else ()), *args]
         error = RemoteUnreachable if network else GitSourceError
         try:
-            status, stdout, stderr = self._git.execute(
+            proc = subprocess.Popen(
                 command,
-                with_extended_output=True,
-                with_exceptions=False,
-                kill_after_timeout=self.timeout_s,
-                stdout_as_string=False,
-                strip_newline_in_stdout=False,
-                env=GIT_ENV,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd="/",
+                env=git_environment(),
+                start_new_session=True,
             )
-        except (git.GitCommandError, OSError) as exc:
+        except OSError as exc:
             raise error(self.remote, f"cannot run git: {_one_line(str(exc))}") from exc
-        if status in ok:
-            if stderr_too:
-                return status, stdout + (
-                    stderr if isinstance(stderr, bytes) else str(stderr).encode()
-                )
-            return status, stdout
-        text = str(stderr)
-        if text.startswith("Timeout:"):
+        try:
+            stdout, stderr = proc.communicate(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            _kill_session(proc)
             reason = f"git {args[0]} timed out after {self.timeout_s:g}s"
-        else:
-            reason = _reason(text) or f"git {args[0]} exited with status {status}"
+            raise error(self.remote, reason) from exc
+        finally:
+            if proc.returncode is None:
+                _kill_session(proc)
+        status = proc.returncode
+        if status in ok:
+            return status, stdout + stderr if stderr_too else stdout
+        text = stderr.decode("utf-8", "replace")
+        reason = _reason(text) or f"git {args[0]} exited with status {status}"
         log.debug("git %s failed (%s): %s", args[0], status, mask_secrets(text))
         raise error(self.remote, reason)
+
+
+def _kill_session(proc: subprocess.Popen[bytes]) -> None:
+    """Kill git and whatever it started (ssh, remote helpers), then reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=5)
 
 
 def _reason(stderr: str) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from reconciler.repo import FOLDER_KINDS, SETTINGS_FILE, Kind, kind_of
+from reconciler.rules.files import PathInfo
 
 LS_TREE_ARGS = ("ls-tree", "-r", "-z", "--full-tree", "-l")
 """Arguments of the listing :func:`opsmap_entries` reads (then the commit, then ``--``)."""
@@ -47,3 +48,28 @@ def tree_order(path: str) -> tuple[object, ...]:
         return (0, path)
     *folders, name = PurePosixPath(path).parts
     return (_FOLDER_ORDER.get(folders[0], 99), *((1, d) for d in folders[1:]), (0, name))
+
+
+PROBE_ARGS = ("ls-tree", "-z", "-l", "--full-tree")
+"""Arguments of the listing :func:`probe_entry` reads (then the commit, ``--``, the path)."""
+_SYMLINK_MODE = "120000"
+
+
+def probe_entry(listing: bytes, path: str) -> PathInfo:
+    """What ``path`` is in a commit, from ``git ls-tree -z -l --full-tree COMMIT -- PATH``.
+
+    A symlink is mode 120000; a path under a symlink (or absent) lists nothing.
+    """
+    for entry in listing.decode("utf-8", "surrogateescape").split("\0"):
+        meta, tab, listed = entry.partition("\t")
+        if not tab or listed != path:
+            continue
+        mode, kind, _blob, size = meta.split()
+        if mode == _SYMLINK_MODE:
+            return PathInfo("symlink")
+        if kind == "tree":
+            return PathInfo("folder")
+        if kind == "blob" and mode in _BLOB_MODES:
+            return PathInfo("file", int(size))
+        return PathInfo("other")
+    return PathInfo("missing")

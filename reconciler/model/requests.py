@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from agentless.inventory import HOST_NAME_PATTERN
 from reconciler.model.common import (
@@ -14,6 +14,7 @@ from reconciler.model.common import (
     MapNameField,
     StrictModel,
 )
+from reconciler.model.masking import MAX_PATTERN_CHARS, MAX_PATTERNS, Masker, pattern_problem
 
 ALL_COMPONENTS = "*"
 
@@ -62,6 +63,20 @@ class AuditSettings(StrictModel):
     push: bool = True
 
 
+def _mask_pattern(pattern: str) -> str:
+    problem = pattern_problem(pattern)
+    if problem is not None:
+        raise ValueError(problem)
+    return pattern
+
+
+MaskPattern = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_PATTERN_CHARS),
+    AfterValidator(_mask_pattern),
+]
+
+
 class Settings(StrictModel):
     """``opsmap.yaml``: how the reconciler follows and treats this repo."""
 
@@ -70,3 +85,14 @@ class Settings(StrictModel):
     require_signed_commits: bool = False
     checks: CheckDefaults = Field(default_factory=CheckDefaults)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    mask: list[MaskPattern] = Field(
+        default_factory=list,
+        max_length=MAX_PATTERNS,
+        description="Regular expressions whose matches are replaced by *** in every check "
+        "message and action output excerpt before it is stored, shown or pushed; varying "
+        "quantifiers must be possessive (*+, ++, ?+, {m,n}+)",
+    )
+
+    def masker(self) -> Masker:
+        """The compiled ``mask`` patterns."""
+        return Masker.of(self.mask)

@@ -102,7 +102,7 @@ def make_plan(repo_path: Path, *, base: str, head: str = "HEAD") -> Plan:
     """
     local = LocalRepo(repo_path)
     old, new = load_revisions(local, base, head)
-    findings = check_repo(new.repo)
+    findings = check_repo(new.repo, probe=local.probe(new.sha))
     if errors(findings):
         raise InvalidHead(findings)
     maps = diff_maps(old.repo, new.repo)

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.git.errors import GitSourceError
-from reconciler.git.runner import GIT_ENV, GitRunner
-from reconciler.git.tree import LS_TREE_ARGS, TreeEntry, opsmap_entries
+from reconciler.git.runner import GitRunner, git_environment
+from reconciler.git.tree import LS_TREE_ARGS, PROBE_ARGS, TreeEntry, opsmap_entries, probe_entry
 from reconciler.model.common import CommitSha
 from reconciler.repo import Loaded, MapRepo, RepoFile, load_repo
+from reconciler.rules.files import PathInfo, Probe
 
 
 class PlanError(Exception):
@@ -89,6 +90,15 @@ class LocalRepo:
         _, out = self._run(*LS_TREE_ARGS, sha, "--")
         return tuple(opsmap_entries(out))
 
+    def probe(self, sha: str) -> Probe:
+        """What a repo-relative path is in ``sha``'s tree (for :func:`check_repo`)."""
+
+        def probe(path: str) -> PathInfo:
+            _, out = self._run(*PROBE_ARGS, sha, "--", path)
+            return probe_entry(out, path)
+
+        return probe
+
     def blobs(self, shas: Iterable[str]) -> dict[str, bytes]:
         """The content of every blob, read by one ``git cat-file --batch``."""
         wanted = sorted(set(shas))
@@ -101,7 +111,7 @@ class LocalRepo:
                 input="".join(f"{sha}\n" for sha in wanted).encode(),
                 capture_output=True,
                 timeout=self.timeout_s,
-                env=GIT_ENV,
+                env=git_environment(),
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from reconciler.findings import Finding, Severity
 from reconciler.repo import MapRepo
-from reconciler.rules import maps, references
+from reconciler.rules import files, maps, references
+from reconciler.rules.files import PathInfo, Probe, working_tree_probe
 
 Rule = Callable[[MapRepo], Iterable[Finding]]
 
@@ -23,16 +24,20 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def check_repo(repo: MapRepo, *, strict: bool = False) -> list[Finding]:
+def check_repo(repo: MapRepo, *, strict: bool = False, probe: Probe | None = None) -> list[Finding]:
     """Every finding about ``repo`` (load errors and rules), sorted by place.
 
-    With ``strict``, warnings are errors.
+    With ``strict``, warnings are errors. ``probe`` tells what the paths the inventory
+    names are in the tree ``repo`` was read from (see :mod:`reconciler.rules.files`).
     """
     found: Iterator[Finding] = (f for rule in RULES for f in rule(repo))
-    findings = [*repo.findings, *found]
+    findings = [*repo.findings, *found, *files.inventory_files(repo, probe)]
     if strict:
         findings = [f.as_error() if f.severity is Severity.WARNING else f for f in findings]
     return sorted(findings, key=Finding.sort_key)
+
+
+__all__ = ["RULES", "PathInfo", "Probe", "blocking_errors", "check_repo", "working_tree_probe"]
 
 
 def blocking_errors(findings: Iterable[Finding]) -> list[Finding]:

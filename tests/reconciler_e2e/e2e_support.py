@@ -325,6 +325,8 @@ def start_opsmap(
     poll_interval: float = 1.0,
     secret: str | None = None,
     timeout: float = WAIT_S,
+    extra_args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> Opsmap:
     """Start ``opsmap run`` on a free loopback port; wait until ``/api/v1/status`` answers.
 
@@ -332,9 +334,10 @@ def start_opsmap(
     "not ready yet") is kept in ``first_status``.
 
     The port is chosen here (another process may take it meanwhile: then it is tried again
-    on another one).
+    on another one). ``extra_args`` follow the usual ones; ``env`` is added to the
+    environment.
     """
-    env = {k: v for k, v in os.environ.items() if k != "OPSMAP_WEBHOOK_SECRET"}
+    env = {k: v for k, v in os.environ.items() if k != "OPSMAP_WEBHOOK_SECRET"} | dict(env or {})
     if secret is not None:
         env["OPSMAP_WEBHOOK_SECRET"] = secret
     for _attempt in range(3):
@@ -345,6 +348,7 @@ def start_opsmap(
             "--listen", f"127.0.0.1:{port}",
             "--state-dir", str(state_dir),
             "--poll-interval", str(poll_interval),
+            *extra_args,
         ]  # fmt: skip
         proc = processes.start(argv, log=log, env=env)
         service = Opsmap(proc, log, "127.0.0.1", port)

@@ -213,7 +213,7 @@ def inventory_yaml(fleet: Fleet, server: Sshd) -> str:
                 "transport": "ssh",
                 "user": fleet.user,
                 "port": server.port,
-                "identity_file": str(fleet.client_key.resolve()),
+                "identity_file": fleet.client_key.name,
                 "known_hosts": "inventory/known_hosts",
                 "connect_timeout_secs": 10,
                 "login_timeout_secs": 20,
@@ -362,6 +362,7 @@ class World:
             log=self.log,
             poll_interval=1.0,
             timeout=60,
+            extra_args=("--ssh-key-dir", str(self.fleet.workdir)),
         )
         return self.opsmap
 
