@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
 from reconciler.findings import Finding, Severity, format_github, format_json, format_text
+from reconciler.inert import for_log
 from reconciler.repo import (
     FOLDER_KINDS,
     SETTINGS_FILE,
@@ -17,6 +18,7 @@ from reconciler.repo import (
     Kind,
     RepoFile,
     load_repo,
+    local_file,
     read_tree,
 )
 from reconciler.rules import check_repo
@@ -52,13 +54,13 @@ def run(args: argparse.Namespace) -> int:
     targets: dict[Path | None, Target] = {}
     for given in args.paths:
         path = Path(given)
-        if not path.exists():
-            return usage_error(f"{given}: no such file or directory")
+        if not os.path.lexists(path):
+            return usage_error(f"{for_log(given)}: no such file or directory")
         if path.is_dir():
             targets.setdefault(path.resolve(), Target(path.resolve())).whole = True
             continue
         if path.suffix not in YAML_SUFFIXES:
-            return usage_error(f"{given}: not a .yaml or .yml file: OpsMap reads no other")
+            return usage_error(f"{for_log(given)}: not a .yaml or .yml file: OpsMap reads no other")
         root, kind = locate_file(path)
         target = targets.setdefault(root, Target(root))
         target.named[os.path.normpath(os.path.relpath(path))] = (path, kind)
@@ -82,7 +84,7 @@ def validate_target(target: Target, *, strict: bool) -> list[Finding]:
     found = {os.path.normpath(f.shown) for f in files}
     for shown, (path, kind) in target.named.items():
         if shown not in found:  # outside the repo's folders, or in one read_tree skips
-            files.append(RepoFile(shown, kind, path.read_bytes, path.stat().st_size, shown))
+            files.append(local_file(path, shown, kind, root=target.root))
     repo = load_repo(files, parallel=True)
     findings = check_repo(repo, strict=strict)
     if target.named and not target.whole:
@@ -100,7 +102,8 @@ def locate_file(path: Path) -> tuple[Path | None, Kind]:
     ``maps/`` folder; otherwise on its own. The search stops at the top of a git work tree
     (a stray ``maps/`` in ``/tmp`` does not make every file below it part of a repo).
     """
-    resolved = path.resolve()
+    # The folders above are resolved, the file itself is not: a link is refused, unread.
+    resolved = Path(os.path.abspath(path)).parent.resolve() / path.name
     if resolved.name == SETTINGS_FILE:
         return resolved.parent, "settings"
     for ancestor in resolved.parents:

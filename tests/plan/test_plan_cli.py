@@ -65,7 +65,9 @@ def test_markdown_is_truncated_under_the_limit(repo: Path) -> None:
     short = render_markdown(plan, limit=3000)
     assert len(short) <= 3000
     assert short.startswith(MARKER)
-    assert "truncated" in short
+    assert "longer than fits here" in short
+    assert "**37 gained**" in short  # the counts stay
+    assert "more rights gained not shown — run `opsmap plan` locally" in short
     assert short.count("<details") == short.count("</details>")
 
 
