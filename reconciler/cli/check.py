@@ -12,6 +12,7 @@ from pathlib import Path
 from agentless.runner import CheckRun, CheckTarget, run_checks
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
 from reconciler.cli.loading import load_valid_repo
+from reconciler.inert import one_line
 from reconciler.scheduler import CheckKey
 from reconciler.targets import scheduled_checks
 
@@ -91,15 +92,14 @@ async def _run(
 
 def _table(rows: Sequence[tuple[CheckKey, CheckRun]]) -> str:
     header = ("MAP", "COMPONENT", "HOST", "CHECK", "STATE", "DURATION", "MESSAGE")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
     for key, r in rows:
-        message = " ".join(r.outcome.message.split())
+        message = one_line(" ".join(r.outcome.message.split()))
         if len(message) > MESSAGE_WIDTH:
             message = message[: MESSAGE_WIDTH - 1] + "…"
         duration = f"{r.duration_s * 1000:.0f}ms" if r.duration_s < 10 else f"{r.duration_s:.1f}s"
-        lines.append(
-            (key.map, key.component, key.host, key.check, r.outcome.state.name, duration, message)
-        )
+        names = (key.map, key.component, key.host, key.check)
+        lines.append((*(one_line(n) for n in names), r.outcome.state.name, duration, message))
     widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
     out = []
     for row in lines:
