@@ -177,7 +177,7 @@ def refusal(info: os.stat_result) -> tuple[str, str] | None:
 def read_confined(root: Path, rel: str) -> bytes:
     """The bytes of ``root/rel``, opened without following a symlink at any depth below root.
 
-    Every folder on the way and the file itself are opened relative to the one above with
+    Every folder below the root and the file itself are opened relative to the one above with
     ``O_NOFOLLOW``, so a link swapped in after the listing is refused too; a file that is
     not regular (a FIFO is opened non-blocking, then refused) or is larger than the limit
     is not read. Raises :class:`OSError`.
@@ -186,9 +186,11 @@ def read_confined(root: Path, rel: str) -> bytes:
     if not parts or any(part in ("..", "/") for part in parts):
         raise OSError(errno.EINVAL, "not a path inside the repo")
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(root, flags | os.O_DIRECTORY)
+    fd = os.open(root, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)  # the root is the user's
     try:
         for part in parts[:-1]:
+            if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                raise OSError(errno.ELOOP, "a symlink on the way: not followed")
             inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
             fd = inner
@@ -211,19 +213,19 @@ def read_confined(root: Path, rel: str) -> bytes:
         os.close(fd)
 
 
-def local_file(path: Path, shown: str, kind: Kind, *, root: Path | None) -> RepoFile:
+def local_file(
+    path: Path, shown: str, kind: Kind, *, root: Path | None, rel: str | None
+) -> RepoFile:
     """A file named on the command line: confined to ``root`` when it is in a repo.
 
-    Outside a repo only the file itself must not be a symlink (the folders above it are
-    the user's own choice).
+    ``rel`` is its path inside the repo. Outside a repo only the file itself must not be a
+    link (the folders above it are the user's own choice).
     """
-    if root is not None:
-        rel = os.path.relpath(os.path.abspath(path), root)
-        if not rel.startswith(".."):
-            info = _lstat(path)
-            if info is not None and (problem := refusal(info)) is not None:
-                return RepoFile(shown, kind, _refused_read, info.st_size, shown, problem)
-            return RepoFile(shown, kind, lambda: read_confined(root, rel), None, shown)
+    info = _lstat(path)
+    if info is not None and (problem := refusal(info)) is not None:
+        return RepoFile(shown, kind, _refused_read, info.st_size, shown, problem)
+    if root is not None and rel is not None and not rel.startswith(".."):
+        return RepoFile(shown, kind, lambda: read_confined(root, rel), None, shown)
     parent = Path(os.path.abspath(path)).parent
     return RepoFile(shown, kind, lambda: read_confined(parent, path.name), None, shown)
 
@@ -297,7 +299,8 @@ def _parse_file(file: RepoFile) -> DocumentParts | Finding:
         return Finding(exc.location, Severity.ERROR, exc.code, exc.message)
     except OSError as exc:
         message = f"cannot read: {exc.strerror or exc}"
-        return Finding(Location(file.shown), Severity.ERROR, "unreadable", message)
+        code = "symlink" if exc.errno == errno.ELOOP else "unreadable"
+        return Finding(Location(file.shown), Severity.ERROR, code, message)
 
 
 def _add(

@@ -46,8 +46,9 @@ class Target:
     root: Path | None
     whole: bool = False
     """Report on every file (the repo itself was named)."""
-    named: dict[str, tuple[Path, Kind]] = field(default_factory=dict)
-    """Files named on the command line, by the path shown for them."""
+    named: dict[str, tuple[Path, Kind, str | None]] = field(default_factory=dict)
+    """Files named on the command line, by the path shown for them: the path given, how to
+    read it, and its path inside the repo (None outside one)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         if path.suffix not in YAML_SUFFIXES:
             return usage_error(f"{for_log(given)}: not a .yaml or .yml file: OpsMap reads no other")
-        root, kind = locate_file(path)
+        found, kind = locate_file(path)
+        rel = os.path.relpath(os.path.abspath(path), found) if found is not None else None
+        root = found.resolve() if found is not None else None
         target = targets.setdefault(root, Target(root))
-        target.named[os.path.normpath(os.path.relpath(path))] = (path, kind)
+        target.named[os.path.normpath(os.path.relpath(path))] = (path, kind, rel)
     findings: list[Finding] = []
     for target in targets.values():
         findings.extend(validate_target(target, strict=args.strict))
@@ -82,9 +85,9 @@ def validate_target(target: Target, *, strict: bool) -> list[Finding]:
         display = os.path.relpath(target.root)
         files = list(read_tree(target.root, display_root="" if display == "." else display))
     found = {os.path.normpath(f.shown) for f in files}
-    for shown, (path, kind) in target.named.items():
+    for shown, (path, kind, rel) in target.named.items():
         if shown not in found:  # outside the repo's folders, or in one read_tree skips
-            files.append(local_file(path, shown, kind, root=target.root))
+            files.append(local_file(path, shown, kind, root=target.root, rel=rel))
     repo = load_repo(files, parallel=True)
     findings = check_repo(repo, strict=strict)
     if target.named and not target.whole:
@@ -102,8 +105,8 @@ def locate_file(path: Path) -> tuple[Path | None, Kind]:
     ``maps/`` folder; otherwise on its own. The search stops at the top of a git work tree
     (a stray ``maps/`` in ``/tmp`` does not make every file below it part of a repo).
     """
-    # The folders above are resolved, the file itself is not: a link is refused, unread.
-    resolved = Path(os.path.abspath(path)).parent.resolve() / path.name
+    # Not resolved: a link in the repo is refused, unread, not taken for where it points.
+    resolved = Path(os.path.abspath(path))
     if resolved.name == SETTINGS_FILE:
         return resolved.parent, "settings"
     for ancestor in resolved.parents:
