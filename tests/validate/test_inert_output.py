@@ -76,7 +76,8 @@ def test_validate_github_annotations_are_one_line_and_inert(hostile_repo: Path) 
     assert done.returncode == 1
     assert not RAW_CONTROL.search(done.stdout)
     lines = done.stdout.splitlines()
-    assert lines and all(line.startswith("::error file=maps/") for line in lines)
+    assert lines
+    assert all(line.startswith("::error file=maps/") for line in lines)
     fence = next(line for line in lines if "fence" in line)
     assert "%0A" not in fence.split("::")[1]  # the file property: no newline, even escaped
     assert "fence\\x0a```\\x0aout" in fence
@@ -105,20 +106,25 @@ def test_check_output_from_the_host_is_inert(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_terminal_and_log_keep_nothing_a_terminal_interprets(name: str) -> None:
     assert not RAW_CONTROL.search(for_terminal(name))
-    assert "\n" not in for_log(name) and not RAW_CONTROL.search(for_log(name))
+    assert "\n" not in for_log(name)
+    assert not RAW_CONTROL.search(for_log(name))
 
 
 def test_code_spans_and_fences_outrun_every_backtick_run() -> None:
     assert code_span("a ``` b") == "````a ``` b````"
     assert code_span("`x`") == "`` `x` ``"
     fence = code_fence("one\n````\ntwo")
-    assert fence.startswith("`````\n") and fence.endswith("\n`````")
+    assert fence.startswith("`````\n")
+    assert fence.endswith("\n`````")
 
 
 def test_markdown_text_is_entities_where_syntax_could_start() -> None:
     text = for_markdown("![x](http://e.example/x.png) @org/team #12 <b>hi</b> | *e* 1. x")
     assert "&#33;&#91;x&#93;(http:&#8203;//e.example/x.png)" in text
-    assert "&#64;&#8203;org/team" in text and "&#35;&#8203;12" in text
-    assert "&#60;b&#62;" in text and "&#124;" in text and "&#42;e&#42;" in text
+    assert "&#64;&#8203;org/team" in text
+    assert "&#35;&#8203;12" in text
+    assert "&#60;b&#62;" in text
+    assert "&#124;" in text
+    assert "&#42;e&#42;" in text
     assert for_markdown("1. list") == "1&#46; list"
     assert for_markdown("- item") == "&#45; item"
