@@ -94,7 +94,7 @@ def _where(path: tuple[str | int, ...]) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return f" (in {text})"
+    return f" (in {text if len(text) <= 120 else text[:119] + '…'})"  # keys may be long
 
 
 def _keys_at(doc: YamlDocument, path: tuple[str | int, ...]) -> set[str]:
