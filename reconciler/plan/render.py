@@ -44,7 +44,7 @@ LEVELS = (
     _Level(None, None, graphs=True, commands=True),
     _Level(2000, 200, graphs=False, commands=True),
     _Level(300, 50, graphs=False, commands=True),
-    _Level(80, 0, graphs=False, commands=False),
+    _Level(80, 10, graphs=False, commands=False),
 )
 """Tried in turn until the text fits: each cuts more prose, none cuts a verdict."""
 

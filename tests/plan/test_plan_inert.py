@@ -215,3 +215,39 @@ def test_ci_posts_plans_own_report_when_head_does_not_validate(
     if template == "github":
         assert summary.read_text() == posted
         assert "status=1" in output.read_text()
+
+
+def test_many_maps_and_rights_still_fit_with_rights_first_cut_last(tmp_path: Path) -> None:
+    """300 changed maps and a new admin: the maps shrink to a few, the rights are counted."""
+    base, head = tmp_path / "base", tmp_path / "head"
+    for tree, description in ((base, "old"), (head, "new " * 50)):
+        (tree / "maps").mkdir(parents=True)
+        for index in range(300):
+            (tree / "maps" / f"m{index}.yaml").write_text(
+                f"name: m{index}\ndescription: {description}\ncomponents:\n"
+                "  - id: a\n    actions:\n      - {name: restart, command: x}\n"
+            )
+        (tree / "policies").mkdir()
+        admins = "[alice@example.com, mallory@example.com]" if tree is head else "[]"
+        (tree / "policies" / "p.yaml").write_text(
+            f"groups:\n  sre: {admins}\npermissions:\n  - group: sre\n    role: admin\n"
+        )
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit_tree(repo, base, "base", author="CI Bot <ci-bot@example.com>")
+    commit_tree(repo, head, "head", author="Erin Developer <erin@example.com>")
+    done = cli("plan", "--base", "HEAD^", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert len(out) <= MAX_MARKDOWN_CHARS
+    assert "| Maps | 300 changed, 0 added, 0 removed |" in out
+    summary = re.search(r"\*\*(\d+) gained\*\*", out)
+    assert summary is not None
+    gained = int(summary[1])
+    rights = out[out.index("### Rights") : out.index("### Inventory")]
+    shown = rights.count("| **gained** |")
+    assert 0 < shown < gained  # 3,000 rights do not fit: the rows left out are counted
+    more = f"**{gained - shown} more rights gained not shown — run `opsmap plan` locally.**"
+    assert more in rights
+    assert "more (see `opsmap plan --format json`)" in out  # the maps list was cut
