@@ -72,6 +72,7 @@ from typing import Literal
 
 import asyncssh
 
+from agentless._inert import for_log
 from agentless._sshchannel import ChannelLost, ExecChannel, Job, ShellChannel
 from agentless._sshconnect import SshSettings, connect
 from agentless.backoff import Backoff, Clock, ReconnectGate
@@ -160,7 +161,9 @@ class _Client(asyncssh.SSHClient):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn is not None and self._conn is self._pool.conn:
-            log.info("connection to %s lost: %s", self._pool.host.name, exc or "closed")
+            log.info(
+                "connection to %s lost: %s", for_log(self._pool.host.name), for_log(exc or "closed")
+            )
             self._pool.drop(self._conn)
 
 
@@ -254,7 +257,7 @@ class SshTransport:
                     pool.drop(conn)
                     if exc.started or attempt:
                         raise HostUnreachable(pool.host.name, f"connection lost: {exc}") from exc
-                    log.info("reconnecting to %s: %s", pool.host.name, exc)
+                    log.info("reconnecting to %s: %s", for_log(pool.host.name), for_log(exc))
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _kick(self, pool: _HostPool) -> None:
@@ -314,7 +317,7 @@ class SshTransport:
                     reason = f"connection lost: {exc}"
                     pool.fail_pending(HostUnreachable(pool.host.name, reason))
                     return None
-                log.info("reconnecting to %s: %s", pool.host.name, exc)
+                log.info("reconnecting to %s: %s", for_log(pool.host.name), for_log(exc))
                 continue
             shell.on_done = functools.partial(self._shell_done, pool)
             return shell

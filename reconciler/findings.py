@@ -7,6 +7,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from reconciler.inert import for_log, for_terminal, one_line
+
+MAX_SHOWN_CHARS = 1000
+"""A message or a file name is shown to at most this many characters (the YAML may hold more)."""
+
 
 class Severity(enum.Enum):
     ERROR = "error"
@@ -50,9 +55,10 @@ def errors(findings: Iterable[Finding]) -> list[Finding]:
 
 
 def format_text(findings: Sequence[Finding]) -> str:
-    """``path:line:col: error|warning: message [code]``, one line per finding."""
+    """``path:line:col: error|warning: message [code]``, one inert line per finding."""
     return "".join(
-        f"{f.location}: {f.severity.value}: {_one_line(f.message)} [{f.code}]\n" for f in findings
+        f"{_cap(for_log(f.location))}: {f.severity.value}: {_cap(one_line(f.message))} [{f.code}]\n"
+        for f in findings
     )
 
 
@@ -63,19 +69,23 @@ def format_json(findings: Sequence[Finding]) -> str:
 
 
 def format_github(findings: Sequence[Finding]) -> str:
-    """GitHub Actions workflow commands: ``::error file=…,line=…,col=…::message``."""
+    """GitHub Actions workflow commands: ``::error file=…,line=…,col=…::message``.
+
+    Escaped as the runner reads them (``%``, CR and LF in data; also ``:`` and ``,`` in
+    properties), after the text is made inert: the log viewer shows ANSI sequences.
+    """
     lines = []
     for f in findings:
         loc = f.location
-        props = f"file={_gh_property(loc.file)},line={loc.line},col={loc.column}"
-        title = _gh_property(f"opsmap {f.code}")
-        message = _gh_data(f"{f.message} [{f.code}]")
+        props = f"file={_gh_property(_cap(for_log(loc.file)))},line={loc.line},col={loc.column}"
+        title = _gh_property(for_log(f"opsmap {f.code}"))
+        message = _gh_data(for_terminal(f"{_cap(f.message)} [{f.code}]"))
         lines.append(f"::{f.severity.value} {props},title={title}::{message}\n")
     return "".join(lines)
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.splitlines())
+def _cap(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 1] + "…"
 
 
 def _gh_data(value: str) -> str:

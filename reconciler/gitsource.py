@@ -140,14 +140,14 @@ class GitSource:
     def files_at(self, sha: str) -> list[RepoFile]:
         """The OpsMap files of ``sha``'s tree, in :func:`reconciler.repo.read_tree`'s order.
 
-        Blobs are read when a file's ``read`` is called. Symlinks and submodules are left
-        out: a revision is the content of its own tree.
+        Blobs are read when a file's ``read`` is called. A symlink is an entry refused
+        unread (a finding); submodules are left out.
         """
         with self._lock:
             commit = self._commit(sha)
             _, out = self._run(*LS_TREE_ARGS, commit, "--")
         return [
-            RepoFile(e.path, e.kind, self._reader(e.blob), e.size, e.path)
+            RepoFile(e.path, e.kind, self._reader(e.blob), e.size, e.path, e.refused)
             for e in opsmap_entries(out)
         ]
 

@@ -6,7 +6,9 @@ tree (:func:`read_tree`) and, in the reconciler, a commit.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -38,6 +40,8 @@ FOLDER_KINDS: dict[str, Kind] = {
 SETTINGS_FILE = "opsmap.yaml"
 YAML_SUFFIXES = (".yaml", ".yml")
 
+SYMLINK_REFUSAL = ("symlink", "is a symlink: OpsMap reads only the repo's own files, never a link")
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -50,6 +54,8 @@ class RepoFile:
     read: Callable[[], bytes]
     size: int | None = None
     display: str = ""
+    refused: tuple[str, str] | None = None
+    """``(code, message)`` for an entry OpsMap does not open: a symlink, a FIFO, a device."""
 
     @property
     def shown(self) -> str:
@@ -103,23 +109,136 @@ def kind_of(path: str) -> Kind | None:
 
 
 def read_tree(root: Path, *, display_root: str = "") -> Iterator[RepoFile]:
-    """The OpsMap files of a working tree, in a stable order."""
-    candidates = [root / SETTINGS_FILE, root / "opsmap.yml"]
-    for folder in FOLDER_KINDS:
-        base = root / folder
-        if base.is_dir():
-            for dirpath, dirnames, filenames in os.walk(base):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                candidates.extend(Path(dirpath) / name for name in sorted(filenames))
-    for path in candidates:
-        if not path.is_file():
-            continue
-        rel = path.relative_to(root).as_posix()
-        kind = kind_of(rel)
-        if kind is None:
-            continue
+    """The OpsMap files of a working tree, in a stable order, without following a symlink.
+
+    A symlink at an OpsMap place (``opsmap.yaml``, a top-level folder, anything below one)
+    and a YAML name that is not a regular file (a FIFO, a device) are entries with
+    ``refused`` set: they become findings, and nothing behind them is opened or listed.
+    """
+
+    def entry(rel: str, kind: Kind, info: os.stat_result | None) -> RepoFile:
         shown = os.path.join(display_root, rel) if display_root else rel
-        yield RepoFile(rel, kind, path.read_bytes, path.stat().st_size, shown)
+        if info is not None and (problem := refusal(info)) is not None:
+            return RepoFile(rel, kind, _refused_read, info.st_size, shown, problem)
+        size = info.st_size if info is not None else None
+        return RepoFile(rel, kind, lambda: read_confined(root, rel), size, shown)
+
+    for name in (SETTINGS_FILE, "opsmap.yml"):
+        info = _lstat(root / name)
+        if info is not None and not stat.S_ISDIR(info.st_mode):
+            yield entry(name, "settings", info)
+    unreadable: list[tuple[str, Kind]] = []
+    for folder, kind in FOLDER_KINDS.items():
+        info = _lstat(root / folder)
+        if info is None:
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            yield entry(folder, kind, info)
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            continue
+        walk = os.walk(
+            root / folder,
+            onerror=lambda exc, kind=kind: unreadable.append((str(exc.filename), kind)),  # type: ignore[misc]
+        )
+        for dirpath, dirnames, filenames in walk:
+            here = Path(dirpath).relative_to(root).as_posix()
+            found = [(name, _lstat(Path(dirpath) / name)) for name in filenames]
+            subfolders = []
+            for name in (d for d in dirnames if not d.startswith(".")):
+                info = _lstat(Path(dirpath) / name)
+                if info is not None and stat.S_ISDIR(info.st_mode):
+                    subfolders.append(name)
+                else:  # a link to a folder: listed as an entry, never walked into
+                    found.append((name, info))
+            dirnames[:] = sorted(subfolders)
+            for name, info in sorted(found, key=lambda item: item[0]):
+                rel = f"{here}/{name}"
+                if kind_of(rel) is not None or (info is not None and stat.S_ISLNK(info.st_mode)):
+                    yield entry(rel, kind, info)
+    for path, kind in unreadable:
+        rel = Path(path).relative_to(root).as_posix()
+        shown = os.path.join(display_root, rel) if display_root else rel
+        yield RepoFile(rel, kind, _refused_read, None, shown, ("unreadable", "cannot list"))
+
+
+def refusal(info: os.stat_result) -> tuple[str, str] | None:
+    """Why an entry with this ``lstat`` is not opened, or None for a regular file."""
+    mode = info.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return SYMLINK_REFUSAL
+    what = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else None
+    what = what or ("a socket" if stat.S_ISSOCK(mode) else "a device or special file")
+    return "not-a-file", f"is {what}, not a regular file: not opened"
+
+
+def read_confined(root: Path, rel: str) -> bytes:
+    """The bytes of ``root/rel``, opened without following a symlink at any depth below root.
+
+    Every folder below the root and the file itself are opened relative to the one above with
+    ``O_NOFOLLOW``, so a link swapped in after the listing is refused too; a file that is
+    not regular (a FIFO is opened non-blocking, then refused) or is larger than the limit
+    is not read. Raises :class:`OSError`.
+    """
+    parts = PurePosixPath(rel).parts
+    if not parts or any(part in ("..", "/") for part in parts):
+        raise OSError(errno.EINVAL, "not a path inside the repo")
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(root, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)  # the root is the user's
+    try:
+        for part in parts[:-1]:
+            if stat.S_ISLNK(os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                raise OSError(errno.ELOOP, "a symlink on the way: not followed")
+            inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        inner = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks, left = [], MAX_FILE_BYTES + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symlink on the way: not followed") from None
+        raise
+    finally:
+        os.close(fd)
+
+
+def local_file(
+    path: Path, shown: str, kind: Kind, *, root: Path | None, rel: str | None
+) -> RepoFile:
+    """A file named on the command line: confined to ``root`` when it is in a repo.
+
+    ``rel`` is its path inside the repo. Outside a repo only the file itself must not be a
+    link (the folders above it are the user's own choice).
+    """
+    info = _lstat(path)
+    if info is not None and (problem := refusal(info)) is not None:
+        return RepoFile(shown, kind, _refused_read, info.st_size, shown, problem)
+    if root is not None and rel is not None and not rel.startswith(".."):
+        return RepoFile(shown, kind, lambda: read_confined(root, rel), None, shown)
+    parent = Path(os.path.abspath(path)).parent
+    return RepoFile(shown, kind, lambda: read_confined(parent, path.name), None, shown)
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _refused_read() -> bytes:
+    raise OSError(errno.EPERM, "not opened")
 
 
 _MODELS: dict[Kind, type[BaseModel]] = {
@@ -166,6 +285,9 @@ def load_repo(files: Iterable[RepoFile], *, parallel: bool = False) -> MapRepo:
 
 def _parse_file(file: RepoFile) -> DocumentParts | Finding:
     """A file's parsed parts, or the finding that says why it cannot be read."""
+    if file.refused is not None:
+        code, message = file.refused
+        return Finding(Location(file.shown), Severity.ERROR, code, message)
     if file.size is not None and file.size > MAX_FILE_BYTES:
         size = f"{file.size / 1048576:.1f} MiB"
         limit = f"{MAX_FILE_BYTES // 1048576} MiB"
@@ -177,7 +299,8 @@ def _parse_file(file: RepoFile) -> DocumentParts | Finding:
         return Finding(exc.location, Severity.ERROR, exc.code, exc.message)
     except OSError as exc:
         message = f"cannot read: {exc.strerror or exc}"
-        return Finding(Location(file.shown), Severity.ERROR, "unreadable", message)
+        code = "symlink" if exc.errno == errno.ELOOP else "unreadable"
+        return Finding(Location(file.shown), Severity.ERROR, code, message)
 
 
 def _add(

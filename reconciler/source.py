@@ -24,6 +24,7 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from reconciler.findings import Location
+from reconciler.inert import excerpt
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 """Larger files are refused unread: a map repo file is a few kilobytes."""
@@ -196,6 +197,15 @@ def _syntax_error(exc: yaml.MarkedYAMLError, path: str) -> YamlError:
     return YamlError(location, message, "yaml-syntax")
 
 
+def _kind_name(value: Any) -> str:
+    """What a scalar is, without quoting it: the file may not be a map at all (a token)."""
+    if isinstance(value, bool):
+        return "true/false value"
+    if isinstance(value, int | float):
+        return "number"
+    return "null value" if value is None else "string"
+
+
 def _plain(value: str) -> Any:
     """A plain (unquoted) scalar as YAML 1.1 reads it: int, float, bool, null or text."""
     cached = _plain_cache.get(value, _plain_cache)
@@ -261,7 +271,7 @@ class _Builder:
         if root is None and not self.root_written:
             raise YamlError(Location(self.path), "file has no content: no document", "empty-file")
         if not isinstance(root, dict):
-            found = "a list" if isinstance(root, list) else f"a scalar ({root!r:.40})"
+            found = "a list" if isinstance(root, list) else f"a single {_kind_name(root)}"
             raise YamlError(
                 _unpack(self.path, self.root_mark),
                 f"the top level must be a mapping of keys, found {found}",
@@ -412,7 +422,7 @@ class _Builder:
             first = frame.marks[list(target).index(key)] >> _COLUMN_BITS
             raise self.error(
                 event.start_mark,
-                f"duplicate key '{key}' (first defined on line {first})",
+                f"duplicate key {excerpt(key)} (first defined on line {first})",
                 "duplicate-key",
             )
         frame.key = key

@@ -9,6 +9,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from reconciler.inert import for_log, install_inert_logging
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 SUBCOMMANDS = {
@@ -49,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in arguments if not a.startswith("-")), "")
     args = build_parser(chosen).parse_args(arguments)
+    install_inert_logging()  # whatever handlers a command sets up, one record is one inert line
     logging.basicConfig(level=logging.WARNING, format="opsmap: %(levelname)s: %(message)s")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     if args.command == "check":
@@ -68,5 +71,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def usage_error(message: str) -> int:
-    print(f"opsmap: error: {message}", file=sys.stderr)
+    print(f"opsmap: error: {for_log(message)}", file=sys.stderr)
     return EXIT_USAGE

@@ -23,6 +23,7 @@ from reconciler.audit import (
     verify_chain,
 )
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
+from reconciler.inert import for_log, one_line
 
 SUMMARY_WIDTH = 80
 
@@ -52,18 +53,18 @@ def run(args: argparse.Namespace) -> int:
         reader = NotesReader(args.repo, notes_ref=args.ref)
         return _verify(reader) if args.what == "verify" else _list(reader, args)
     except AuditError as exc:
-        print(f"opsmap: error: {exc}", file=sys.stderr)
+        print(f"opsmap: error: {for_log(exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 
 def _verify(reader: NotesReader) -> int:
     notes = reader.read()
     if notes.bad_lines:
-        print(f"opsmap: chain broken: {notes.bad_lines[0]}", file=sys.stderr)
+        print(f"opsmap: chain broken: {for_log(notes.bad_lines[0])}", file=sys.stderr)
         return EXIT_FAILED
     broken = verify_chain(notes.records)
     if broken is not None:
-        print(f"opsmap: chain broken: {broken}", file=sys.stderr)
+        print(f"opsmap: chain broken: {for_log(broken)}", file=sys.stderr)
         return EXIT_FAILED
     print(f"chain intact: {len(notes.records)} records")
     return EXIT_OK
@@ -72,7 +73,7 @@ def _verify(reader: NotesReader) -> int:
 def _list(reader: NotesReader, args: argparse.Namespace) -> int:
     notes = reader.read()
     for bad in notes.bad_lines:
-        print(f"opsmap: warning: {bad}", file=sys.stderr)
+        print(f"opsmap: warning: {for_log(bad)}", file=sys.stderr)
     records = [found.record for found in notes.records]
     if args.commit is not None:
         commit = reader.resolve_commit(args.commit)
@@ -103,9 +104,10 @@ def _table(records: Sequence[AuditRecord]) -> str:
                 summary,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    shown = [tuple(one_line(cell) for cell in row) for row in rows]  # repo and host text
+    widths = [max(len(row[i]) for row in shown) for i in range(len(header) - 1)]
     out = []
-    for row in rows:
+    for row in shown:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         out.append("  ".join([*cells, row[-1]]).rstrip() + "\n")
     return "".join(out)

@@ -14,6 +14,7 @@ from agentless.runner import CheckRun, CheckTarget, run_checks
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
 from reconciler.cli.loading import load_valid_repo
 from reconciler.cli.run import add_key_dir_argument, key_dir_argument
+from reconciler.inert import one_line
 from reconciler.model.masking import Masker
 from reconciler.scheduler import CheckKey
 from reconciler.targets import scheduled_checks
@@ -114,15 +115,14 @@ def _masked(run: CheckRun, masker: Masker) -> CheckRun:
 
 def _table(rows: Sequence[tuple[CheckKey, CheckRun]]) -> str:
     header = ("MAP", "COMPONENT", "HOST", "CHECK", "STATE", "DURATION", "MESSAGE")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
     for key, r in rows:
-        message = " ".join(r.outcome.message.split())
+        message = one_line(" ".join(r.outcome.message.split()))
         if len(message) > MESSAGE_WIDTH:
             message = message[: MESSAGE_WIDTH - 1] + "…"
         duration = f"{r.duration_s * 1000:.0f}ms" if r.duration_s < 10 else f"{r.duration_s:.1f}s"
-        lines.append(
-            (key.map, key.component, key.host, key.check, r.outcome.state.name, duration, message)
-        )
+        names = (key.map, key.component, key.host, key.check)
+        lines.append((*(one_line(n) for n in names), r.outcome.state.name, duration, message))
     widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
     out = []
     for row in lines:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
 from reconciler.cli.loading import load_valid_repo
+from reconciler.inert import for_log
 from reconciler.model.policies import BUILTIN_VERBS
 from reconciler.policy import PolicySet, Question
 
@@ -58,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     decision = PolicySet.from_repo(repo).decide(
         Question(args.subject, verb, map_name, component_id, action)
     )
-    print(f"{decision.verdict}: {decision.rule}")
+    print(f"{decision.verdict}: {for_log(decision.rule)}")
     if args.verbose:
         for matched in decision.matched:
-            print(f"  matched {matched}")
+            print(f"  matched {for_log(matched)}")
     return EXIT_OK if decision.allowed else EXIT_FAILED

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
 from reconciler.findings import Finding, Severity, format_github, format_json, format_text
+from reconciler.inert import for_log
 from reconciler.repo import (
     FOLDER_KINDS,
     SETTINGS_FILE,
@@ -17,6 +18,7 @@ from reconciler.repo import (
     Kind,
     RepoFile,
     load_repo,
+    local_file,
     read_tree,
 )
 from reconciler.rules import check_repo, working_tree_probe
@@ -44,24 +46,27 @@ class Target:
     root: Path | None
     whole: bool = False
     """Report on every file (the repo itself was named)."""
-    named: dict[str, tuple[Path, Kind]] = field(default_factory=dict)
-    """Files named on the command line, by the path shown for them."""
+    named: dict[str, tuple[Path, Kind, str | None]] = field(default_factory=dict)
+    """Files named on the command line, by the path shown for them: the path given, how to
+    read it, and its path inside the repo (None outside one)."""
 
 
 def run(args: argparse.Namespace) -> int:
     targets: dict[Path | None, Target] = {}
     for given in args.paths:
         path = Path(given)
-        if not path.exists():
-            return usage_error(f"{given}: no such file or directory")
+        if not os.path.lexists(path):
+            return usage_error(f"{for_log(given)}: no such file or directory")
         if path.is_dir():
             targets.setdefault(path.resolve(), Target(path.resolve())).whole = True
             continue
         if path.suffix not in YAML_SUFFIXES:
-            return usage_error(f"{given}: not a .yaml or .yml file: OpsMap reads no other")
-        root, kind = locate_file(path)
+            return usage_error(f"{for_log(given)}: not a .yaml or .yml file: OpsMap reads no other")
+        found, kind = locate_file(path)
+        rel = os.path.relpath(os.path.abspath(path), found) if found is not None else None
+        root = found.resolve() if found is not None else None
         target = targets.setdefault(root, Target(root))
-        target.named[os.path.normpath(os.path.relpath(path))] = (path, kind)
+        target.named[os.path.normpath(os.path.relpath(path))] = (path, kind, rel)
     findings: list[Finding] = []
     for target in targets.values():
         findings.extend(validate_target(target, strict=args.strict))
@@ -80,9 +85,9 @@ def validate_target(target: Target, *, strict: bool) -> list[Finding]:
         display = os.path.relpath(target.root)
         files = list(read_tree(target.root, display_root="" if display == "." else display))
     found = {os.path.normpath(f.shown) for f in files}
-    for shown, (path, kind) in target.named.items():
+    for shown, (path, kind, rel) in target.named.items():
         if shown not in found:  # outside the repo's folders, or in one read_tree skips
-            files.append(RepoFile(shown, kind, path.read_bytes, path.stat().st_size, shown))
+            files.append(local_file(path, shown, kind, root=target.root, rel=rel))
     repo = load_repo(files, parallel=True)
     probe = working_tree_probe(target.root) if target.root is not None else None
     findings = check_repo(repo, strict=strict, probe=probe)
@@ -101,7 +106,8 @@ def locate_file(path: Path) -> tuple[Path | None, Kind]:
     ``maps/`` folder; otherwise on its own. The search stops at the top of a git work tree
     (a stray ``maps/`` in ``/tmp`` does not make every file below it part of a repo).
     """
-    resolved = path.resolve()
+    # Not resolved: a link in the repo is refused, unread, not taken for where it points.
+    resolved = Path(os.path.abspath(path))
     if resolved.name == SETTINGS_FILE:
         return resolved.parent, "settings"
     for ancestor in resolved.parents:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from reconciler.repo import FOLDER_KINDS, SETTINGS_FILE, Kind, kind_of
+from reconciler.repo import FOLDER_KINDS, SETTINGS_FILE, SYMLINK_REFUSAL, Kind, kind_of
 from reconciler.rules.files import PathInfo
 
 LS_TREE_ARGS = ("ls-tree", "-r", "-z", "--full-tree", "-l")
 """Arguments of the listing :func:`opsmap_entries` reads (then the commit, then ``--``)."""
 _BLOB_MODES = {"100644", "100755"}
+_LINK_MODE = "120000"
 _FOLDER_ORDER = {folder: index for index, folder in enumerate(FOLDER_KINDS, start=1)}
 
 
@@ -22,12 +23,16 @@ class TreeEntry:
     kind: Kind
     blob: str
     size: int
+    refused: tuple[str, str] | None = None
+    """Set for a symlink at an OpsMap place: a finding, never read (see ``read_tree``)."""
 
 
 def opsmap_entries(listing: bytes) -> list[TreeEntry]:
     """The OpsMap files of a listing, in :func:`reconciler.repo.read_tree`'s order.
 
-    Symlinks and submodules are left out: a revision is the content of its own tree.
+    A revision is the content of its own tree: a symlink at an OpsMap place (the settings
+    file, a top-level folder, anything below one) is an entry with ``refused`` set, as a
+    working tree's is; submodules are left out.
     """
     entries = []
     for entry in listing.decode("utf-8", "surrogateescape").split("\0"):
@@ -36,6 +41,12 @@ def opsmap_entries(listing: bytes) -> list[TreeEntry]:
             continue
         mode, kind, blob, size = meta.split()
         file_kind = kind_of(path)
+        if mode == _LINK_MODE:
+            top = PurePosixPath(path).parts[0]
+            link_kind = file_kind or FOLDER_KINDS.get(top)
+            if link_kind is not None:
+                entries.append(TreeEntry(path, link_kind, blob, 0, SYMLINK_REFUSAL))
+            continue
         if file_kind is None or kind != "blob" or mode not in _BLOB_MODES:
             continue
         entries.append(TreeEntry(path, file_kind, blob, int(size)))
@@ -47,6 +58,8 @@ def tree_order(path: str) -> tuple[object, ...]:
     if path in (SETTINGS_FILE, "opsmap.yml"):
         return (0, path)
     *folders, name = PurePosixPath(path).parts
+    if not folders:  # a top-level folder that is a link
+        return (_FOLDER_ORDER.get(name, 99),)
     return (_FOLDER_ORDER.get(folders[0], 99), *((1, d) for d in folders[1:]), (0, name))
 
 

@@ -12,6 +12,7 @@ from pydantic_core import ErrorDetails
 
 from agentless.checks.config import CONFIG_MODELS
 from reconciler.findings import Finding, Severity
+from reconciler.inert import excerpt
 from reconciler.model.common import IDENTIFIER_PATTERN, IDENTIFIER_RULE, MIN_INTERVAL_SECS
 from reconciler.source import YamlDocument
 
@@ -52,14 +53,14 @@ def _describe(
     where = _where(path[:-1] if path and path[-1] == field else path)
     if kind == "extra_forbidden":
         siblings = _keys_at(doc, path[:-1])
-        return "unknown-key", f"unknown key '{field}'{_did_you_mean(field, siblings)}{where}"
+        return "unknown-key", f"unknown key {excerpt(field)}{_did_you_mean(field, siblings)}{where}"
     if kind == "missing":
         return "missing-key", f"missing required key '{field}'{where}"
     if kind == "union_tag_invalid":
         expected = ctx.get("expected_tags", "")
         return (
             "unknown-check-type",
-            f"unknown check type {ctx.get('tag')!r} (known types: {expected})",
+            f"unknown check type {excerpt(ctx.get('tag'))} (known types: {expected})",
         )
     if kind == "union_tag_not_found":
         return "missing-key", f"missing required key 'type'{_where(path)}"
@@ -67,13 +68,13 @@ def _describe(
         noun = {"role": "role", "allow": "verb", "deny": "verb", "transport": "transport"}
         name = noun.get(field) or noun.get(str(loc[-2]) if len(loc) > 1 else "", "value")
         if len(loc) > 2 and loc[-3] == "actions":
-            return "bad-decision", f"{value!r} must be 'allow' or 'deny'{where}"
+            return "bad-decision", f"{excerpt(value)} must be 'allow' or 'deny'{where}"
         return (
             f"unknown-{name}",
-            f"unknown {name} {value!r} (expected {ctx.get('expected')}){where}",
+            f"unknown {name} {excerpt(value)} (expected {ctx.get('expected')}){where}",
         )
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == IDENTIFIER_PATTERN:
-        return "bad-id", f"{field} {value!r} is not a valid id: use {IDENTIFIER_RULE}{where}"
+        return "bad-id", f"{field} {excerpt(value)} is not a valid id: use {IDENTIFIER_RULE}{where}"
     if (
         kind == "greater_than_equal"
         and field.endswith("_secs")
@@ -82,12 +83,12 @@ def _describe(
         return (
             "interval-too-short",
             f"'{field}' must be at least {MIN_INTERVAL_SECS:g} s (anything shorter would keep "
-            f"the reconciler busy), got {value!r}{where}",
+            f"the reconciler busy), got {excerpt(value)}{where}",
         )
     if kind in {"greater_than", "greater_than_equal"} and field.endswith("_secs"):
-        return "not-positive", f"'{field}' must be positive, got {value!r}{where}"
+        return "not-positive", f"'{field}' must be positive, got {excerpt(value)}{where}"
     if field == "port" and kind in {"less_than_equal", "greater_than_equal"}:
-        return "bad-port", f"port {value!r} is out of range 1-65535{where}"
+        return "bad-port", f"port {excerpt(value)} is out of range 1-65535{where}"
     code = "bad-check-config" if "config" in loc else "invalid-value"
     if kind in {"value_error", "assertion_error"}:
         text = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -103,7 +104,7 @@ def _where(path: tuple[str | int, ...]) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return f" (in {text})"
+    return f" (in {text if len(text) <= 120 else text[:119] + '…'})"  # keys may be long
 
 
 def _keys_at(doc: YamlDocument, path: tuple[str | int, ...]) -> set[str]:

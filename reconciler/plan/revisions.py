@@ -169,7 +169,10 @@ def load_revisions(local: LocalRepo, base_ref: str, head_ref: str) -> tuple[Revi
 
 
 def _files(entries: Iterable[TreeEntry], content: dict[str, bytes]) -> list[RepoFile]:
-    return [RepoFile(e.path, e.kind, _reader(content, e.blob), e.size, e.path) for e in entries]
+    return [
+        RepoFile(e.path, e.kind, _reader(content, e.blob), e.size, e.path, e.refused)
+        for e in entries
+    ]
 
 
 def _reader(content: dict[str, bytes], blob: str) -> Callable[[], bytes]:

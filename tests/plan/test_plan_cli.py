@@ -43,7 +43,7 @@ def test_not_a_git_repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "not a git repository" in capsys.readouterr().err
 
 
-def test_invalid_head_prints_findings_as_validate(
+def test_invalid_head_reports_findings_in_markdown_and_as_validate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     case = GOLDEN / "component-added"
@@ -54,8 +54,21 @@ def test_invalid_head_prints_findings_as_validate(
     make_repo(tmp_path / "repo", case / "base", head)
     assert main(["plan", "--base", "base", "--repo", str(tmp_path / "repo")]) == 1
     out, err = capsys.readouterr()
-    assert out.startswith("maps/shop.yaml:4:5: error: unknown key 'nmae'")
+    assert out.startswith(MARKER)
+    assert "No plan: `HEAD` does not validate: **1 error(s)**" in out
+    assert "| `maps/shop.yaml:4:5` | error | `unknown-key` | unknown key 'nmae'" in out
+    assert err.startswith("maps/shop.yaml:4:5: error: unknown key 'nmae'")
     assert "no plan" in err
+
+
+def test_unknown_ref_still_writes_a_markdown_report(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", "--base", "no-such-branch", "--repo", str(repo)]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith(MARKER)
+    assert "No plan:" in out
+    assert "unknown revision &#39;" not in out  # plain text, no HTML escaping of quotes
 
 
 def test_markdown_is_truncated_under_the_limit(repo: Path) -> None:
@@ -65,7 +78,9 @@ def test_markdown_is_truncated_under_the_limit(repo: Path) -> None:
     short = render_markdown(plan, limit=3000)
     assert len(short) <= 3000
     assert short.startswith(MARKER)
-    assert "truncated" in short
+    assert "longer than fits here" in short
+    assert "**37 gained**" in short  # the counts stay
+    assert "more rights gained not shown — run `opsmap plan` locally" in short
     assert short.count("<details") == short.count("</details>")
 
 
