@@ -320,8 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bomb-size", type=int, default=10_000, help="components per bomb")
     args = parser.parse_args(argv)
+    # the bombs first, while this process is small: a child's peak RSS counts what it
+    # shared with its parent between fork and exec
+    bombs_met = args.bombs == "no" or bench_bombs(args.bomb_size)
     if args.bombs == "only":
-        return 0 if bench_bombs(args.bomb_size) else 1
+        return 0 if bombs_met else 1
     if args.maps < 1 or args.components < args.maps:
         parser.error("need at least one map and one component per map")
 
@@ -362,7 +365,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"goal <= {GOAL_SECONDS:.1f} s: {verdict} (best subprocess run {best:.2f} s)")
         if args.profile:
             print(profile(root))
-        bombs_met = args.bombs == "no" or bench_bombs(args.bomb_size)
         return 0 if best <= GOAL_SECONDS and bombs_met else 1
     finally:
         if temp is not None:
