@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import gc
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -520,21 +521,13 @@ class Reconciler:
             ) from None
 
     def _quietly(self) -> Snapshot:
-        """The snapshot, with no garbage collection meanwhile: its plain dicts and lists
-        are freed by reference counting; a collection would only walk them."""
-        gc.disable()
-        try:
+        with _no_collection():
             return self.snapshot()
-        finally:
-            gc.enable()
 
     def _status_document(self) -> bytes:
         started = time.monotonic()
-        gc.disable()
-        try:
+        with _no_collection():
             body = encode_json(self.snapshot())
-        finally:
-            gc.enable()
         finished = time.monotonic()
         with self._status_lock:
             self._last_status = (finished, finished - started, body)
@@ -554,12 +547,23 @@ class Reconciler:
             return False, f"event loop has not ticked for {behind:.1f} s"
         return True, None
 
-    def healthy(self) -> bool:
-        return self.health()[0]
-
     def _short_applied(self) -> str:
         applied = self.revisions.applied
         return f"revision {applied[:12]}" if applied else "no revision yet"
+
+
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile, as while a snapshot is built: its plain
+    dicts and lists are freed by reference counting, and a collection would only walk
+    them (stopping every thread, /healthz's too)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Stopping(Exception):

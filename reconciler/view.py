@@ -1,7 +1,9 @@
 """The reconciler's state as one JSON-ready snapshot: ``/api/v1/status`` and the metrics.
 
 Built on the event loop's thread (the only one that touches live state); the HTTP thread
-gets a finished snapshot and never iterates live dictionaries.
+gets a finished snapshot, or for ``/api/v1/status`` its JSON (:func:`encode_json`), and
+never iterates live dictionaries. Its size is linear in the repo: each component names at
+most a few of the failing components below it.
 """
 
 from __future__ import annotations
