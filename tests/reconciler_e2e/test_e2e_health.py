@@ -115,7 +115,12 @@ def test_a_blocked_loop_is_reported_with_a_reason_not_a_hang(
     try:
         assert started.wait(WAIT_S), "run_service did not start"
         address, loop = running["address"], running["loop"]
-        assert wait_for(lambda: get(address, "/healthz")[0] == 200, what="healthy at first")
+        head = remote.head()
+        assert wait_for(
+            lambda: get(address, "/api/v1/status")[1].get("last_applied_revision") == head,
+            what="the revision applied",
+        )
+        assert get(address, "/healthz")[0] == 200
 
         blocked = threading.Event()
 
@@ -143,7 +148,7 @@ def test_a_blocked_loop_is_reported_with_a_reason_not_a_hang(
         assert wait_for(lambda: get(address, "/healthz")[0] == 200, what="healthy again")
         code, status = get(address, "/api/v1/status")
         assert code == 200
-        assert status["last_applied_revision"] == remote.head()
+        assert status["last_applied_revision"] == head
     finally:
         if "loop" in running:
             running["loop"].call_soon_threadsafe(running["stop"].set)
