@@ -7,8 +7,18 @@ an inventory whose hosts match every selector, and some requests. Then times
 ``opsmap validate DIR`` as a subprocess (first run, best and median of the runs) and
 in-process, and prints the figures.
 
+Then the bombs a pull request could send, each one map of ``--bomb-size`` components
+(default 10,000), validated by a real ``opsmap validate`` whose time, peak RSS and output
+size are printed (goal: <= 2 s and <= 300 MB each, output bounded):
+
+- ``chain``: a valid chain, each component depending on the one before it;
+- ``fan``: each component also depends on the first (valid);
+- ``fan-cycle``: the same plus the first depending on the last, a cycle through all of
+  them (naively one finding per back edge, each with the whole path).
+
     python benchmarks/validate_bench.py [--components N] [--maps M] [--runs R]
                                         [--keep DIR] [--profile]
+                                        [--bombs also|only|no] [--bomb-size N]
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import random
 import shutil
@@ -28,6 +39,8 @@ import time
 from pathlib import Path
 
 GOAL_SECONDS = 2.0
+GOAL_RSS_MB = 300
+BOMBS = ("chain", "fan", "fan-cycle")
 ROLES = ("app", "db", "cache", "broker", "proxy", "worker")
 ENVS = ("production", "staging")
 
@@ -212,6 +225,57 @@ def time_subprocess(root: Path, runs: int) -> tuple[list[float], dict[str, objec
     return times, report
 
 
+def bomb_yaml(kind: str, n: int) -> str:
+    """One map of ``n`` components wired as the bomb ``kind`` says (see the docstring)."""
+    out = ["name: bomb", 'version: "1.0"', "components:"]
+    for i in range(n):
+        deps = [f"c{i - 1}"] if i else []
+        if kind in ("fan", "fan-cycle") and i > 1:
+            deps.append("c0")
+        if kind == "fan-cycle" and i == 0:
+            deps.append(f"c{n - 1}")
+        out += [f"  - id: c{i}", f"    name: Component {i}", "    type: service"]
+        if deps:
+            out.append(f"    dependencies: [{', '.join(deps)}]")
+    return "\n".join(out) + "\n"
+
+
+def run_measured(argv: list[str]) -> tuple[int, bytes, float, float]:
+    """Exit status, stdout, seconds and peak RSS (MB) of one process, waited by wait4."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        output = out.read()
+    return proc.returncode, output, elapsed, usage.ru_maxrss / 1024  # ru_maxrss is KiB
+
+
+def bench_bombs(size: int) -> bool:
+    met = True
+    for kind in BOMBS:
+        with tempfile.TemporaryDirectory(prefix=f"opsmap-bomb-{kind}-") as tmp:
+            root = Path(tmp)
+            (root / "maps").mkdir()
+            text = bomb_yaml(kind, size)
+            (root / "maps" / "bomb.yaml").write_text(text, encoding="utf-8")
+            argv = [*opsmap_command(), "validate", str(root)]
+            code, output, elapsed, rss = run_measured(argv)
+            _, as_json, _, _ = run_measured([*argv[:-1], "--format", "json", str(root)])
+            report = json.loads(as_json)
+            ok = elapsed <= GOAL_SECONDS and rss <= GOAL_RSS_MB and code in (0, 1)
+            met &= ok
+            print(
+                f"bomb {kind:9s} {size} components ({len(text) / 1024:.0f} KiB): exit {code}, "
+                f"{len(report['errors'])} error(s), output {len(output) / 1024:.1f} KiB, "
+                f"{elapsed:.2f} s, peak RSS {rss:.0f} MB "
+                f"(goal <= {GOAL_SECONDS:g} s, <= {GOAL_RSS_MB} MB: {'met' if ok else 'MISSED'})"
+            )
+    return met
+
+
 def time_in_process(root: Path) -> float:
     from reconciler.cli import main
 
@@ -251,7 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="subprocess runs (default 3)")
     parser.add_argument("--keep", type=Path, help="write the repo here and keep it")
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
+    parser.add_argument(
+        "--bombs", choices=("also", "only", "no"), default="also", help="run the bombs (also)"
+    )
+    parser.add_argument("--bomb-size", type=int, default=10_000, help="components per bomb")
     args = parser.parse_args(argv)
+    # the bombs first, while this process is small: a child's peak RSS counts what it
+    # shared with its parent between fork and exec
+    bombs_met = args.bombs == "no" or bench_bombs(args.bomb_size)
+    if args.bombs == "only":
+        return 0 if bombs_met else 1
     if args.maps < 1 or args.components < args.maps:
         parser.error("need at least one map and one component per map")
 
@@ -292,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"goal <= {GOAL_SECONDS:.1f} s: {verdict} (best subprocess run {best:.2f} s)")
         if args.profile:
             print(profile(root))
-        return 0 if best <= GOAL_SECONDS else 1
+        return 0 if best <= GOAL_SECONDS and bombs_met else 1
     finally:
         if temp is not None:
             temp.cleanup()

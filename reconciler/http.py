@@ -10,7 +10,6 @@ bounded by a timeout and every webhook body by a size limit.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from reconciler.view import encode_json
 from reconciler.webhook import MAX_WEBHOOK_BODY, SIGNATURE_HEADER, verify_signature
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,9 @@ class Endpoints:
     """What the handlers call; each is safe to call from the server's threads."""
 
     registry: CollectorRegistry
-    status: Callable[[], dict[str, Any]]
-    """Raises :class:`TimeoutError` (its text the reason) when the loop does not answer."""
+    status: Callable[[], bytes]
+    """The status document as JSON; :class:`TimeoutError` (its text the reason) when the
+    loop does not answer in time."""
     health: Callable[[], tuple[bool, str | None]]
     """Never waits: whether the loop keeps up, and the reason when it does not."""
     fetch_now: Callable[[], None]
@@ -74,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
             except TimeoutError as exc:
                 self._unavailable(str(exc))
                 return
-            self._json(HTTPStatus.OK, status)
+            self._reply(HTTPStatus.OK, status, "application/json")
         elif path == "/hooks/git":
             self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST"})
         else:
@@ -114,8 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "unhealthy", "reason": reason})
 
     def _json(self, code: HTTPStatus, payload: object) -> None:
-        body = json.dumps(payload, indent=1).encode() + b"\n"
-        self._reply(code, body, "application/json")
+        self._reply(code, encode_json(payload), "application/json")
 
     def _reply(self, code: HTTPStatus, body: bytes, content_type: str) -> None:
         self.send_response(code)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from agentless.result import CheckOutcome, CheckState
 from agentless.runner import CheckRun, run_check
@@ -37,15 +39,20 @@ from reconciler.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprin
 from reconciler.state import StateStore, check_rows
 from reconciler.status import ComponentStatus, component_status
 from reconciler.targets import scheduled_checks
-from reconciler.view import Revisions, Snapshot, build_snapshot
+from reconciler.view import Revisions, Snapshot, build_snapshot, encode_json
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PERSIST_INTERVAL_S = 10.0
 PERSIST_TIMEOUT_S = 60.0
 POLL_JITTER = 0.2
 SNAPSHOT_TIMEOUT_S = 5.0
 """How long another thread waits for the loop to build a snapshot before giving up."""
+SNAPSHOT_REUSE = 4.0
+"""Other threads get the last status document again while it is younger than this many
+times what it took to build: however often it is read, building it takes at most a fifth
+of the loop's time (a small repo's, built in a millisecond, is always fresh)."""
 HEARTBEAT_S = 0.25
 """How often the loop notes that it is running (real time, whatever the :class:`Clock`)."""
 STALL_S = 3.0
@@ -145,8 +152,10 @@ class Reconciler:
         self._last_tick: float | None = None
         """``time.monotonic()`` of the loop's last heartbeat; read by other threads."""
         self._heartbeat: asyncio.TimerHandle | None = None
-        self._pending_snapshot: concurrent.futures.Future[Snapshot] | None = None
-        self._snapshot_lock = threading.Lock()
+        self._pending_status: concurrent.futures.Future[bytes] | None = None
+        self._status_lock = threading.Lock()
+        self._last_status: tuple[float, float, bytes] | None = None
+        """When the last status document was finished, what it cost to build, the JSON."""
 
     # -- running ---------------------------------------------------------------------
 
@@ -481,21 +490,62 @@ class Reconciler:
         )
 
     def snapshot_from_thread(self, *, timeout: float | None = None) -> Snapshot:
-        """The snapshot, built on the event loop's thread whichever thread asks.
+        """The snapshot, built on the event loop's thread whichever thread asks (metrics).
 
-        Threads that ask while a build is pending share it. Raises :class:`TimeoutError`,
-        with the reason, when the loop does not get to it within ``timeout`` (default
-        :data:`SNAPSHOT_TIMEOUT_S`).
+        Raises :class:`TimeoutError`, with the reason, when the loop does not get to it
+        within ``timeout`` (default :data:`SNAPSHOT_TIMEOUT_S`).
         """
-        timeout = SNAPSHOT_TIMEOUT_S if timeout is None else timeout
+        future: concurrent.futures.Future[Snapshot] = concurrent.futures.Future()
+        built = self._on_loop(future, self._quietly, timeout)
+        return self._quietly() if built is None else built
+
+    def status_from_thread(self, *, timeout: float | None = None) -> bytes:
+        """``/api/v1/status``: the snapshot as JSON, built and encoded on the loop.
+
+        Threads that ask while one is being built share it, and get the last one again
+        while it is fresh (:data:`SNAPSHOT_REUSE`). Only bytes leave the loop: the dicts
+        of a large snapshot are freed at once, never walked by a garbage collection
+        (which would stop every thread, /healthz's too). :class:`TimeoutError` as
+        :meth:`snapshot_from_thread`.
+        """
+        with self._status_lock:
+            last = self._last_status
+            if last is not None and time.monotonic() - last[0] < SNAPSHOT_REUSE * last[1]:
+                return last[2]
+            future = self._pending_status
+            if future is None or future.done():
+                future = self._pending_status = concurrent.futures.Future()
+                fresh = True
+            else:
+                fresh = False
+        if not fresh:
+            return self._wait(future, timeout)
+        built = self._on_loop(future, self._status_document, timeout)
+        return self._status_document() if built is None else built
+
+    def _on_loop(
+        self,
+        future: concurrent.futures.Future[T],
+        build: Callable[[], T],
+        timeout: float | None,
+    ) -> T | None:
+        """``build()`` run on the loop, its result through ``future``; None when the caller
+        is the loop's own thread or there is no running loop (then the caller builds)."""
         loop = self._loop
         if loop is None or threading.get_ident() == self._loop_thread or loop.is_closed():
-            return self.snapshot()
-        with self._snapshot_lock:
-            future = self._pending_snapshot
-            if future is None or future.done():
-                future = self._pending_snapshot = concurrent.futures.Future()
-                loop.call_soon_threadsafe(self._build_snapshot, future)
+            return None
+
+        def run() -> None:
+            try:
+                future.set_result(build())
+            except Exception as exc:  # handed to the waiting threads
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return self._wait(future, timeout)
+
+    def _wait(self, future: concurrent.futures.Future[T], timeout: float | None) -> T:
+        timeout = SNAPSHOT_TIMEOUT_S if timeout is None else timeout
         try:
             return future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
@@ -504,11 +554,18 @@ class Reconciler:
                 f" ({self.health()[1] or 'it is busy'})"
             ) from None
 
-    def _build_snapshot(self, future: concurrent.futures.Future[Snapshot]) -> None:
-        try:
-            future.set_result(self.snapshot())
-        except Exception as exc:  # handed to the waiting threads
-            future.set_exception(exc)
+    def _quietly(self) -> Snapshot:
+        with _no_collection():
+            return self.snapshot()
+
+    def _status_document(self) -> bytes:
+        started = time.monotonic()
+        with _no_collection():
+            body = encode_json(self.snapshot())
+        finished = time.monotonic()
+        with self._status_lock:
+            self._last_status = (finished, finished - started, body)
+        return body
 
     def health(self) -> tuple[bool, str | None]:
         """Whether the loop is running and keeping up, and if not why; any thread, no wait.
@@ -524,12 +581,23 @@ class Reconciler:
             return False, f"event loop has not ticked for {behind:.1f} s"
         return True, None
 
-    def healthy(self) -> bool:
-        return self.health()[0]
-
     def _short_applied(self) -> str:
         applied = self.revisions.applied
         return f"revision {applied[:12]}" if applied else "no revision yet"
+
+
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile, as while a snapshot is built: its plain
+    dicts and lists are freed by reference counting, and a collection would only walk
+    them (stopping every thread, /healthz's too)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Stopping(Exception):

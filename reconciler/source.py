@@ -72,6 +72,8 @@ class YamlDocument:
     data: dict[str, Any]
     marks: dict[int, list[int]] = field(repr=False)
     root_mark: int = field(default=0, repr=False)
+    _key_positions: dict[int, dict[Any, int]] = field(default_factory=dict, repr=False)
+    """Per mapping located in, each key's position: a lookup, not a scan per finding."""
 
     @classmethod
     def from_parts(
@@ -87,7 +89,10 @@ class YamlDocument:
         for part in path:
             marks = self.marks.get(id(node))
             if isinstance(node, dict) and part in node:
-                index = list(node).index(part)
+                positions = self._key_positions.get(id(node))
+                if positions is None:
+                    positions = self._key_positions[id(node)] = {k: i for i, k in enumerate(node)}
+                index = positions[part]
             elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
                 index = part
             else:

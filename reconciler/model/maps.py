@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
@@ -148,4 +149,12 @@ class Map(StrictModel):
         return str(version) if isinstance(version, int | float) else version
 
     def component(self, component_id: str) -> Component | None:
-        return next((c for c in self.components if c.id == component_id), None)
+        """The first component with this id (a lookup: callers ask for every one in turn)."""
+        return self._by_id.get(component_id)
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Component]:
+        found: dict[str, Component] = {}
+        for component in self.components:
+            found.setdefault(component.id, component)
+        return found

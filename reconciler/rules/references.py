@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from reconciler.depgraph import capped
 from reconciler.findings import Finding, Severity
 from reconciler.model import Binding, Map
 from reconciler.model.policies import signer_problem
@@ -140,7 +141,14 @@ def requests(repo: MapRepo) -> Iterator[Finding]:
                     "unknown-action",
                     f"no component of map '{target.name}' has an action '{request.action}'",
                 )
-            selectors = [c.selector for c in target.components if c.action(request.action)]
+            # distinct selectors: a map's components share few, and each host is tried on each
+            selectors = list(
+                {
+                    tuple(sorted(c.selector.items())): c.selector
+                    for c in target.components
+                    if c.selector and c.action(request.action)
+                }.values()
+            )
         else:
             component = target.component(request.component)
             if component is None:
@@ -152,7 +160,7 @@ def requests(repo: MapRepo) -> Iterator[Finding]:
                 )
                 continue
             if component.action(request.action) is None:
-                known = ", ".join(a.name for a in component.actions) or "none"
+                known = capped([a.name for a in component.actions]) or "none"
                 yield Finding(
                     doc.locate(("action",)),
                     Severity.ERROR,

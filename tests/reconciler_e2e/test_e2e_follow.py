@@ -167,6 +167,7 @@ def test_a_dead_remote_keeps_the_service_running_on_its_revision(
     clone.push()
     service = opsmap(remote.file_url, poll_interval=1)
     service.wait_applied(first)
+    service.wait_check("a", "present", "OK")  # before the remote dies: fetches fail fast
     errors_before = counter(service.metrics(), "opsmap_git_fetch_total", result="error")
 
     shutil.rmtree(remote.path)
