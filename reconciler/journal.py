@@ -17,20 +17,6 @@ from typing import Literal
 
 RequestState = Literal["denied", "running", "succeeded", "failed", "unknown"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    path TEXT PRIMARY KEY,
-    commit_sha TEXT NOT NULL,
-    requester TEXT,
-    approver TEXT,
-    state TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    outcome TEXT
-);
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
@@ -46,11 +32,13 @@ class JournalEntry:
 
 
 class RequestJournal:
-    """The ``requests`` table of the state database (event-loop thread only)."""
+    """The ``requests`` table of the state database (event-loop thread only).
+
+    The table is part of the state database's one versioned schema (:mod:`reconciler.state`).
+    """
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._db.executescript(_SCHEMA)
 
     def get(self, path: str) -> JournalEntry | None:
         row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
+from reconciler.cli import EXIT_OK, usage_error
 
 log = logging.getLogger("opsmap")
 
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ServiceError as exc:
         print(f"opsmap: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exc.exit_code
     return EXIT_OK
 
 
