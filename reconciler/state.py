@@ -1,4 +1,6 @@
-"""The reconciler's durable state in SQLite: revisions and the last result of every check.
+"""The reconciler's durable state in SQLite: revisions and the last result of every check,
+and the one versioned schema of the whole database (the request journal's and the audit
+outbox's tables included), checked and migrated when the store opens.
 
 Times are stored as wall-clock epochs; the scheduler works on a monotonic clock, so the
 store is given the offset between the two when it loads or saves.
