@@ -17,23 +17,6 @@ from typing import Literal
 
 RequestState = Literal["denied", "running", "succeeded", "failed", "unknown"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    path TEXT PRIMARY KEY,
-    commit_sha TEXT NOT NULL,
-    requester TEXT,
-    approver TEXT,
-    state TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    outcome TEXT,
-    identity TEXT
-);
-"""
-_IDENTITY_COLUMN = "ALTER TABLE requests ADD COLUMN identity TEXT"
-"""A journal written before identities were kept gains the column (NULL for old rows)."""
-
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
@@ -51,15 +34,13 @@ class JournalEntry:
 
 
 class RequestJournal:
-    """The ``requests`` table of the state database (event-loop thread only)."""
+    """The ``requests`` table of the state database (event-loop thread only).
+
+    The table is part of the state database's one versioned schema (:mod:`reconciler.state`).
+    """
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
-        if "identity" not in columns:
-            with self._db:
-                self._db.execute(_IDENTITY_COLUMN)
 
     def get(self, path: str) -> JournalEntry | None:
         row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()

@@ -32,7 +32,15 @@ SWITCH_INTERVAL_S = 0.001
 
 
 class ServiceError(Exception):
-    """The reconciler cannot start: bad state directory, repo URL or listen address."""
+    """The reconciler cannot start: bad state directory, repo URL or listen address.
+
+    ``exit_code`` is 2 when the state directory is refused (not OpsMap's, in use by
+    another reconciler, written by a newer OpsMap), 1 otherwise.
+    """
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 async def run_service(
@@ -60,12 +68,13 @@ async def run_service(
     # millisecond rather than every 5, so /healthz answers quickly while the loop computes.
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     try:
-        store = StateStore(state_dir)
+        store = StateStore(state_dir)  # claims the directory first: nothing is touched before
     except StateError as exc:
-        raise ServiceError(str(exc)) from exc
+        raise ServiceError(str(exc), exit_code=2) from exc
     try:
         source = GitSource(repo, branch=branch, cache_dir=state_dir / "git")
     except ValueError as exc:
+        store.close()
         raise ServiceError(str(exc)) from exc
     checkout = state_dir / "checkout"
     ssh = SshTransport(SshSettings(base_dir=checkout, key_dir=ssh_key_dir))

@@ -197,6 +197,10 @@ def _decode(raw: bytes, path: str) -> str:
 def _syntax_error(exc: yaml.MarkedYAMLError, path: str) -> YamlError:
     mark = exc.problem_mark or exc.context_mark
     location = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path)
+    if exc.problem and "exceeded maximum nesting depth" in exc.problem:
+        # PyYAML >= 6.0.4's own limit, met while its scanner looks ahead in flow collections
+        # (``[[[[…``) before our builder sees MAX_DEPTH levels.
+        return YamlError(location, f"nesting is deeper than {MAX_DEPTH} levels", "too-deep")
     parts = [p for p in (exc.context, exc.problem) if p]
     message = "YAML syntax error: " + (", ".join(parts) if parts else str(exc))
     return YamlError(location, message, "yaml-syntax")

@@ -1,4 +1,8 @@
-"""Shared fixtures. ``sshd_fleet``: real OpenSSH servers on loopback (see tests/sshd.py)."""
+"""Shared fixtures. ``sshd_fleet``: real OpenSSH servers on loopback (see tests/sshd.py).
+
+Every test also runs under ``asyncio_leaks`` (fails a test that leaves asyncio tasks
+running) and, from pyproject, pytest-timeout and warnings as errors.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from sshd import SSHD, Fleet
+
+pytest_plugins = ["asyncio_leaks", "pytester"]
 
 
 @pytest.fixture(scope="session")

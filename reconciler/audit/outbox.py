@@ -1,7 +1,8 @@
 """The audit outbox: every record is committed to SQLite before anything else sees it.
 
 :class:`AuditLog` keeps the chain in the ``audit_records`` table of the state database
-(one connection, shared with the rest of the reconciler)::
+(one connection, shared with the rest of the reconciler; the table is part of the
+database's one versioned schema, in :mod:`reconciler.state`)::
 
     audit_records (
         seq          INTEGER PRIMARY KEY,   -- 1, 2, 3… with no gap
@@ -34,19 +35,6 @@ from typing import Any
 from reconciler.audit.errors import AuditFormatError, AuditStoreError
 from reconciler.audit.record import GENESIS_HASH, AuditRecord
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_records (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    hash TEXT NOT NULL,
-    record TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    delivered_at REAL
-);
-CREATE INDEX IF NOT EXISTS audit_records_pending ON audit_records (seq)
-    WHERE delivered_at IS NULL;
-"""
-
 
 def utc_timestamp() -> str:
     """Now, as ISO 8601 in UTC with milliseconds: ``2026-11-22T10:15:00.123Z``."""
@@ -60,8 +48,6 @@ class AuditLog:
         self._db = db
         self._clock = clock
         self._lock = threading.Lock()
-        with self._lock, _store("create the audit tables"):
-            self._db.executescript(_SCHEMA)
 
     def append(
         self,

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ServiceError as exc:
         print(f"opsmap: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exc.exit_code
     return EXIT_OK
 
 

@@ -61,11 +61,14 @@ def _variants(base: type[StrictModel], suffix: str) -> tuple[type[Any], ...]:
         except ValidationError:
             config_field = ...
         title = "".join(part.capitalize() for part in kind.replace(":", "_").split("_"))
+        # A Literal built from a runtime value is a type to pydantic, but no static type
+        # form to mypy (pydantic >= 2.14 types create_model's fields as TypeForm).
+        type_field: Any = Literal[kind]
         variants.append(
             create_model(
                 f"{title}{suffix}",
                 __base__=base,
-                type=(Literal[kind], ...),
+                type=(type_field, ...),
                 config=(config_model, config_field),
             )
         )

@@ -22,6 +22,7 @@ from gitrepos import ALICE, BOB, BareRepo, Clone  # noqa: E402
 
 from reconciler.audit import AuditLog, NotesPublisher  # noqa: E402
 from reconciler.gitsource import GitSource  # noqa: E402
+from reconciler.state import StateStore  # noqa: E402
 
 
 @pytest.fixture
@@ -40,11 +41,12 @@ def world(tmp_path: Path) -> World:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = sqlite3.connect(tmp_path / "state.sqlite3", check_same_thread=False)
+    """The state database's connection, with its whole schema (as the reconciler has it)."""
+    store = StateStore(tmp_path / "state")
     try:
-        yield connection
+        yield store.db
     finally:
-        connection.close()
+        store.close()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ check, a watched local checkout, a remote that disappears."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from e2e_support import (
     wait_for,
 )
 from gitrepos import ALICE, BOB, BareRepo, Clone
+
+from reconciler.audit import NOTES_REF
 
 Start = Callable[..., Opsmap]
 
@@ -169,6 +172,20 @@ def test_a_dead_remote_keeps_the_service_running_on_its_revision(
     service.wait_applied(first)
     service.wait_check("a", "present", "OK")  # before the remote dies: fetches fail fast
     errors_before = counter(service.metrics(), "opsmap_git_fetch_total", result="error")
+    # The revision's audit record is pushed to this remote as a git note: removing the
+    # remote while that push writes into it would race with git, not test OpsMap.
+    wait_for(
+        lambda: (
+            counter(service.metrics(), "opsmap_audit_pending") == 0
+            and subprocess.run(
+                ["git", "--git-dir", str(remote.path), "rev-parse", "--verify", "-q", NOTES_REF],
+                capture_output=True,
+                check=False,
+            ).returncode
+            == 0
+        ),
+        what="the audit note of the first revision pushed to the remote",
+    )
 
     shutil.rmtree(remote.path)
 
