@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from agentless.childenv import SECRET_ENV, secret_names
-from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
+from reconciler.cli import EXIT_OK, usage_error
 
 log = logging.getLogger("opsmap")
 
