@@ -9,7 +9,7 @@
     ├── AuditReadError      a repo's audit notes cannot be read (not a repo, no notes ref)
     └── AuditFormatError    a note line is not an audit record
 
-Library exceptions (gitpython's, sqlite3's, git's own errors from
+Library exceptions (sqlite3's, git's own errors from
 :mod:`reconciler.git.errors`) never pass through: they are translated here, with the
 original kept as ``__cause__``, and remote URLs have their credentials masked.
 """

@@ -6,7 +6,7 @@
     ├── RemoteUnreachable   the remote did not answer: dead, refused, timed out; retry later
     └── UnknownCommit       a SHA this mirror does not hold (never fetched, or not a commit)
 
-Library exceptions (gitpython's ``GitCommandError``, ``OSError``) never pass through: they
+Library exceptions (``subprocess``'s ``TimeoutExpired``, ``OSError``) never pass through: they
 are translated where git is run, with the original kept as ``__cause__``.
 """
 
