@@ -7,9 +7,9 @@ checkout: the OpsMap files of a tree (:meth:`GitSource.files_at`), the first-par
 history between two heads with the request files each commit added, and what the commits
 a merge brought in did to request files, and who signed them.
 
-It is synchronous (git runs as a child process); the reconciler calls it through ``asyncio.to_thread``.
-A lock makes every call safe from any thread, one at a time. Every git command has a
-timeout, never prompts, and for SSH never accepts an unknown host key.
+It is synchronous (git runs as a child process); the reconciler calls it through
+``asyncio.to_thread``. A lock makes every call safe from any thread, one at a time. Every
+git command has a timeout, never prompts, and for SSH never accepts an unknown host key.
 
 Errors (see :mod:`reconciler.git.errors`): :class:`GitSourceError`, and under it
 :class:`RemoteUnreachable` (retry at the next poll) and :class:`UnknownCommit`.
