@@ -145,10 +145,10 @@ def _operations(
         operations.set_phase(map_name, component, phase)
 
     cursor = store.get_meta().get(CURSOR_KEY)
-    outbox = AuditLog(store.db)
+    outbox = AuditLog(store.db, writes=store.writes)
     processor = RequestProcessor(
         source=source,
-        journal=RequestJournal(store.db),
+        journal=RequestJournal(store.journal_db, writes=store.writes),
         auditor=outbox,
         executor=ActionRunner(
             transport,
@@ -158,7 +158,7 @@ def _operations(
         ),
         counters=MetricCounters(reconciler.metrics),
         cursor=cursor if isinstance(cursor, str) else None,
-        save_cursor=lambda sha: store.set_meta({CURSOR_KEY: sha}),
+        save_cursor=lambda sha: store.set_meta({CURSOR_KEY: sha}, what="cursor"),
         applied_revision=lambda: reconciler.revisions.applied,
     )
     operations = Operations(
