@@ -45,6 +45,11 @@ from reconciler.statewrite import StateWriteError, wait_written
 log = logging.getLogger(__name__)
 
 CURSOR_KEY = "requests_cursor"
+_STEPS = {
+    "start": "not started",
+    "outcome": "it ran; its outcome is not recorded yet",
+    "recovery": "marking requests the last process left running",
+}
 
 
 class Auditor(Protocol):
@@ -133,7 +138,7 @@ class RequestProcessor:
         await wait_written(
             lambda: self.journal.recover(self._report_unknown),
             clock=self._clock,
-            waiting=self._wait,
+            waiting=functools.partial(self._wait, step="recovery"),
         )
         self._resumed()
 
@@ -163,28 +168,35 @@ class RequestProcessor:
             try:
                 await self._process(head)
             except StateWriteError as exc:
-                self._wait(exc)
+                self._wait(exc, step="start")
                 await self._clock.sleep(exc.delay)
             else:
                 self._resumed()
                 return
 
-    def _wait(self, exc: StateWriteError) -> None:
-        """``exc`` stopped the request being handled: it waits, and says why."""
-        path, commit = self._handling or ("", "")
+    def _wait(self, exc: StateWriteError, *, step: str) -> None:
+        """``exc`` stopped the request being handled at ``step``: it waits, and says why.
+
+        ``step`` is ``start`` (not started: its journal row or the records before it could
+        not be written), ``outcome`` (it ran; its outcome is not recorded yet) or
+        ``recovery`` (requests left running by the last process are being marked)."""
+        path, commit = ("", "") if step == "recovery" else (self._handling or ("", ""))
         previous = self.waiting
-        if previous is None or (previous["request"], previous["reason"]) != (path, exc.reason):
+        key = (path or None, step, str(exc))
+        if previous is None or (previous["request"], previous["step"], previous["reason"]) != key:
             log.error(
-                "request %s waits: %s; it goes on when the state can be written",
+                "request %s waits (%s): %s; it goes on when the state can be written",
                 path or "recovery",
+                _STEPS[step],
                 exc,
             )
-        since = previous["since"] if previous and previous["request"] == path else time.time()
+        same = previous is not None and previous["request"] == (path or None)
         self.waiting = {
             "request": path or None,
             "commit": commit or None,
+            "step": step,
             "reason": str(exc),
-            "since": since,
+            "since": previous["since"] if same and previous else time.time(),
         }
 
     def _resumed(self) -> None:
@@ -348,7 +360,7 @@ class RequestProcessor:
         await wait_written(
             lambda: self.journal.finished(path, result, recorded),
             clock=self._clock,
-            waiting=self._wait,
+            waiting=functools.partial(self._wait, step="outcome"),
         )
         self._resumed()
         for step in verdict.steps:

@@ -139,6 +139,7 @@ def test_a_full_state_disk_keeps_the_loop_and_every_decision(make_world: WorldFa
         [waiting] = status["requests_pending"]
         assert waiting["request"] == path
         assert waiting["commit"] == merge
+        assert waiting["step"] == "start"
         assert FULL in waiting["reason"]
         assert "waits" in world.running.stderr()
         assert world.journal(path) is None
