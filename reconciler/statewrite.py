@@ -94,7 +94,7 @@ class StateWrites:
             current.failures += 1
             failures = current.failures
         if changed:
-            log.error("state: cannot write %s: %s (kept in memory, retried)", what, reason)
+            log.error("state: cannot write %s: %s (retried with backoff)", what, reason)
         if self.on_failure is not None:
             self.on_failure(what)
         return StateWriteError(what, reason, delay=self._backoff.delay(failures, self._rng))
