@@ -5,6 +5,11 @@ or rewritten by a force-push, is the same request and never runs twice. Its row 
 written, and committed, **before** its action starts; a row still ``running`` when the
 reconciler starts again is a request whose outcome is unknown (the process died during
 it): it is marked ``unknown`` and reported, never run again by itself.
+
+The journal is given the state store's ``synchronous=FULL`` connection
+(:attr:`reconciler.state.StateStore.journal_db`). A write that fails (disk full, I/O
+error, locked) raises :class:`~reconciler.statewrite.StateWriteError` and leaves the table
+as it was: a request whose ``running`` row could not be written does not start.
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from reconciler.statewrite import StateWrites
 
 RequestState = Literal["denied", "running", "succeeded", "failed", "unknown"]
 
@@ -39,8 +47,9 @@ class RequestJournal:
     The table is part of the state database's one versioned schema (:mod:`reconciler.state`).
     """
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, *, writes: StateWrites | None = None) -> None:
         self._db = db
+        self._writes = writes or StateWrites()
 
     def get(self, path: str) -> JournalEntry | None:
         row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()
@@ -73,19 +82,27 @@ class RequestJournal:
         self._insert(path, commit, requester, approver, "running", rule, identity, finished=False)
 
     def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
-        with self._db:
+        with self._writes.guard("journal"), self._db:
             self._db.execute(
                 "UPDATE requests SET state = ?, finished_at = ?, outcome = ? WHERE path = ?",
                 (state, time.time(), json.dumps(outcome, sort_keys=True), path),
             )
 
-    def recover(self) -> list[JournalEntry]:
-        """Requests left running by a process that died: now ``unknown``, returned once."""
+    def recover(
+        self, on_unknown: Callable[[JournalEntry], None] | None = None
+    ) -> list[JournalEntry]:
+        """Requests left running by a process that died: now ``unknown``, returned once.
+
+        ``on_unknown`` is told of each as soon as it is marked. :class:`StateWriteError`
+        if one cannot be marked: those marked before it were told of and are not found
+        again; it and the rest are, by the next call."""
         stale = [
             _entry(r) for r in self._db.execute("SELECT * FROM requests WHERE state = 'running'")
         ]
         for entry in stale:
             self.finished(entry.path, "unknown", {"reason": "OpsMap stopped while the action ran"})
+            if on_unknown is not None:
+                on_unknown(entry)
         return stale
 
     def _insert(
@@ -102,7 +119,7 @@ class RequestJournal:
     ) -> None:
         now = time.time()
         people = None if identity is None else json.dumps(identity, sort_keys=True)
-        with self._db:
+        with self._writes.guard("journal"), self._db:
             self._db.execute(
                 "INSERT INTO requests (path, commit_sha, requester, approver, state, rule,"
                 " created_at, finished_at, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from reconciler.statewrite import WHATS
 from reconciler.status import STATUSES
 from reconciler.view import Snapshot
 
@@ -58,7 +59,18 @@ class Metrics:
         self.webhook_total = Counter(
             "opsmap_webhook_requests", "Webhook calls, by result", ["result"], registry=registry
         )
+        self.state_write_errors_total = Counter(
+            "opsmap_state_write_errors",
+            "Writes to the state database that failed (disk full, I/O error, locked), by what",
+            ["what"],
+            registry=registry,
+        )
+        for what in WHATS:  # every series from the start, so that an increase shows
+            self.state_write_errors_total.labels(what)
         registry.register(SnapshotCollector(snapshot))
+
+    def state_write_failed(self, what: str) -> None:
+        self.state_write_errors_total.labels(what).inc()
 
     def forget_check(self, map_name: str, component: str, check: str) -> None:
         """Drop the series of a check that no longer exists (absent series are fine)."""

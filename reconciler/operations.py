@@ -5,7 +5,8 @@
 order, in its own task so a long backup never delays the checks), writes audit records
 for revisions and component status changes, shows ``starting``/``stopping`` while an
 action runs, and delivers pending audit records as git notes in the background, retrying
-while the remote is unreachable.
+while the remote is unreachable. Audit records the state database could not store yet are
+stored by the same loop first, retried with backoff while the state is not writable.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from reconciler.findings import Finding
 from reconciler.metrics import Metrics
 from reconciler.repo import MapRepo
 from reconciler.request_processor import Auditor, RequestProcessor
+from reconciler.statewrite import StateWriteError
 from reconciler.status import ComponentStatus
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,9 @@ class AuditOutbox(Auditor, Protocol):
     def pending(self, *, limit: int | None = None) -> Sequence[Any]: ...
 
     def pending_count(self) -> int: ...
+
+    @property
+    def unstored(self) -> int: ...
 
     def mark_delivered(self, seqs: Sequence[int]) -> None: ...
 
@@ -70,6 +75,8 @@ class Operations:
         self._deliver_now = asyncio.Event()
         self.applied: str | None = None
         self.delivery_error: str | None = None
+        self._store_retry_s: float | None = None
+        """Set while the outbox cannot be written: the delay before the next attempt."""
 
     # -- hooks ---------------------------------------------------------------------------
 
@@ -122,9 +129,12 @@ class Operations:
         return self._phases
 
     def snapshot_extra(self) -> dict[str, Any]:
+        waiting = self.processor.waiting
         return {
             "audit_pending": self.outbox.pending_count(),
+            "audit_unstored": self.outbox.unstored,
             "audit_delivery_error": self.delivery_error,
+            "requests_pending": [] if waiting is None else [dict(waiting)],
         }
 
     def set_phase(self, map_name: str, component: str, phase: ComponentStatus | None) -> None:
@@ -137,7 +147,7 @@ class Operations:
     # -- background ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self.processor.recover()
+        await self.processor.recover()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._process_requests(), name="requests")
             group.create_task(self._deliver_audit(), name="audit delivery")
@@ -165,14 +175,23 @@ class Operations:
                 if await self.deliver()
                 else min(delay * 2, DELIVERY_RETRY_MAX_S)
             )
+            if self._store_retry_s is not None:  # the state's own backoff, not the remote's
+                delay = self._store_retry_s
 
     async def deliver(self) -> bool:
         """Push pending records as git notes; False (and kept pending) if the remote failed.
 
         At most :data:`DELIVERY_BATCH` records at a time; when more are pending, delivery
         goes on at once. The outbox is read on the loop: a bounded read of one indexed
-        table. The push runs in a thread, under the git runner's timeouts.
+        table. The push runs in a thread, under the git runner's timeouts. Records not
+        stored yet are stored first; False while the state cannot be written.
         """
+        try:
+            self.outbox.flush()
+        except StateWriteError as exc:
+            self._store_retry_s = exc.delay
+            return False
+        self._store_retry_s = None
         records = list(self.outbox.pending(limit=DELIVERY_BATCH))
         if not records or self.publisher is None:
             return True
@@ -183,7 +202,11 @@ class Operations:
                 log.warning("audit: %d record(s) not delivered yet: %s", len(records), exc)
             self.delivery_error = str(exc)
             return False
-        self.outbox.mark_delivered([r.seq for r in records])
+        try:
+            self.outbox.mark_delivered([r.seq for r in records])
+        except StateWriteError as exc:  # pushed, but still pending: pushed again (once by id)
+            self._store_retry_s = exc.delay
+            return False
         if self.delivery_error is not None:
             log.info("audit: delivered again; %d record(s) pushed", len(records))
         self.delivery_error = None
@@ -196,7 +219,8 @@ class Operations:
     ) -> None:
         # on the loop: one row read and one row written in SQLite (WAL, synchronous=NORMAL:
         # no fsync per commit), so cheap and bounded; and the record is durable before
-        # anything else happens, which a hand-off to a thread would not guarantee.
+        # anything else happens, which a hand-off to a thread would not guarantee. When
+        # the state cannot be written, the outbox keeps it and delivery stores it later.
         self.outbox.append(
             action=action,
             actor=actor,
@@ -208,7 +232,9 @@ class Operations:
         self._wake_delivery()
 
     def _wake_delivery(self) -> None:
-        """Deliver soon, unless the remote is failing: then the retry backoff decides."""
+        """Deliver soon, unless the remote or the state is failing: then backoff decides."""
+        if self._store_retry_s is not None:
+            return
         if self.delivery_error is None and self.outbox.pending_count():
             self._deliver_now.set()
 

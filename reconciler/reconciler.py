@@ -37,6 +37,7 @@ from reconciler.repo import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo
 from reconciler.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
 from reconciler.state import StateStore, check_rows
+from reconciler.statewrite import StateWriteError
 from reconciler.status import ComponentStatus, component_status
 from reconciler.targets import scheduled_checks
 from reconciler.view import Revisions, Snapshot, build_snapshot, encode_json
@@ -132,6 +133,7 @@ class Reconciler:
         self._rng = rng or random.Random()
         self.hooks = hooks
         self.metrics = Metrics(metrics_registry, self.snapshot_from_thread)
+        store.writes.on_failure = self.metrics.state_write_failed
         self.revisions = Revisions()
         self.repo: MapRepo | None = None
         self.scheduled: list[ScheduledCheck] = []
@@ -452,11 +454,19 @@ class Reconciler:
             self.hosts_reachable = {str(k): bool(v) for k, v in reachable.items()}
 
     def persist_meta(self) -> None:
-        self.store.set_meta({**self.revisions.to_meta(), "hosts_reachable": self.hosts_reachable})
+        """Save the revisions' state; when it cannot be written, the next periodic save
+        writes it (the failure is logged, counted and on /healthz by the store)."""
+        with contextlib.suppress(StateWriteError):
+            self.store.set_meta(
+                {**self.revisions.to_meta(), "hosts_reachable": self.hosts_reachable}
+            )
 
     def persist(self) -> None:
         self.persist_meta()
-        self.store.save_checks(self.statuses, wall_offset=self.wall_offset)
+        try:
+            self.store.save_checks(self.statuses, wall_offset=self.wall_offset)
+        except StateWriteError as exc:
+            log.error("check states not saved on the way out: %s", exc)
 
     async def _persist_periodically(self) -> None:
         while True:
@@ -470,6 +480,8 @@ class Reconciler:
                     await asyncio.to_thread(self.store.write_check_rows, rows)
             except TimeoutError:
                 log.warning("saving check states took over %g s; still trying", PERSIST_TIMEOUT_S)
+            except StateWriteError:
+                pass  # logged, counted and on /healthz by the store; saved again next time
 
     # -- views -----------------------------------------------------------------------
 
@@ -485,6 +497,7 @@ class Reconciler:
             extra={
                 "fetch_error": self.fetch_error,
                 "ssh_connections": getattr(self.transport, "connection_count", 0),
+                "state_write_errors": self.store.writes.failing(),
                 **(self.hooks.snapshot_extra() if self.hooks is not None else {}),
             },
         )
@@ -572,6 +585,7 @@ class Reconciler:
 
         Reads the heartbeat the loop keeps current: a blocked or overloaded loop shows
         as unhealthy with how long it has not ticked, instead of a health check that hangs.
+        Unhealthy too while writes to the state fail (disk full…), with what and why.
         """
         last, loop = self._last_tick, self._loop
         if last is None or loop is None or loop.is_closed():
@@ -579,6 +593,9 @@ class Reconciler:
         behind = time.monotonic() - last
         if behind > STALL_S:
             return False, f"event loop has not ticked for {behind:.1f} s"
+        problem = self.store.writes.problem()
+        if problem is not None:
+            return False, problem
         return True, None
 
     def _short_applied(self) -> str:

@@ -8,6 +8,14 @@ Who asked and who approved come from :func:`reconciler.git.attribution.attribute
 of the commits (the author of the commit that added the file, the author of the merge;
 none for a direct commit), or with ``require_signed_commits`` verified signers only. Every
 audit record of a request carries them (``details.identity``), ``verified`` or not.
+
+State that cannot be written (:class:`~reconciler.statewrite.StateWriteError`: disk full,
+I/O error) never stops the processor and never loses a decision: a request whose journal
+row cannot be written does not start; it waits (:attr:`RequestProcessor.waiting` says
+which and why) and processing goes on from the cursor where it stopped, with backoff,
+when the state can be written again: requests already journaled are not run again, none
+after it is skipped. An outcome that cannot be recorded is retried until it is; a cursor
+that cannot be saved is saved later (the journal alone keeps requests from running twice).
 """
 
 from __future__ import annotations
@@ -15,25 +23,33 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from agentless.inventory import Host
+from reconciler.clock import Clock, RealClock
 from reconciler.git.attribution import Attribution, attribute
 from reconciler.git.changes import AllowedSigner
 from reconciler.gitsource import Commit, GitSource, GitSourceError
-from reconciler.journal import RequestJournal, RequestState
+from reconciler.journal import JournalEntry, RequestJournal, RequestState
 from reconciler.judge import Base, Judgement, judge
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.requests import ALL_COMPONENTS
 from reconciler.repo import load_repo
 from reconciler.source import YamlError, parse_yaml
+from reconciler.statewrite import StateWriteError, wait_written
 
 log = logging.getLogger(__name__)
 
 CURSOR_KEY = "requests_cursor"
+_STEPS = {
+    "start": "not started",
+    "outcome": "it ran; its outcome is not recorded yet",
+    "recovery": "marking requests the last process left running",
+}
 
 
 class Auditor(Protocol):
@@ -47,6 +63,10 @@ class Auditor(Protocol):
         commit: str,
         revision: str | None,
     ) -> object: ...
+
+    def flush(self) -> int:
+        """Store records kept in memory; StateWriteError while the state is not writable."""
+        ...
 
 
 class Outcome(Protocol):
@@ -86,6 +106,7 @@ class RequestProcessor:
         cursor: str | None,
         save_cursor: Any,
         applied_revision: Any,
+        clock: Clock | None = None,
     ) -> None:
         self.source = source
         self.journal = journal
@@ -96,35 +117,106 @@ class RequestProcessor:
         self._save_cursor = save_cursor
         self._applied_revision = applied_revision
         self._last_base: tuple[str, Base] | None = None
+        self._clock = clock or RealClock()
+        self._cursor_unsaved = False
+        self._handling: tuple[str, str] | None = None
+        """The request file and commit being handled (named when it has to wait)."""
+        self.waiting: dict[str, Any] | None = None
+        """The request that waits for the state to be writable, and why; None if none."""
 
     def start_from(self, sha: str) -> None:
         """Requests already on the branch at ``sha`` are history: none of them runs."""
         if self.cursor is None:
             log.info("requests up to %s are history: none of them will run", sha[:12])
             self.cursor = sha
-            self._save_cursor(sha)
+            self._store_cursor(sha)
 
-    def recover(self) -> None:
-        """Report requests whose action was running when OpsMap last stopped: never rerun."""
-        for entry in self.journal.recover():
-            log.error(
-                "request %s: outcome unknown (OpsMap stopped while it ran); not re-run", entry.path
-            )
-            self.counters.request("unknown")
-            self.auditor.append(
-                action="action.unknown",
-                actor=entry.requester or "unknown",
-                target={"request": entry.path},
-                details={
-                    "reason": "OpsMap stopped while the action ran; it is not run again",
-                    "identity": entry.identity,
-                },
-                commit=entry.commit,
-                revision=self._applied_revision(),
-            )
+    async def recover(self) -> None:
+        """Report requests whose action was running when OpsMap last stopped: never rerun.
+
+        Retried (with backoff) until every one of them is marked ``unknown``."""
+        await wait_written(
+            lambda: self.journal.recover(self._report_unknown),
+            clock=self._clock,
+            waiting=functools.partial(self._wait, step="recovery"),
+        )
+        self._resumed()
+
+    def _report_unknown(self, entry: JournalEntry) -> None:
+        log.error(
+            "request %s: outcome unknown (OpsMap stopped while it ran); not re-run", entry.path
+        )
+        self.counters.request("unknown")
+        self.auditor.append(
+            action="action.unknown",
+            actor=entry.requester or "unknown",
+            target={"request": entry.path},
+            details={
+                "reason": "OpsMap stopped while the action ran; it is not run again",
+                "identity": entry.identity,
+            },
+            commit=entry.commit,
+            revision=self._applied_revision(),
+        )
 
     async def process(self, head: str) -> None:
-        """Every request merged after the cursor and up to ``head``, in first-parent order."""
+        """Every request merged after the cursor and up to ``head``, in first-parent order.
+
+        While the journal cannot be written, waits (with backoff) and goes on from the
+        cursor, where it stopped."""
+        while True:
+            try:
+                await self._process(head)
+            except StateWriteError as exc:
+                self._wait(exc, step="start")
+                await self._clock.sleep(exc.delay)
+            else:
+                self._resumed()
+                return
+
+    def _wait(self, exc: StateWriteError, *, step: str) -> None:
+        """``exc`` stopped the request being handled at ``step``: it waits, and says why.
+
+        ``step`` is ``start`` (not started: its journal row or the records before it could
+        not be written), ``outcome`` (it ran; its outcome is not recorded yet) or
+        ``recovery`` (requests left running by the last process are being marked)."""
+        path, commit = ("", "") if step == "recovery" else (self._handling or ("", ""))
+        previous = self.waiting
+        key = (path or None, step, str(exc))
+        if previous is None or (previous["request"], previous["step"], previous["reason"]) != key:
+            log.error(
+                "request %s waits (%s): %s; it goes on when the state can be written",
+                path or "recovery",
+                _STEPS[step],
+                exc,
+            )
+        same = previous is not None and previous["request"] == (path or None)
+        self.waiting = {
+            "request": path or None,
+            "commit": commit or None,
+            "step": step,
+            "reason": str(exc),
+            "since": previous["since"] if same and previous else time.time(),
+        }
+
+    def _resumed(self) -> None:
+        if self.waiting is not None:
+            log.warning("request %s: the state is writable again, going on",
+                        self.waiting["request"] or "recovery")  # fmt: skip
+            self.waiting = None
+
+    def _store_cursor(self, sha: str) -> None:
+        """Save the cursor; when it cannot be written, it is saved again later."""
+        try:
+            self._save_cursor(sha)
+        except StateWriteError:
+            self._cursor_unsaved = True  # reported by the store; the journal keeps requests once
+        else:
+            self._cursor_unsaved = False
+
+    async def _process(self, head: str) -> None:
+        if self.cursor is not None and self._cursor_unsaved:
+            self._store_cursor(self.cursor)
         if self.cursor is None or self.cursor == head:
             return
         # Git is read in threads (each git command under the runner's timeout). The journal,
@@ -138,11 +230,12 @@ class RequestProcessor:
             if not paths:
                 continue
             await self._handle_commit(commit, paths)
+            self._handling = None
             self.cursor = commit.sha
-            self._save_cursor(commit.sha)
+            self._store_cursor(commit.sha)
         if commits and self.cursor != commits[-1].sha:
             self.cursor = commits[-1].sha
-            self._save_cursor(self.cursor)
+            self._store_cursor(self.cursor)
 
     def _new(self, path: str) -> bool:
         previous = self.journal.get(path)
@@ -169,6 +262,7 @@ class RequestProcessor:
             # Never run what cannot be attributed; never stop the loop for one merge either.
             nobody = Attribution(None, None).to_json()
             for path in paths:
+                self._handling = (path, commit.sha)
                 self._deny(
                     commit, path, None, None, f"who asked is unknown: {exc}", {}, identity=nobody
                 )
@@ -179,6 +273,7 @@ class RequestProcessor:
     async def _handle(
         self, commit: Commit, path: str, base: Base | None, people: Attribution
     ) -> None:
+        self._handling = (path, commit.sha)
         requester = people.requester.identity if people.requester else None
         approver = people.approver.identity if people.approver else None
         identity = people.to_json()
@@ -225,6 +320,9 @@ class RequestProcessor:
         assert verdict.map is not None
         plan = [step.to_json() for step in verdict.steps]
         identity = details["identity"]
+        # Nothing starts unless what came before it is stored, and its own journal row is
+        # on the disk: either raises StateWriteError, and the request waits.
+        self.auditor.flush()
         self.journal.started(path, commit.sha, requester, approver, verdict.rule, identity)
         self.counters.request("authorized")
         audit = {"commit": commit.sha, "revision": self._applied_revision()}
@@ -258,7 +356,13 @@ class RequestProcessor:
                 verdict.map.name, step.component, step.action, step.hosts
             )
         result: RequestState = "succeeded" if outcome.succeeded else "failed"
-        self.journal.finished(path, result, outcome.to_json())
+        recorded = outcome.to_json()
+        await wait_written(
+            lambda: self.journal.finished(path, result, recorded),
+            clock=self._clock,
+            waiting=functools.partial(self._wait, step="outcome"),
+        )
+        self._resumed()
         for step in verdict.steps:
             self.counters.action(verdict.map.name, step.component.id, step.action.name, result)
         self.counters.request(result)

@@ -2,6 +2,12 @@
 and the one versioned schema of the whole database (the request journal's and the audit
 outbox's tables included), checked and migrated when the store opens.
 
+Every write goes through :attr:`StateStore.writes`: a failure (disk full, I/O error, locked)
+is a :class:`~reconciler.statewrite.StateWriteError` to retry later, never a crash. The
+request journal has a connection of its own with ``synchronous=FULL`` (:attr:`journal_db`):
+a journal row is on the disk before its request's action starts, where the rest of the
+state (WAL with ``synchronous=NORMAL``) may lose its last commits to a power loss.
+
 Times are stored as wall-clock epochs; the scheduler works on a monotonic clock, so the
 store is given the offset between the two when it loads or saves.
 """
@@ -12,7 +18,7 @@ import json
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,10 @@ from agentless.result import CheckState
 from reconciler import statedir
 from reconciler.checkstate import FLAP_WINDOW, CheckStatus, StateType
 from reconciler.scheduler import CheckKey
+from reconciler.statewrite import StateWrites
+
+Connect = Callable[..., sqlite3.Connection]
+"""``sqlite3.connect`` or a function like it (the seam where tests make writes fail)."""
 
 APPLICATION_ID = 0x4F70734D
 """``PRAGMA application_id`` of OpsMap's database ("OpsM"): tells it from another program's."""
@@ -103,16 +113,25 @@ class StateStore:
     its one SQLite database, whose schema is checked and migrated here; used from the event
     loop's thread only."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, connect: Connect = sqlite3.connect) -> None:
+        self.writes = StateWrites()
+        """Which writes fail now and why (health, metrics, logs)."""
+        self._connect = connect
         try:
             self._claim = statedir.claim(state_dir)
         except statedir.StateDirError as exc:
             raise StateError(str(exc)) from exc
         self.path = state_dir / statedir.DATABASE
         try:
-            self._db = _open(self.path)
+            self._db = _open(self.path, connect)
         except StateError:
             self._claim.release(refused=True)
+            raise
+        try:
+            self._journal_db = _connect_full(self.path, connect)
+        except StateError:
+            self._db.close()
+            self._claim.release()
             raise
         try:
             self._claim.adopt()
@@ -127,11 +146,18 @@ class StateStore:
     def db(self) -> sqlite3.Connection:
         return self._db
 
+    @property
+    def journal_db(self) -> sqlite3.Connection:
+        """The request journal's connection (event-loop thread): ``synchronous=FULL``, so
+        each of its commits is synced to the disk before it returns."""
+        return self._journal_db
+
     def close(self) -> None:
         with self._rows_lock:
             if self._rows_db is not None:
                 self._rows_db.close()
                 self._rows_db = None
+        self._journal_db.close()
         self._db.close()
         self._claim.release()
 
@@ -139,8 +165,9 @@ class StateStore:
         rows = self._db.execute("SELECT key, value FROM meta").fetchall()
         return {key: json.loads(value) for key, value in rows}
 
-    def set_meta(self, values: Mapping[str, object]) -> None:
-        with self._db:
+    def set_meta(self, values: Mapping[str, object], *, what: str = "meta") -> None:
+        """Store ``values``; :class:`StateWriteError` (as ``what``) if the write fails."""
+        with self.writes.guard(what), self._db:
             self._db.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -182,11 +209,13 @@ class StateStore:
         Safe to call from a worker thread, so that a large state is not written on the
         event loop: it uses a connection of its own (SQLite lets one writer at a time, so
         a write on the loop meanwhile waits for this one transaction at most).
+        :class:`StateWriteError` if the write fails (the stored rows stay as they were).
         """
-        with self._rows_lock:
+        with self._rows_lock, self.writes.guard("checks"):
             if self._rows_db is None:
-                self._rows_db = sqlite3.connect(self.path, check_same_thread=False)
-                self._rows_db.execute("PRAGMA synchronous=NORMAL")
+                db = self._connect(self.path, check_same_thread=False)
+                db.execute("PRAGMA synchronous=NORMAL")
+                self._rows_db = db
             db = self._rows_db
             encoded = [(*row[:-1], json.dumps(row[-1])) for row in rows]
             with db:
@@ -223,10 +252,10 @@ def check_rows(statuses: Mapping[CheckKey, CheckStatus], *, wall_offset: float) 
     ]
 
 
-def _open(path: Path) -> sqlite3.Connection:
+def _open(path: Path, connect: Connect) -> sqlite3.Connection:
     """Connect to OpsMap's database at ``path`` (created if absent), at SCHEMA_VERSION."""
     try:
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db = connect(path, check_same_thread=False, isolation_level=None)
     except sqlite3.Error as exc:
         raise StateError(f"cannot open {path}: {exc}") from exc
     try:
@@ -242,6 +271,20 @@ def _open(path: Path) -> sqlite3.Connection:
     except StateError:
         db.close()
         raise
+    return db
+
+
+def _connect_full(path: Path, connect: Connect) -> sqlite3.Connection:
+    """A second connection to the database, opened by :func:`_open`, with full sync."""
+    try:
+        db = connect(path, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open {path}: {exc}") from exc
+    try:
+        db.execute("PRAGMA synchronous=FULL")
+    except sqlite3.Error as exc:
+        db.close()
+        raise StateError(f"cannot use {path}: {exc}") from exc
     return db
 
 

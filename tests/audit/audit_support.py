@@ -29,7 +29,7 @@ class World:
 def append(
     log: AuditLog, commit: str, action: str = "action.succeeded", **details: Any
 ) -> AuditRecord:
-    return log.append(
+    record = log.append(
         action=action,
         actor="alice@example.com",
         target={"map": "demo", "component": "api", "action": "restart", "hosts": ["h1"]},
@@ -37,6 +37,8 @@ def append(
         commit=commit,
         revision=commit,
     )
+    assert record is not None, "the outbox could not store the record"
+    return record
 
 
 def deliver(log: AuditLog, publisher: NotesPublisher) -> None:
