@@ -41,6 +41,17 @@ class RequestJournal:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        self._recent: list[JournalEntry] | None = None
+        self._recent_limit = 0
+
+    def recent(self, limit: int = 20) -> list[JournalEntry]:
+        """The ``limit`` newest requests, newest first (read again only after a write)."""
+        if self._recent is None or self._recent_limit < limit:
+            rows = self._db.execute(
+                "SELECT * FROM requests ORDER BY created_at DESC LIMIT ?", (limit,)
+            )
+            self._recent, self._recent_limit = [_entry(r) for r in rows], limit
+        return self._recent[:limit]
 
     def get(self, path: str) -> JournalEntry | None:
         row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()
@@ -73,6 +84,7 @@ class RequestJournal:
         self._insert(path, commit, requester, approver, "running", rule, identity, finished=False)
 
     def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
+        self._recent = None
         with self._db:
             self._db.execute(
                 "UPDATE requests SET state = ?, finished_at = ?, outcome = ? WHERE path = ?",
@@ -100,6 +112,7 @@ class RequestJournal:
         *,
         finished: bool,
     ) -> None:
+        self._recent = None
         now = time.time()
         people = None if identity is None else json.dumps(identity, sort_keys=True)
         with self._db:

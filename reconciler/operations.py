@@ -16,16 +16,20 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from reconciler.findings import Finding
+from reconciler.journal import JournalEntry
 from reconciler.metrics import Metrics
 from reconciler.repo import MapRepo
 from reconciler.request_processor import Auditor, RequestProcessor
 from reconciler.status import ComponentStatus
+from reconciler.view import iso
 
 log = logging.getLogger(__name__)
 
 DELIVERY_INTERVAL_S = 5.0
 DELIVERY_RETRY_MAX_S = 300.0
 DELIVERY_BATCH = 500
+RECENT_REQUESTS = 20
+"""Requests shown in ``/api/v1/status`` (the newest)."""
 """Records read and pushed at a time: a long outage leaves a backlog, read in bounded steps."""
 
 
@@ -70,6 +74,8 @@ class Operations:
         self._deliver_now = asyncio.Event()
         self.applied: str | None = None
         self.delivery_error: str | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # -- hooks ---------------------------------------------------------------------------
 
@@ -125,6 +131,7 @@ class Operations:
         return {
             "audit_pending": self.outbox.pending_count(),
             "audit_delivery_error": self.delivery_error,
+            "requests": [_request_json(e) for e in self.processor.journal.recent(RECENT_REQUESTS)],
         }
 
     def set_phase(self, map_name: str, component: str, phase: ComponentStatus | None) -> None:
@@ -147,9 +154,28 @@ class Operations:
             await self._heads.wait()
             self._heads.clear()
             head = self._latest_head
-            if head is not None:
-                await self.processor.process(head)
+            if head is not None and not self.processor.stop_requested:
+                self._idle.clear()
+                try:
+                    await self.processor.process(head)
+                finally:
+                    self._idle.set()
                 self._wake_delivery()
+
+    async def wait_idle(self, *, grace_s: float) -> None:
+        """A clean stop: no further request starts, and a running action has up to
+        ``grace_s`` to finish, so that its real outcome is recorded. Past that, the stop
+        cancels it and the processor records it ``unknown`` at once (the command may go on
+        on its hosts); it is never run again."""
+        self.processor.stop_requested = True
+        if self._idle.is_set():
+            return
+        log.info("stopping: waiting up to %gs for the running request to finish", grace_s)
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("stopping: the running request did not finish within %gs", grace_s)
 
     async def _deliver_audit(self) -> None:
         delay = DELIVERY_INTERVAL_S
@@ -224,3 +250,24 @@ class MetricCounters:
 
     def action(self, map_name: str, component: str, action: str, result: str) -> None:
         self._metrics.actions_total.labels(map_name, component, action, result).inc()
+
+
+def _request_json(entry: JournalEntry) -> dict[str, Any]:
+    """One request in ``/api/v1/status``: its state, and each host's result when known.
+
+    ``state`` is ``running``, ``succeeded``, ``failed``, ``unknown`` (sent, outcome not
+    known: never read it as failed) or ``denied``.
+    """
+    outcome = entry.outcome or {}
+    results = outcome.get("results")
+    return {
+        "path": entry.path,
+        "commit": entry.commit,
+        "state": entry.state,
+        "requester": entry.requester,
+        "approver": entry.approver,
+        "reason": outcome.get("reason") if entry.state != "denied" else entry.rule,
+        "hosts": results if isinstance(results, dict) else None,
+        "created_at": iso(entry.created_at),
+        "finished_at": iso(entry.finished_at),
+    }
