@@ -303,9 +303,7 @@ class ExecChannel(_Collector):
     def exit_status_received(self, status: int) -> None:
         self.status = status
 
-    def exit_signal_received(
-        self, signal: str, core_dumped: bool, msg: str, lang: str
-    ) -> None:
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
         self.signal = signal
 
     def eof_received(self) -> bool:

@@ -262,9 +262,7 @@ class RequestProcessor:
         log.info("request %s: %s, running %s", path, verdict.rule, plan)
         try:
             if request.component == ALL_COMPONENTS:
-                hosts: dict[str, Sequence[Host]] = {
-                    s.component.id: s.hosts for s in verdict.steps
-                }
+                hosts: dict[str, Sequence[Host]] = {s.component.id: s.hosts for s in verdict.steps}
                 outcome = await self.executor.run_whole_map(verdict.map, request.action, hosts)
             else:
                 step = verdict.steps[0]

@@ -215,7 +215,8 @@ class ActionRunner:
 
         A component without the action, or without hosts in ``hosts_by_component``, is
         skipped (recorded as SKIPPED). The run stops at the first step that failed or whose
-        outcome is unknown: the steps left are recorded as NOT_RUN. Raises :class:`ValueError` for another verb or a cycle.
+        outcome is unknown: the steps left are recorded as NOT_RUN. Raises
+        :class:`ValueError` for another verb or a cycle.
         """
         plan = whole_map_plan(map_, verb)
         started = self._clock.now()
