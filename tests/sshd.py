@@ -185,6 +185,21 @@ class Fleet:
                 os.kill(pid, signal.SIGKILL)
         server.proc = None
 
+    def cut_connections(self, server: Sshd) -> int:
+        """SIGKILL the sshd processes serving ``server``'s connections (not the listener,
+        not the commands they started): every client sees its connection drop, the way a
+        crashed or OOM-killed sshd or a cut link looks, while a command that was running
+        goes on (reparented, with no one to read its output). How many were killed."""
+        if server.proc is None:
+            return 0
+        killed = 0
+        for pid in _descendants(server.proc.pid):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip().startswith("sshd"):
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+        return killed
+
     def restart(self, server: Sshd, *, new_host_key: bool = False) -> None:
         """Stop ``server`` and start it again on the same port; known_hosts is NOT updated."""
         self.stop(server)
