@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 DELIVERY_INTERVAL_S = 5.0
 DELIVERY_RETRY_MAX_S = 300.0
 DELIVERY_BATCH = 500
+"""Records read and pushed at a time: a long outage leaves a backlog, read in bounded steps."""
 RECENT_REQUESTS = 20
 """Requests shown in ``/api/v1/status`` (the newest)."""
-"""Records read and pushed at a time: a long outage leaves a backlog, read in bounded steps."""
 
 
 class AuditOutbox(Auditor, Protocol):

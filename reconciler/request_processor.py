@@ -147,6 +147,8 @@ class RequestProcessor:
             if not paths:
                 continue
             await self._handle_commit(commit, paths)
+            if self.stop_requested:  # the requests it did not start run at the next start
+                return
             self.cursor = commit.sha
             self._save_cursor(commit.sha)
         if commits and self.cursor != commits[-1].sha:

@@ -41,6 +41,7 @@ from requests_e2e_support import (
     map_yaml,
     one,
     policy_yaml,
+    request_yaml,
     settings_yaml,
 )
 from sshd import Fleet, Sshd, free_port
@@ -212,7 +213,15 @@ def test_sigterm_lets_a_running_action_finish_and_records_its_real_outcome(
     site, world = lost_world.site, lost_world.world
     lost_world.setup([slow(site, "deploy", 3), appending(site, "mark")])
 
-    path, _ = lost_world.request("deploy", "batch", "deploy", hosts=[KEPT_HOST])
+    # one merge with two requests: deploy runs first (commit order, then path order)
+    second = "requests/mark.yaml"
+    path, _ = lost_world.request(
+        "deploy",
+        "batch",
+        "deploy",
+        hosts=[KEPT_HOST],
+        extra={second: request_yaml("batch", "mark", hosts=[KEPT_HOST])},
+    )
     lost_world.wait_lines("deploy-started.log", 1)
     assert world.stop() == 0
     # the process waited for the action before it exited
@@ -220,10 +229,13 @@ def test_sigterm_lets_a_running_action_finish_and_records_its_real_outcome(
     assert site.lines("deploy-done.log") == ["done"]
     assert [r["action"] for r in world.records(path)][-1] == "action.succeeded"
     assert "waiting up to 30s for the running request to finish" in world.log.read_text()
+    # ...and started nothing more: the merge's other request waits for the next start
+    assert world.journal(second) is None
+    assert site.lines("mark.log") == []
 
     world.start()
-    later, _ = lost_world.request("mark", "batch", "mark", hosts=[KEPT_HOST])
-    assert world.wait_request(later)["state"] == "succeeded"
+    assert world.wait_request(second)["state"] == "succeeded"
+    assert site.lines("mark.log") == ["mark"]
     assert world.journal(path)["state"] == "succeeded"  # type: ignore[index]
     assert "action.unknown" not in [r["action"] for r in world.records(path)]
     assert site.lines("deploy-started.log") == ["start"]  # not run again
