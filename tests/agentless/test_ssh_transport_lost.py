@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,36 @@ def test_a_cut_mid_command_raises_connection_lost_and_the_command_goes_on(
             again = await transport.run(host, "echo again", timeout=10)
             assert again.stdout == "again\n"
             assert transport.connections_opened(host) == 2
+        finally:
+            await transport.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("mode", ["shell", "exec"])
+def test_a_server_that_stops_answering_gives_an_abandoned_timeout(
+    sshd_fleet: Fleet, own_server: Sshd, site: Path, mode: Mode
+) -> None:
+    """No exit status ever comes back: the client gives up, and says it did (``abandoned``),
+    unlike a command its remote ``timeout`` killed, whose exit status came back."""
+    host = sshd_fleet.host(own_server)
+    started = site / "started"
+
+    async def scenario() -> None:
+        transport = transport_for(sshd_fleet, mode=mode)
+        try:
+            killed = await transport.run(host, "sleep 5", timeout=0.5)
+            assert (killed.timed_out, killed.abandoned) == (True, False)
+            running = asyncio.ensure_future(
+                transport.run(host, f"touch {started}; sleep 1", timeout=0.5)
+            )
+            assert await wait_until(started.exists, within=20), "the command never started"
+            assert sshd_fleet.signal_sessions(own_server, signal.SIGSTOP) > 0
+            try:
+                result = await running
+            finally:
+                sshd_fleet.signal_sessions(own_server, signal.SIGCONT)
+            assert (result.timed_out, result.abandoned, result.exit_status) == (True, True, None)
         finally:
             await transport.aclose()
 
