@@ -97,7 +97,8 @@ class RequestJournal:
             _entry(r) for r in self._db.execute("SELECT * FROM requests WHERE state = 'running'")
         ]
         for entry in stale:
-            self.finished(entry.path, "unknown", {"reason": "OpsMap stopped while the action ran"})
+            reason = "OpsMap stopped while the action ran"
+            self.finished(entry.path, "unknown", {"result": "unknown", "reason": reason})
         return stale
 
     def _insert(

@@ -123,6 +123,7 @@ class RequestProcessor:
                 actor=entry.requester or "unknown",
                 target={"request": entry.path},
                 details={
+                    "result": "unknown",
                     "reason": "OpsMap stopped while the action ran; it is not run again",
                     "identity": entry.identity,
                 },
