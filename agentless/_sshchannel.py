@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from agentless.errors import HostUnreachable
+from agentless.errors import ConnectionLost
 from agentless.inventory import Host
 from agentless.result import CommandResult
 from agentless.transport import KILL_AFTER_S, Inline, is_remote_timeout, remote_command
@@ -74,7 +74,8 @@ def _cached_frame(command: str, inline: bool, timeout: float, token: bytes) -> b
 
 @dataclass(eq=False, slots=True)
 class Job:
-    """One command waiting for its result; the future gets a result or HostUnreachable."""
+    """One command waiting for its result; the future gets a result or an
+    :class:`~agentless.errors.AgentlessError` (ConnectionLost once it was sent)."""
 
     command: str
     timeout: float
@@ -260,7 +261,8 @@ class ShellChannel(_Collector):
             out = self.out[self._out_pos :]
             err = self.err[self._err_pos :]
             duration = time.monotonic() - self._started
-            job.future.set_result(_timed_out(self._host, job.command, out, err, duration))
+            result = _timed_out(self._host, job.command, out, err, duration, abandoned=True)
+            job.future.set_result(result)
         self.close()
         self._fail("the shell stopped answering")
 
@@ -269,16 +271,19 @@ class ShellChannel(_Collector):
         self._fail(str(exc or "channel closed"))
 
     def _fail(self, reason: str) -> None:
-        """Every job still in the batch was sent: whether it ran is unknown."""
+        """Every job still in the batch was sent: whether it ran is unknown
+        (:class:`ConnectionLost`, ``started``; the head job keeps what it printed)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        out = self.out[self._out_pos :].decode("utf-8", "replace")
+        err = self.err[self._err_pos :].decode("utf-8", "replace")
         while self._jobs:
             job = self._jobs.popleft()
             if not job.future.done() and self._host is not None:
-                job.future.set_exception(
-                    HostUnreachable(self._host.name, f"connection lost: {reason}")
-                )
+                lost = ConnectionLost(self._host.name, reason, stdout=out, stderr=err)
+                job.future.set_exception(lost)
+            out = err = ""
         self._done()
 
     def _done(self) -> None:
@@ -292,10 +297,14 @@ class ExecChannel(_Collector):
     def __init__(self) -> None:
         super().__init__()
         self.status: int | None = None
+        self.signal: str | None = None
         self.eof = False
 
     def exit_status_received(self, status: int) -> None:
         self.status = status
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self.signal = signal
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -337,10 +346,16 @@ class ExecChannel(_Collector):
                 await session.waiter
         except TimeoutError:
             session.close()
-            return _timed_out(host, command, session.out, session.err, time.monotonic() - started)
+            duration = time.monotonic() - started
+            return _timed_out(host, command, session.out, session.err, duration, abandoned=True)
         duration = time.monotonic() - started
         stdout = session.out.decode("utf-8", "replace")
         stderr = session.err.decode("utf-8", "replace")
+        if session.status is None and session.signal is None:
+            # closed without telling how the command ended: it may have run on
+            raise ConnectionLost(
+                host.name, "channel closed without an exit status", stdout=stdout, stderr=stderr
+            )
         if is_remote_timeout(session.status, duration, timeout):
             return _timed_out(host, command, stdout, stderr, duration)
         return CommandResult(host.name, command, session.status, stdout, stderr, duration)
@@ -352,7 +367,12 @@ def _timed_out(
     out: bytes | bytearray | str,
     err: bytes | bytearray | str,
     duration: float,
+    *,
+    abandoned: bool = False,
 ) -> CommandResult:
+    """A timed-out result; ``abandoned`` when the client gave up before any exit status."""
     stdout = out.decode("utf-8", "replace") if isinstance(out, bytes | bytearray) else out
     stderr = err.decode("utf-8", "replace") if isinstance(err, bytes | bytearray) else err
-    return CommandResult(host.name, command, None, stdout, stderr, duration, timed_out=True)
+    return CommandResult(
+        host.name, command, None, stdout, stderr, duration, timed_out=True, abandoned=abandoned
+    )

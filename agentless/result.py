@@ -20,6 +20,11 @@ class CommandResult:
     stderr: str
     duration_s: float
     timed_out: bool = False
+    abandoned: bool = False
+    """With ``timed_out``: the client stopped waiting and closed the channel before any
+    exit status came back, so how the command ended is not known (its remote ``timeout``
+    should still end it). False when its end was seen: the remote ``timeout``'s own exit
+    status, or a local kill."""
 
     @property
     def ok(self) -> bool:

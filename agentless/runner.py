@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from agentless.checks.config import CONFIG_MODELS, ProbeConfig
 from agentless.checks.parsers import parse
 from agentless.checks.probes import probe_command
-from agentless.errors import AgentlessError, HostUnreachable
+from agentless.errors import AgentlessError, ConnectionLost, HostUnreachable
 from agentless.inventory import Host
 from agentless.result import CheckOutcome, CheckState, HostName
 from agentless.transport import Transport
@@ -76,6 +76,9 @@ async def _run_check(target: CheckTarget, transport: Transport) -> tuple[CheckRu
     except HostUnreachable as exc:
         unreachable = exc.reason
         outcome = CheckOutcome(CheckState.UNKNOWN, f"host unreachable: {exc.reason}")
+    except ConnectionLost as exc:
+        unreachable = f"connection lost: {exc.reason}"
+        outcome = CheckOutcome(CheckState.UNKNOWN, unreachable)
     except AgentlessError as exc:
         outcome = CheckOutcome(CheckState.UNKNOWN, str(exc))
     else:

@@ -45,7 +45,10 @@ handshake and authentication (and a channel open), the ``timeout`` of :meth:`run
 command: the target kills it (and its process group) with coreutils ``timeout``; the
 client gives up a little later as a backstop and closes the channel.
 
-Reconnects: a connection that drops is reopened on next use. A failed connect puts the
+Reconnects: a connection that drops is reopened on next use. A command caught by the drop
+fails with :class:`~agentless.errors.ConnectionLost` (it was sent, it may have run: never
+retried here); one that could not be sent is retried once on a new connection, then fails
+with :class:`~agentless.errors.HostUnreachable` (it never ran). A failed connect puts the
 host in backoff (:class:`~agentless.backoff.Backoff`, exponential with jitter): until the
 gate opens, :meth:`run` raises :class:`~agentless.errors.HostUnreachable` at once with the
 last reason and ``retry_after_s``, so a dead host costs one connect attempt, not one per
@@ -76,7 +79,7 @@ from agentless._inert import for_log
 from agentless._sshchannel import ChannelLost, ExecChannel, Job, ShellChannel
 from agentless._sshconnect import SshSettings, connect
 from agentless.backoff import Backoff, Clock, ReconnectGate
-from agentless.errors import AgentlessError, HostUnreachable
+from agentless.errors import AgentlessError, ConnectionLost, HostUnreachable
 from agentless.inventory import DEFAULT_SSH_PORT, Host
 from agentless.result import CommandResult, HostName
 from agentless.transport import Inline
@@ -255,7 +258,9 @@ class SshTransport:
                     return await ExecChannel.run(conn, pool.host, command, timeout=timeout)
                 except ChannelLost as exc:
                     pool.drop(conn)
-                    if exc.started or attempt:
+                    if exc.started:
+                        raise ConnectionLost(pool.host.name, str(exc)) from exc
+                    if attempt:
                         raise HostUnreachable(pool.host.name, f"connection lost: {exc}") from exc
                     log.info("reconnecting to %s: %s", for_log(pool.host.name), for_log(exc))
         raise AssertionError("unreachable: the loop returns or raises")

@@ -16,8 +16,12 @@ Contract of :meth:`Transport.run`:
   until then. :class:`~agentless.errors.CommandTimeout` is for callers that prefer an
   exception: ``raise_for_timeout(result)``.
 - A host that cannot be reached raises :class:`~agentless.errors.HostUnreachable` (or its
-  subclass :class:`~agentless.errors.HostKeyError`); nothing from asyncssh or ``OSError``
-  leaks out.
+  subclass :class:`~agentless.errors.HostKeyError`): the command was never sent. A
+  connection that drops once the command was sent raises
+  :class:`~agentless.errors.ConnectionLost` (``started``: it may have run). When the
+  client stops waiting without an exit status, the result has ``abandoned=True``. Nothing
+  from asyncssh or ``OSError`` leaks out; every error says whether the command may have
+  started (:attr:`~agentless.errors.AgentlessError.started`).
 """
 
 from __future__ import annotations

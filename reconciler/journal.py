@@ -50,6 +50,17 @@ class RequestJournal:
     def __init__(self, db: sqlite3.Connection, *, writes: StateWrites | None = None) -> None:
         self._db = db
         self._writes = writes or StateWrites()
+        self._recent: list[JournalEntry] | None = None
+        self._recent_limit = 0
+
+    def recent(self, limit: int = 20) -> list[JournalEntry]:
+        """The ``limit`` newest requests, newest first (read again only after a write)."""
+        if self._recent is None or self._recent_limit < limit:
+            rows = self._db.execute(
+                "SELECT * FROM requests ORDER BY created_at DESC LIMIT ?", (limit,)
+            )
+            self._recent, self._recent_limit = [_entry(r) for r in rows], limit
+        return self._recent[:limit]
 
     def get(self, path: str) -> JournalEntry | None:
         row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()
@@ -82,6 +93,7 @@ class RequestJournal:
         self._insert(path, commit, requester, approver, "running", rule, identity, finished=False)
 
     def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
+        self._recent = None
         with self._writes.guard("journal"), self._db:
             self._db.execute(
                 "UPDATE requests SET state = ?, finished_at = ?, outcome = ? WHERE path = ?",
@@ -100,7 +112,8 @@ class RequestJournal:
             _entry(r) for r in self._db.execute("SELECT * FROM requests WHERE state = 'running'")
         ]
         for entry in stale:
-            self.finished(entry.path, "unknown", {"reason": "OpsMap stopped while the action ran"})
+            reason = "OpsMap stopped while the action ran"
+            self.finished(entry.path, "unknown", {"result": "unknown", "reason": reason})
             if on_unknown is not None:
                 on_unknown(entry)
         return stale
@@ -117,6 +130,7 @@ class RequestJournal:
         *,
         finished: bool,
     ) -> None:
+        self._recent = None
         now = time.time()
         people = None if identity is None else json.dumps(identity, sort_keys=True)
         with self._writes.guard("journal"), self._db:

@@ -17,11 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from reconciler.findings import Finding
+from reconciler.journal import JournalEntry
 from reconciler.metrics import Metrics
 from reconciler.repo import MapRepo
 from reconciler.request_processor import Auditor, RequestProcessor
 from reconciler.statewrite import StateWriteError
 from reconciler.status import ComponentStatus
+from reconciler.view import iso
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,8 @@ DELIVERY_INTERVAL_S = 5.0
 DELIVERY_RETRY_MAX_S = 300.0
 DELIVERY_BATCH = 500
 """Records read and pushed at a time: a long outage leaves a backlog, read in bounded steps."""
+RECENT_REQUESTS = 20
+"""Requests shown in ``/api/v1/status`` (the newest)."""
 
 
 class AuditOutbox(Auditor, Protocol):
@@ -77,6 +81,8 @@ class Operations:
         self.delivery_error: str | None = None
         self._store_retry_s: float | None = None
         """Set while the outbox cannot be written: the delay before the next attempt."""
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # -- hooks ---------------------------------------------------------------------------
 
@@ -135,6 +141,7 @@ class Operations:
             "audit_unstored": self.outbox.unstored,
             "audit_delivery_error": self.delivery_error,
             "requests_pending": [] if waiting is None else [dict(waiting)],
+            "requests": [_request_json(e) for e in self.processor.journal.recent(RECENT_REQUESTS)],
         }
 
     def set_phase(self, map_name: str, component: str, phase: ComponentStatus | None) -> None:
@@ -157,9 +164,28 @@ class Operations:
             await self._heads.wait()
             self._heads.clear()
             head = self._latest_head
-            if head is not None:
-                await self.processor.process(head)
+            if head is not None and not self.processor.stop_requested:
+                self._idle.clear()
+                try:
+                    await self.processor.process(head)
+                finally:
+                    self._idle.set()
                 self._wake_delivery()
+
+    async def wait_idle(self, *, grace_s: float) -> None:
+        """A clean stop: no further request starts, and a running action has up to
+        ``grace_s`` to finish, so that its real outcome is recorded. Past that, the stop
+        cancels it and the processor records it ``unknown`` at once (the command may go on
+        on its hosts); it is never run again."""
+        self.processor.stop_requested = True
+        if self._idle.is_set():
+            return
+        log.info("stopping: waiting up to %gs for the running request to finish", grace_s)
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("stopping: the running request did not finish within %gs", grace_s)
 
     async def _deliver_audit(self) -> None:
         delay = DELIVERY_INTERVAL_S
@@ -250,3 +276,24 @@ class MetricCounters:
 
     def action(self, map_name: str, component: str, action: str, result: str) -> None:
         self._metrics.actions_total.labels(map_name, component, action, result).inc()
+
+
+def _request_json(entry: JournalEntry) -> dict[str, Any]:
+    """One request in ``/api/v1/status``: its state, and each host's result when known.
+
+    ``state`` is ``running``, ``succeeded``, ``failed``, ``unknown`` (sent, outcome not
+    known: never read it as failed) or ``denied``.
+    """
+    outcome = entry.outcome or {}
+    results = outcome.get("results")
+    return {
+        "path": entry.path,
+        "commit": entry.commit,
+        "state": entry.state,
+        "requester": entry.requester,
+        "approver": entry.approver,
+        "reason": outcome.get("reason") if entry.state != "denied" else entry.rule,
+        "hosts": results if isinstance(results, dict) else None,
+        "created_at": iso(entry.created_at),
+        "finished_at": iso(entry.finished_at),
+    }

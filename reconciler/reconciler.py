@@ -99,6 +99,10 @@ class Hooks(Protocol):
 
     async def run(self) -> None: ...
 
+    async def wait_idle(self, *, grace_s: float) -> None:
+        """On a clean stop: start nothing new; give what runs up to ``grace_s`` to end."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReconcilerOptions:
@@ -106,6 +110,9 @@ class ReconcilerOptions:
     max_concurrent_checks_per_map: int = 64
     checkout_dir: Path | None = None
     """Where files the inventory points at (``known_hosts``) are written for each revision."""
+    stop_grace_s: float = 30.0
+    """On a clean stop, how long a running action may still take to finish (and have its
+    real outcome recorded) before it is given up and recorded ``unknown``."""
 
 
 class Reconciler:
@@ -183,6 +190,8 @@ class Reconciler:
                     group.create_task(self.hooks.run(), name="operations")
                 group.create_task(self._persist_periodically(), name="persist")
                 await stop.wait()
+                if self.hooks is not None:  # checks go on meanwhile
+                    await self.hooks.wait_idle(grace_s=self.options.stop_grace_s)
                 raise _Stopping
         except* _Stopping:
             log.info("stopping: in-flight checks cancelled")

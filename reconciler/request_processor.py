@@ -25,7 +25,7 @@ import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -72,6 +72,11 @@ class Auditor(Protocol):
 class Outcome(Protocol):
     @property
     def succeeded(self) -> bool: ...
+
+    @property
+    def result(self) -> Literal["succeeded", "failed", "unknown"]:
+        """``unknown``: sent, and how it ended is not known (:mod:`reconciler.actions`)."""
+        ...
 
     def to_json(self) -> dict[str, Any]: ...
 
@@ -123,6 +128,8 @@ class RequestProcessor:
         """The request file and commit being handled (named when it has to wait)."""
         self.waiting: dict[str, Any] | None = None
         """The request that waits for the state to be writable, and why; None if none."""
+        #: Set on a clean stop: no further request starts (the running one may finish).
+        self.stop_requested = False
 
     def start_from(self, sha: str) -> None:
         """Requests already on the branch at ``sha`` are history: none of them runs."""
@@ -152,6 +159,7 @@ class RequestProcessor:
             actor=entry.requester or "unknown",
             target={"request": entry.path},
             details={
+                "result": "unknown",
                 "reason": "OpsMap stopped while the action ran; it is not run again",
                 "identity": entry.identity,
             },
@@ -226,11 +234,15 @@ class RequestProcessor:
         # many commits must not become as many writes in a row on the loop.
         commits = await asyncio.to_thread(self.source.first_parent_path, self.cursor, head)
         for commit in commits:
+            if self.stop_requested:  # the cursor stays before this commit: it runs next start
+                return
             paths = [p for p in commit.added_requests if self._new(p)]
             if not paths:
                 continue
             await self._handle_commit(commit, paths)
             self._handling = None
+            if self.stop_requested:  # the requests it did not start run at the next start
+                return
             self.cursor = commit.sha
             self._store_cursor(commit.sha)
         if commits and self.cursor != commits[-1].sha:
@@ -268,6 +280,8 @@ class RequestProcessor:
                 )
             return
         for path in paths:
+            if self.stop_requested:
+                return
             await self._handle(commit, path, base, attribute(history, path, signers=signers))
 
     async def _handle(
@@ -347,15 +361,20 @@ class RequestProcessor:
             **audit,
         )
         log.info("request %s: %s, running %s", path, verdict.rule, plan)
-        if request.component == ALL_COMPONENTS:
-            hosts: dict[str, Sequence[Host]] = {s.component.id: s.hosts for s in verdict.steps}
-            outcome = await self.executor.run_whole_map(verdict.map, request.action, hosts)
-        else:
-            step = verdict.steps[0]
-            outcome = await self.executor.run_action(
-                verdict.map.name, step.component, step.action, step.hosts
-            )
-        result: RequestState = "succeeded" if outcome.succeeded else "failed"
+        try:
+            if request.component == ALL_COMPONENTS:
+                hosts: dict[str, Sequence[Host]] = {s.component.id: s.hosts for s in verdict.steps}
+                outcome = await self.executor.run_whole_map(verdict.map, request.action, hosts)
+            else:
+                step = verdict.steps[0]
+                outcome = await self.executor.run_action(
+                    verdict.map.name, step.component, step.action, step.hosts
+                )
+        except asyncio.CancelledError:
+            # a clean stop whose grace ran out: the command may go on; say so now, once
+            self._stopped_while_running(path, verdict, requester, target, identity, audit)
+            raise
+        result: RequestState = outcome.result
         recorded = outcome.to_json()
         await wait_written(
             lambda: self.journal.finished(path, result, recorded),
@@ -375,6 +394,30 @@ class RequestProcessor:
         )
         log.log(
             logging.INFO if outcome.succeeded else logging.ERROR, "request %s: %s", path, result
+        )
+
+    def _stopped_while_running(
+        self,
+        path: str,
+        verdict: Judgement,
+        requester: str,
+        target: dict[str, Any],
+        identity: dict[str, Any],
+        audit: dict[str, Any],
+    ) -> None:
+        reason = "OpsMap was stopped while the action ran; it is not run again"
+        log.error("request %s: outcome unknown (%s)", path, reason)
+        self.journal.finished(path, "unknown", {"result": "unknown", "reason": reason})
+        assert verdict.map is not None
+        for step in verdict.steps:
+            self.counters.action(verdict.map.name, step.component.id, step.action.name, "unknown")
+        self.counters.request("unknown")
+        self.auditor.append(
+            action="action.unknown",
+            actor=requester,
+            target=target,
+            details={"result": "unknown", "reason": reason, "identity": identity},
+            **audit,
         )
 
     def _deny(

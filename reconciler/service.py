@@ -58,6 +58,7 @@ async def run_service(
     clock: Clock | None = None,
     registry: CollectorRegistry | None = None,
     on_started: Callable[[Reconciler, HttpEndpoint], None] | None = None,
+    stop_grace_s: float = ReconcilerOptions.stop_grace_s,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``); in-flight checks are cancelled, state kept.
 
@@ -86,7 +87,9 @@ async def run_service(
         transport=transport,
         clock=clock or RealClock(),
         metrics_registry=registry or CollectorRegistry(),
-        options=ReconcilerOptions(poll_interval_s=poll_interval_s, checkout_dir=checkout),
+        options=ReconcilerOptions(
+            poll_interval_s=poll_interval_s, checkout_dir=checkout, stop_grace_s=stop_grace_s
+        ),
         source_errors=(GitSourceError,),
     )
     operations = _operations(source, store, reconciler, transport)

@@ -185,6 +185,26 @@ class Fleet:
                 os.kill(pid, signal.SIGKILL)
         server.proc = None
 
+    def cut_connections(self, server: Sshd) -> int:
+        """SIGKILL the sshd processes serving ``server``'s connections (not the listener,
+        not the commands they started): every client sees its connection drop, the way a
+        crashed or OOM-killed sshd or a cut link looks, while a command that was running
+        goes on (reparented, with no one to read its output). How many were killed."""
+        return self.signal_sessions(server, signal.SIGKILL)
+
+    def signal_sessions(self, server: Sshd, signum: signal.Signals) -> int:
+        """Send ``signum`` to the sshd processes serving ``server``'s connections only
+        (SIGSTOP: a server that stops answering, SIGCONT: it answers again). How many."""
+        if server.proc is None:
+            return 0
+        sent = 0
+        for pid in _descendants(server.proc.pid):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip().startswith("sshd"):
+                    os.kill(pid, signum)
+                    sent += 1
+        return sent
+
     def restart(self, server: Sshd, *, new_host_key: bool = False) -> None:
         """Stop ``server`` and start it again on the same port; known_hosts is NOT updated."""
         self.stop(server)

@@ -2,6 +2,20 @@
 
 Raw output never leaves this module: a :class:`HostOutcome` keeps the sha256 of what the
 command printed and a truncated excerpt (:func:`excerpt`), nothing more.
+
+**Results.** Each host's action ends ``succeeded``, ``failed`` or ``unknown``
+(:data:`Result`):
+
+- ``failed`` only when we know how it ended: the command never started (host
+  unreachable, login or host key refused: reason ``not started: …``), it exited non-zero
+  or was killed by its remote ``timeout`` (an exit status came back), or its completion
+  check ran on the reachable host and did not pass in time;
+- ``unknown`` when the command was sent and no exit status came back: the connection
+  dropped, the client gave up waiting, an engine error, or the completion check could not
+  reach the host. The command may have run, partly or wholly: never report it as failed.
+
+An action on several hosts (and a whole-map run over its steps) is ``failed`` when any
+host (step) failed, else ``unknown`` when any is unknown, else ``succeeded``.
 """
 
 from __future__ import annotations
@@ -10,6 +24,7 @@ import enum
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from agentless.result import CommandResult
 
@@ -18,6 +33,18 @@ DEFAULT_OUTPUT_LIMIT = 4096
 STDERR_MARK = "\n--- stderr ---\n"
 #: Output up to this many characters is masked whole, before the excerpt is cut.
 MASK_FIRST_CHARS = 16384
+
+Result = Literal["succeeded", "failed", "unknown"]
+"""How an action ended on a host, or overall; see the module docstring."""
+
+
+def fold(results: list[Result]) -> Result:
+    """Several hosts' (or steps') results as one: any failed, else any unknown, else ok."""
+    if "failed" in results:
+        return "failed"
+    if "unknown" in results:
+        return "unknown"
+    return "succeeded"
 
 
 def output_digest(stdout: str, stderr: str) -> str:
@@ -51,10 +78,13 @@ class CompletionOutcome:
     message: str
     attempts: int
     waited_s: float
+    reachable: bool = True
+    """Whether the host answered the last probe (False: it could not be observed)."""
 
     def to_json(self) -> dict[str, object]:
         return {
             "passed": self.passed,
+            "reachable": self.reachable,
             "state": self.state,
             "message": self.message,
             "attempts": self.attempts,
@@ -74,9 +104,14 @@ class HostOutcome:
     """None when the command did not run (host unreachable)."""
     output_excerpt: str
     unreachable: str | None = None
-    """Why the host could not be reached; None when it was."""
+    """Why the host could not be reached (the command never started); None when it was."""
     error: str | None = None
-    """Any other reason the command has no result (an engine error)."""
+    """Any other reason the command has no result (an engine error, no answer in time):
+    whether it ran is unknown."""
+    lost: str | None = None
+    """Why the connection dropped after the command was sent (it may have run)."""
+    abandoned: bool = False
+    """With ``timed_out``: the client gave up before any exit status came back."""
     completion: CompletionOutcome | None = None
     """The completion check's outcome; None when there is none or the command failed."""
 
@@ -102,6 +137,7 @@ class HostOutcome:
             host=str(result.host),
             exit_status=result.exit_status,
             timed_out=result.timed_out,
+            abandoned=result.abandoned,
             duration_s=result.duration_s,
             output_sha256=output_digest(result.stdout, result.stderr),
             output_excerpt=mask(cut) if mask is not None else cut,
@@ -114,40 +150,72 @@ class HostOutcome:
         return (
             self.unreachable is None
             and self.error is None
+            and self.lost is None
             and not self.timed_out
             and self.exit_status == 0
         )
 
     @property
+    def started(self) -> bool:
+        """False only when the command certainly never started (host unreachable)."""
+        return self.unreachable is None
+
+    @property
+    def result(self) -> Result:
+        """succeeded, failed (an exit status or a never-started command says so) or
+        unknown (it was sent, and how it ended is not known); see the module docstring."""
+        if self.unreachable is not None:
+            return "failed"
+        if self.lost is not None or self.error is not None:
+            return "unknown"
+        if self.timed_out:
+            return "unknown" if self.abandoned else "failed"
+        if self.exit_status != 0:
+            return "failed"
+        if self.completion is not None and not self.completion.passed:
+            return "failed" if self.completion.reachable else "unknown"
+        return "succeeded"
+
+    @property
     def succeeded(self) -> bool:
         """The command succeeded and so did its completion check, if any."""
-        return self.command_ok and (self.completion is None or self.completion.passed)
+        return self.result == "succeeded"
 
     @property
     def reason(self) -> str | None:
-        """Why this host failed, in a few words; None when it succeeded."""
+        """Why this host failed or is unknown, in a few words; None when it succeeded."""
         if self.unreachable is not None:
-            return f"host unreachable: {self.unreachable}"
+            return f"not started: host unreachable: {self.unreachable}"
+        if self.lost is not None:
+            return f"outcome unknown: connection lost after the command was sent: {self.lost}"
         if self.error is not None:
-            return self.error
+            return f"outcome unknown: {self.error}"
+        if self.timed_out and self.abandoned:
+            return f"outcome unknown: no exit status {self.duration_s:.1f}s after it was sent"
         if self.timed_out:
             return f"timed out after {self.duration_s:.1f}s"
         if self.exit_status != 0:
             return f"exit status {self.exit_status}"
         if self.completion is not None and not self.completion.passed:
+            if not self.completion.reachable:
+                return f"outcome unknown: completion check: {self.completion.message}"
             return f"completion check failed: {self.completion.message}"
         return None
 
     def to_json(self) -> dict[str, object]:
         return {
             "host": self.host,
+            "result": self.result,
             "succeeded": self.succeeded,
+            "started": self.started,
             "exit_status": self.exit_status,
             "timed_out": self.timed_out,
+            "abandoned": self.abandoned,
             "duration_s": round(self.duration_s, 3),
             "output_sha256": self.output_sha256,
             "output_excerpt": self.output_excerpt,
             "unreachable": self.unreachable,
+            "lost": self.lost,
             "error": self.error,
             "completion": self.completion.to_json() if self.completion else None,
             "reason": self.reason,
@@ -159,10 +227,12 @@ class StepStatus(enum.Enum):
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    UNKNOWN = "unknown"
+    """The action was sent and how it ended on some host is not known."""
     SKIPPED = "skipped"
     """The component has no such action, or no host to run it on."""
     NOT_RUN = "not_run"
-    """An earlier step failed, so this one was not tried."""
+    """An earlier step failed or is unknown, so this one was not tried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,27 +273,33 @@ class ActionOutcome:
     duration_s: float = 0.0
 
     @property
-    def succeeded(self) -> bool:
+    def result(self) -> Result:
+        """failed if any host (step) failed, else unknown if any is, else succeeded."""
         if self.error is not None:
-            return False
+            return "failed"
         if self.steps:
-            return all(s.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED) for s in self.steps)
-        return bool(self.hosts) and all(h.succeeded for h in self.hosts)
+            return fold([_STEP_RESULTS.get(s.status, "succeeded") for s in self.steps])
+        return fold([h.result for h in self.hosts]) if self.hosts else "failed"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result == "succeeded"
 
     @property
     def reason(self) -> str | None:
-        """The first reason for failure, for a one-line summary; None on success."""
-        if self.succeeded:
+        """The first reason for the result, for a one-line summary; None on success."""
+        result = self.result
+        if result == "succeeded":
             return None
         if self.error is not None:
             return self.error
         for step in self.steps:
-            if step.status is StepStatus.FAILED:
+            if step.status.value == result:
                 return f"{step.component}/{step.action}: {step.reason}"
         for host in self.hosts:
-            if not host.succeeded:
+            if host.result == result:
                 return f"{host.host}: {host.reason}"
-        return "failed"
+        return result
 
     def to_json(self) -> dict[str, object]:
         """The audit record's details: no raw output, only digests and excerpts."""
@@ -231,6 +307,7 @@ class ActionOutcome:
             "map": self.map,
             "component": self.component,
             "action": self.action,
+            "result": self.result,
             "succeeded": self.succeeded,
             "reason": self.reason,
             "duration_s": round(self.duration_s, 3),
@@ -242,4 +319,12 @@ class ActionOutcome:
         else:
             data["hosts"] = [host.to_json() for host in self.hosts]
             data["exit_codes"] = {h.host: h.exit_status for h in self.hosts}
+            data["results"] = {h.host: h.result for h in self.hosts}
         return data
+
+
+_STEP_RESULTS: dict[StepStatus, Result] = {
+    StepStatus.FAILED: "failed",
+    StepStatus.UNKNOWN: "unknown",
+}
+"""The result a step's status counts as (the others count as succeeded)."""

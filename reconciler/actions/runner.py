@@ -19,7 +19,7 @@ import heapq
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 
-from agentless.errors import AgentlessError, HostUnreachable
+from agentless.errors import AgentlessError, ConnectionLost, HostUnreachable
 from agentless.inventory import Host
 from agentless.result import CheckOutcome, CheckState
 from agentless.runner import CheckRun, CheckTarget, run_check
@@ -168,7 +168,9 @@ class ActionRunner:
         Each host: take its lock, run the command (``action.timeout_secs``), then, if the
         action is ``async`` with a ``completion_check`` and the command exited 0, poll the
         check until it passes (:meth:`wait_completed`). The outcome succeeds when every
-        host did; with no hosts at all, it fails. Nothing raises for a host's failure.
+        host did; with no hosts at all, it fails. A host whose connection dropped once the
+        command was sent is ``unknown``, never ``failed`` (:mod:`reconciler.actions.outcome`).
+        Nothing raises for a host's failure.
         """
         component_id = component if isinstance(component, str) else component.id
         started = self._clock.now()
@@ -212,8 +214,9 @@ class ActionRunner:
           components' own ``restart`` actions are not used).
 
         A component without the action, or without hosts in ``hosts_by_component``, is
-        skipped (recorded as SKIPPED). The run stops at the first failure: the steps left
-        are recorded as NOT_RUN. Raises :class:`ValueError` for another verb or a cycle.
+        skipped (recorded as SKIPPED). The run stops at the first step that failed or whose
+        outcome is unknown: the steps left are recorded as NOT_RUN. Raises
+        :class:`ValueError` for another verb or a cycle.
         """
         plan = whole_map_plan(map_, verb)
         started = self._clock.now()
@@ -226,13 +229,13 @@ class ActionRunner:
             if action is None:
                 steps.append(Step(component_id, name, StepStatus.SKIPPED, f"no '{name}' action"))
             elif failed:
-                reason = "not run: an earlier step failed"
+                reason = "not run: an earlier step failed or its outcome is unknown"
                 steps.append(Step(component_id, name, StepStatus.NOT_RUN, reason))
             elif not hosts:
                 steps.append(Step(component_id, name, StepStatus.SKIPPED, "no hosts to run on"))
             else:
                 outcome = await self.run_action(map_.name, component_id, action, hosts)
-                status = StepStatus.SUCCEEDED if outcome.succeeded else StepStatus.FAILED
+                status = StepStatus(outcome.result)
                 steps.append(Step(component_id, name, status, outcome.reason, outcome))
                 failed = not outcome.succeeded
         error = None
@@ -252,6 +255,7 @@ class ActionRunner:
     ) -> CompletionOutcome:
         """Poll ``check`` on ``host`` every ``interval_secs`` until it is OK or
         ``timeout_secs`` (on the runner's clock) have passed; the first probe runs at once.
+        ``reachable`` says whether the host answered the last probe.
         """
         probe_timeout = min(check.timeout_secs, PROBE_TIMEOUT_CAP_S)
         target = CheckTarget(key, host, check.type, check.config, probe_timeout)
@@ -260,7 +264,7 @@ class ActionRunner:
         attempts = 0
         while True:
             attempts += 1
-            outcome = await self._probe(target)
+            outcome, reachable = await self._probe(target)
             waited = self._clock.now() - started
             if outcome.state is CheckState.OK:
                 state = outcome.state.name
@@ -268,7 +272,9 @@ class ActionRunner:
             remaining = deadline - self._clock.now()
             if remaining <= 0:
                 message = f"not OK after {check.timeout_secs:g}s: {outcome.message}"
-                return CompletionOutcome(False, outcome.state.name, message, attempts, waited)
+                return CompletionOutcome(
+                    False, outcome.state.name, message, attempts, waited, reachable
+                )
             await self._clock.sleep(min(check.interval_secs, remaining))
 
     # -- internals ----------------------------------------------------------------------
@@ -294,13 +300,19 @@ class ActionRunner:
         try:
             async with asyncio.timeout(backstop):
                 result = await self._transport.run(host, command, timeout=action.timeout_secs)
-        except HostUnreachable as exc:
+        except HostUnreachable as exc:  # never sent: the command did not run
             return self._no_result(host, started, unreachable=exc.reason)
+        except ConnectionLost as exc:  # sent: it may have run
+            if not exc.started:
+                return self._no_result(host, started, unreachable=f"connection lost: {exc.reason}")
+            return self._no_result(host, started, lost=exc.reason)
         except TimeoutError:
             return self._no_result(
                 host, started, timed_out=True, error=f"no answer within {backstop:g}s"
             )
         except AgentlessError as exc:
+            if not exc.started:
+                return self._no_result(host, started, unreachable=str(exc))
             return self._no_result(host, started, error=str(exc))
         # masking up to 16 KiB with 16 patterns may take a while: never on the loop
         return await asyncio.to_thread(
@@ -317,6 +329,7 @@ class ActionRunner:
         *,
         unreachable: str | None = None,
         error: str | None = None,
+        lost: str | None = None,
         timed_out: bool = False,
     ) -> HostOutcome:
         return HostOutcome(
@@ -328,17 +341,19 @@ class ActionRunner:
             output_excerpt="",
             unreachable=unreachable,
             error=error,
+            lost=lost,
         )
 
-    async def _probe(self, target: CheckTarget) -> CheckOutcome:
+    async def _probe(self, target: CheckTarget) -> tuple[CheckOutcome, bool]:
+        """The probe's outcome and whether the host answered it."""
         backstop = _backstop(target.host, target.timeout_s)
         try:
             async with asyncio.timeout(backstop):
                 run: CheckRun = await run_check(target, transport=self._transport)
         except TimeoutError:
-            return CheckOutcome(CheckState.UNKNOWN, f"no answer within {backstop:g}s")
+            return CheckOutcome(CheckState.UNKNOWN, f"no answer within {backstop:g}s"), False
         message = self._masker().apply(run.outcome.message)
-        return dataclasses.replace(run.outcome, message=message)
+        return dataclasses.replace(run.outcome, message=message), not run.host_unreachable
 
 
 def _backstop(host: Host, timeout: float) -> float:

@@ -47,6 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how often to ask the remote for its head, with jitter (default 30)",
     )
     parser.add_argument(
+        "--stop-grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long a running action may still take to finish and have its "
+        "outcome recorded; past that it is recorded unknown (default 30)",
+    )
+    parser.add_argument(
         "--webhook-secret-file",
         type=Path,
         metavar="FILE",
@@ -107,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         return usage_error(str(exc))
     if args.poll_interval <= 0:
         return usage_error("--poll-interval must be positive")
+    if not 0 <= args.stop_grace <= 3600:
+        return usage_error("--stop-grace must be between 0 and 3600 seconds")
     key_dir = key_dir_argument(args.ssh_key_dir)
     if isinstance(key_dir, int):
         return key_dir
@@ -134,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 webhook_secret=secret,
                 ssh_key_dir=key_dir,
                 install_signal_handlers=True,
+                stop_grace_s=args.stop_grace,
             )
         )
     except ServiceError as exc:

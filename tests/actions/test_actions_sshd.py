@@ -287,7 +287,8 @@ def test_an_unreachable_host_fails_with_its_reason(
     assert (site.dir / "touched").exists()
     assert down.unreachable is not None
     assert "refused" in down.unreachable
-    assert outcome.reason == f"dead: host unreachable: {down.unreachable}"
+    assert outcome.reason == f"dead: not started: host unreachable: {down.unreachable}"
+    assert (outcome.result, down.result, down.started) == ("failed", "failed", False)
 
 
 def test_two_actions_on_one_host_never_overlap(sshd_fleet: Fleet, host: Host, site: Site) -> None:

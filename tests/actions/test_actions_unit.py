@@ -130,7 +130,7 @@ def test_an_unreachable_host_fails_with_its_reason_and_the_others_still_run() ->
     outcome = run_now(ActionRunner(fake, clock=VirtualClock()), ASYNC_START, [H1, H2])
     h1, h2 = outcome.hosts
     assert (h1.unreachable, h1.output_sha256, h1.completion) == ("connection refused", None, None)
-    assert h1.reason == "host unreachable: connection refused"
+    assert h1.reason == "not started: host unreachable: connection refused"
     assert h2.succeeded
     assert not outcome.succeeded
     assert fake.commands("h1") == ["svc start"]  # no completion check on a dead host

@@ -352,8 +352,9 @@ class World:
 
     # -- the reconciler --------------------------------------------------------------
 
-    def start(self) -> Opsmap:
-        """Start ``opsmap run`` on the remote's ``file://`` URL, polling every second."""
+    def start(self, *extra_args: str) -> Opsmap:
+        """Start ``opsmap run`` on the remote's ``file://`` URL, polling every second
+        (``extra_args`` added to its command line)."""
         assert self.opsmap is None or self.opsmap.proc.poll() is not None
         self.opsmap = start_opsmap(
             self.processes,
@@ -362,7 +363,7 @@ class World:
             log=self.log,
             poll_interval=1.0,
             timeout=60,
-            extra_args=("--ssh-key-dir", str(self.fleet.workdir)),
+            extra_args=("--ssh-key-dir", str(self.fleet.workdir), *extra_args),
         )
         return self.opsmap
 

@@ -54,6 +54,8 @@ def test_kill_9_mid_action_reports_unknown_and_never_reruns(make_world: WorldFac
     assert unknown["details"]["identity"]["verified"] is False
     assert unknown["details"]["identity"]["requester"]["committer"] == f"{SAM.name} <{SAM.email}>"
     assert counter(world.metrics(), "opsmap_requests_total", result="unknown") == 1
+    [shown] = [r for r in world.running.status()["requests"] if r["path"] == path]
+    assert (shown["state"], shown["commit"]) == ("unknown", merge)
 
     # A later request runs, strictly after: the long one was not run again meanwhile.
     later, _ = world.request_pr("mark-after-crash", "batch", "mark", author=SAM, merger=TINA)
