@@ -43,7 +43,7 @@ from e2e_support import (  # noqa: E402
 )
 from gitrepos import ALICE, BareRepo, Clone  # noqa: E402
 
-from reconciler.webhook import sign  # noqa: E402
+from reconciler.server.webhook import sign  # noqa: E402
 
 GOAL_S = 2.0
 POLL_S = 0.01

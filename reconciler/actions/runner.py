@@ -33,11 +33,11 @@ from reconciler.actions.outcome import (
     StepStatus,
 )
 from reconciler.clock import Clock
-from reconciler.depgraph import capped
 from reconciler.model.common import ComponentId
+from reconciler.model.depgraph import capped
 from reconciler.model.maps import Action, CompletionCheck, Component, Map
 from reconciler.model.masking import Masker
-from reconciler.status import ComponentStatus
+from reconciler.model.status import ComponentStatus
 
 HostsByComponent = Mapping[ComponentId, Sequence[Host]] | Mapping[str, Sequence[Host]]
 """The hosts each component's action runs on, by component id."""

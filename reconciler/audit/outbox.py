@@ -2,7 +2,7 @@
 
 :class:`AuditLog` keeps the chain in the ``audit_records`` table of the state database
 (one connection, shared with the rest of the reconciler; the table is part of the
-database's one versioned schema, in :mod:`reconciler.state`)::
+database's one versioned schema, in :mod:`reconciler.loop.state`)::
 
     audit_records (
         seq          INTEGER PRIMARY KEY,   -- 1, 2, 3… with no gap
@@ -14,7 +14,7 @@ database's one versioned schema, in :mod:`reconciler.state`)::
     )
 
 A record that cannot be stored (disk full, I/O error, locked: a
-:class:`~reconciler.statewrite.StateWriteError`) is kept in memory, in order, with its id
+:class:`~reconciler.store.writes.StateWriteError`) is kept in memory, in order, with its id
 and timestamp fixed, and stored by :meth:`AuditLog.flush` (the delivery loop retries it
 with backoff): never dropped, chained when it is stored, stored once by its id.
 
@@ -41,7 +41,7 @@ from typing import Any
 
 from reconciler.audit.errors import AuditFormatError, AuditStoreError
 from reconciler.audit.record import GENESIS_HASH, AuditRecord
-from reconciler.statewrite import StateWriteError, StateWrites
+from reconciler.store.writes import StateWriteError, StateWrites
 
 
 def utc_timestamp() -> str:
@@ -130,7 +130,7 @@ class AuditLog:
     def flush(self) -> int:
         """Store the records kept in memory, oldest first; how many were stored.
 
-        :class:`~reconciler.statewrite.StateWriteError` while the database still cannot
+        :class:`~reconciler.store.writes.StateWriteError` while the database still cannot
         be written (those not stored stay kept, in order).
         """
         with self._lock:
@@ -186,7 +186,7 @@ class AuditLog:
     def mark_delivered(self, seqs: Iterable[int]) -> None:
         """Records ``seqs`` were pushed: they are no longer pending.
 
-        :class:`~reconciler.statewrite.StateWriteError` if that cannot be written: they
+        :class:`~reconciler.store.writes.StateWriteError` if that cannot be written: they
         stay pending and are pushed again (the notes keep each record once, by id).
         """
         now = time.time()
@@ -216,7 +216,7 @@ class AuditLog:
 @contextmanager
 def _store(doing: str) -> Iterator[None]:
     """Turns sqlite3's errors into :class:`AuditStoreError` (a failed write is already a
-    :class:`~reconciler.statewrite.StateWriteError` by then, and passes)."""
+    :class:`~reconciler.store.writes.StateWriteError` by then, and passes)."""
     try:
         yield
     except sqlite3.Error as exc:

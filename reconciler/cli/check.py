@@ -15,9 +15,9 @@ from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
 from reconciler.cli.loading import load_valid_repo
 from reconciler.cli.run import add_key_dir_argument, key_dir_argument
 from reconciler.inert import one_line
+from reconciler.loop.scheduler import CheckKey
+from reconciler.loop.targets import scheduled_checks
 from reconciler.model.masking import Masker
-from reconciler.scheduler import CheckKey
-from reconciler.targets import scheduled_checks
 
 MESSAGE_WIDTH = 70
 

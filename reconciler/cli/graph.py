@@ -7,11 +7,17 @@ import sys
 from pathlib import Path
 
 from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
-from reconciler.depgraph import capped
 from reconciler.findings import format_text
-from reconciler.graph import DEFAULT_TIMEOUT_S, GraphError, fetch_statuses, mermaid, status_classes
 from reconciler.inert import for_terminal
-from reconciler.repo import load_repo, read_tree
+from reconciler.model.depgraph import capped
+from reconciler.plan.graph import (
+    DEFAULT_TIMEOUT_S,
+    GraphError,
+    fetch_statuses,
+    mermaid,
+    status_classes,
+)
+from reconciler.repo.loader import load_repo, read_tree
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from reconciler.cli import usage_error
 from reconciler.findings import errors, format_text
-from reconciler.repo import MapRepo, load_repo, read_tree
+from reconciler.repo.loader import MapRepo, load_repo, read_tree
 from reconciler.rules import check_repo, working_tree_probe
 
 

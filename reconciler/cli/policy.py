@@ -9,7 +9,7 @@ from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
 from reconciler.cli.loading import load_valid_repo
 from reconciler.inert import for_log
 from reconciler.model.policies import BUILTIN_VERBS
-from reconciler.policy import PolicySet, Question
+from reconciler.policy.engine import PolicySet, Question
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ from reconciler.cli import EXIT_OK, usage_error
 from reconciler.findings import Severity, format_text
 from reconciler.model.common import IDENTIFIER_RULE
 from reconciler.model.requests import ALL_COMPONENTS, Request
-from reconciler.repo import RepoFile, load_repo, read_tree
+from reconciler.repo.loader import RepoFile, load_repo, read_tree
 from reconciler.rules import check_repo
 
 REQUESTS_DIR = "requests"

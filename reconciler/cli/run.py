@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             secret = args.webhook_secret_file.read_bytes().strip() or None
         except OSError as exc:
             return usage_error(f"cannot read {args.webhook_secret_file}: {exc.strerror}")
-    from reconciler.service import ServiceError, run_service
+    from reconciler.server.service import ServiceError, run_service
 
     try:
         asyncio.run(

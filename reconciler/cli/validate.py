@@ -11,7 +11,7 @@ from pathlib import Path
 from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
 from reconciler.findings import Finding, Severity, format_github, format_json, format_text
 from reconciler.inert import for_log
-from reconciler.repo import (
+from reconciler.repo.loader import (
     FOLDER_KINDS,
     SETTINGS_FILE,
     YAML_SUFFIXES,

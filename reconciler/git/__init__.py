@@ -1,2 +1,3 @@
-"""The private layers under :mod:`reconciler.gitsource`: running git, reading history,
-watching a local repo. Import the public names from :mod:`reconciler.gitsource`."""
+"""Following a branch: :mod:`reconciler.git.source` (fetch, validate, attribute a merge) on
+the layers under it: running git, reading history and trees, watching a local repo,
+attributing a change to a person. Import the public names from :mod:`reconciler.git.source`."""

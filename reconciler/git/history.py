@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from reconciler.model.common import CommitSha
-from reconciler.repo import kind_of
+from reconciler.repo.loader import kind_of
 
 _FIELDS = ("%H", "%P", "%an", "%ae", "%at", "%cn", "%ce", "%ct", "%B")
 _FORMAT = "--format=" + "%x00".join(_FIELDS)

@@ -35,7 +35,7 @@ from reconciler.git.runner import GitRunner
 from reconciler.git.tree import LS_TREE_ARGS, PROBE_ARGS, opsmap_entries, probe_entry
 from reconciler.git.watch import is_local, local_path, watch_local
 from reconciler.model.common import CommitSha
-from reconciler.repo import RepoFile
+from reconciler.repo.loader import RepoFile
 from reconciler.rules.files import PathInfo, Probe
 
 __all__ = [
@@ -138,7 +138,7 @@ class GitSource:
         return status == 0
 
     def files_at(self, sha: str) -> list[RepoFile]:
-        """The OpsMap files of ``sha``'s tree, in :func:`reconciler.repo.read_tree`'s order.
+        """The OpsMap files of ``sha``'s tree, in :func:`reconciler.repo.loader.read_tree`'s order.
 
         Blobs are read when a file's ``read`` is called. A symlink is an entry refused
         unread (a finding); submodules are left out.

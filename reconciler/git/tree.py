@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from reconciler.repo import FOLDER_KINDS, SETTINGS_FILE, SYMLINK_REFUSAL, Kind, kind_of
+from reconciler.repo.loader import FOLDER_KINDS, SETTINGS_FILE, SYMLINK_REFUSAL, Kind, kind_of
 from reconciler.rules.files import PathInfo
 
 LS_TREE_ARGS = ("ls-tree", "-r", "-z", "--full-tree", "-l")
@@ -28,7 +28,7 @@ class TreeEntry:
 
 
 def opsmap_entries(listing: bytes) -> list[TreeEntry]:
-    """The OpsMap files of a listing, in :func:`reconciler.repo.read_tree`'s order.
+    """The OpsMap files of a listing, in :func:`reconciler.repo.loader.read_tree`'s order.
 
     A revision is the content of its own tree: a symlink at an OpsMap place (the settings
     file, a top-level folder, anything below one) is an entry with ``refused`` set, as a

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from reconciler.statewrite import WHATS
-from reconciler.status import STATUSES
-from reconciler.view import Snapshot
+from reconciler.loop.view import Snapshot
+from reconciler.model.status import STATUSES
+from reconciler.store.writes import WHATS
 
 CHECK_STATE_VALUES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
 

@@ -28,19 +28,19 @@ from agentless.result import CheckOutcome, CheckState
 from agentless.runner import CheckRun, run_check
 from agentless.safefile import MAX_KNOWN_HOSTS_BYTES, relative_problem, shown_name
 from agentless.transport import Transport
-from reconciler.checkstate import CheckStatus
 from reconciler.clock import Clock
 from reconciler.findings import Finding, Location, Severity
-from reconciler.metrics import Metrics
+from reconciler.loop.checkstate import CheckStatus
+from reconciler.loop.metrics import Metrics
+from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
+from reconciler.loop.state import StateStore, check_rows
+from reconciler.loop.targets import scheduled_checks
+from reconciler.loop.view import Revisions, Snapshot, build_snapshot, encode_json
 from reconciler.model.masking import Masker
-from reconciler.repo import MapRepo, RepoFile, load_repo
+from reconciler.model.status import ComponentStatus, component_status
+from reconciler.repo.loader import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo
-from reconciler.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
-from reconciler.state import StateStore, check_rows
-from reconciler.statewrite import StateWriteError
-from reconciler.status import ComponentStatus, component_status
-from reconciler.targets import scheduled_checks
-from reconciler.view import Revisions, Snapshot, build_snapshot, encode_json
+from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,7 +69,7 @@ class FetchOutcome(Protocol):
 
 
 class RepoSource(Protocol):
-    """Where revisions come from (a :class:`reconciler.gitsource.GitSource`); blocking calls."""
+    """Where revisions come from (a :class:`reconciler.git.source.GitSource`); blocking calls."""
 
     def fetch(self) -> FetchOutcome: ...
 

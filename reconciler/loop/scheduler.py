@@ -2,7 +2,7 @@
 
 A :class:`MapWorker` owns one task per (component, check, host) inside a TaskGroup; each
 task sleeps until its check is due (on the injected :class:`~reconciler.clock.Clock`),
-runs it, records the result in its :class:`~reconciler.checkstate.CheckStatus` and
+runs it, records the result in its :class:`~reconciler.loop.checkstate.CheckStatus` and
 computes the next due time (the retry interval while a problem is soft, with jitter). A
 slow host only holds its own tasks; a semaphore bounds what one map runs at once.
 """
@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 from agentless.inventory import Host
 from agentless.runner import CheckRun, CheckTarget
-from reconciler.checkstate import CheckPolicy, CheckStatus
 from reconciler.clock import Clock
+from reconciler.loop.checkstate import CheckPolicy, CheckStatus
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ and the one versioned schema of the whole database (the request journal's and th
 outbox's tables included), checked and migrated when the store opens.
 
 Every write goes through :attr:`StateStore.writes`: a failure (disk full, I/O error, locked)
-is a :class:`~reconciler.statewrite.StateWriteError` to retry later, never a crash. The
+is a :class:`~reconciler.store.writes.StateWriteError` to retry later, never a crash. The
 request journal has a connection of its own with ``synchronous=FULL`` (:attr:`journal_db`):
 a journal row is on the disk before its request's action starts, where the rest of the
 state (WAL with ``synchronous=NORMAL``) may lose its last commits to a power loss.
@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from agentless.result import CheckState
-from reconciler import statedir
-from reconciler.checkstate import FLAP_WINDOW, CheckStatus, StateType
-from reconciler.scheduler import CheckKey
-from reconciler.statewrite import StateWrites
+from reconciler.loop import statedir
+from reconciler.loop.checkstate import FLAP_WINDOW, CheckStatus, StateType
+from reconciler.loop.scheduler import CheckKey
+from reconciler.store.writes import StateWrites
 
 Connect = Callable[..., sqlite3.Connection]
 """``sqlite3.connect`` or a function like it (the seam where tests make writes fail)."""
@@ -47,7 +47,7 @@ _TABLES_NOW = (
     flapping INTEGER NOT NULL, history TEXT NOT NULL,
     PRIMARY KEY (map, component, check_name, host)
 )""",
-    # the request journal (reconciler.journal)
+    # the request journal (reconciler.requests.journal)
     """CREATE TABLE requests (
     path TEXT PRIMARY KEY,
     commit_sha TEXT NOT NULL,
@@ -109,7 +109,7 @@ class StateError(Exception):
 
 
 class StateStore:
-    """The state directory (claimed for this process, see :mod:`reconciler.statedir`) and
+    """The state directory (claimed for this process, see :mod:`reconciler.loop.statedir`) and
     its one SQLite database, whose schema is checked and migrated here; used from the event
     loop's thread only."""
 

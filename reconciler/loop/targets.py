@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from agentless.inventory import select_hosts
 from agentless.runner import CheckTarget
-from reconciler.checkstate import CheckPolicy
+from reconciler.loop.checkstate import CheckPolicy
+from reconciler.loop.scheduler import CheckKey, ScheduledCheck
 from reconciler.model.requests import Settings
-from reconciler.repo import MapRepo
-from reconciler.scheduler import CheckKey, ScheduledCheck
+from reconciler.repo.loader import MapRepo
 
 
 def scheduled_checks(repo: MapRepo, settings: Settings | None = None) -> list[ScheduledCheck]:

@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.checkstate import CheckStatus
 from reconciler.findings import Finding
-from reconciler.repo import MapRepo
-from reconciler.scheduler import CheckKey, ScheduledCheck
-from reconciler.status import ComponentStatus, component_status, impacts
+from reconciler.loop.checkstate import CheckStatus
+from reconciler.loop.scheduler import CheckKey, ScheduledCheck
+from reconciler.model.status import ComponentStatus, component_status, impacts
+from reconciler.repo.loader import MapRepo
 
 Snapshot = dict[str, Any]
 SHOWN_ERRORS = 100

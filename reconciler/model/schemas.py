@@ -1,7 +1,7 @@
 """Generate the JSON Schemas in ``schemas/`` from the models, or check that they match.
 
-python -m reconciler.schemas            write schemas/*.schema.json
-python -m reconciler.schemas --check    exit 1 if a file differs (CI's drift check)
+python -m reconciler.model.schemas            write schemas/*.schema.json
+python -m reconciler.model.schemas --check    exit 1 if a file differs (CI's drift check)
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def render(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reconciler.schemas", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m reconciler.model.schemas", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if schemas/ differs")
     parser.add_argument("--dir", type=Path, default=Path("schemas"))
     args = parser.parse_args(argv)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if stale:
         print(
             "schemas are out of date with the models: " + ", ".join(stale) + "\n"
-            "run: python -m reconciler.schemas",
+            "run: python -m reconciler.model.schemas",
             file=sys.stderr,
         )
         return 1

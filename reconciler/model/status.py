@@ -6,7 +6,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 
 from agentless.result import CheckState
-from reconciler.depgraph import Impact, root_causes
+from reconciler.model.depgraph import Impact, root_causes
 
 
 class ComponentStatus(enum.Enum):
@@ -57,8 +57,8 @@ def impacts(
 ) -> dict[str, Impact]:
     """Every component's impact: declared dependencies, direct or not, in error or unknown.
 
-    One pass over the map (see :func:`reconciler.depgraph.root_causes`): direct ones
-    first, at most :data:`~reconciler.depgraph.SHOWN_IDS` named, ``more`` when there are
+    One pass over the map (see :func:`reconciler.model.depgraph.root_causes`): direct ones
+    first, at most :data:`~reconciler.model.depgraph.SHOWN_IDS` named, ``more`` when there are
     others. External dependencies (not in ``statuses``) are not observed and never listed.
     The component's own status is left as it is.
     """

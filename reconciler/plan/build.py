@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.findings import Finding, Severity, errors
-from reconciler.graph import CHANGE_CLASSES, mermaid
+from reconciler.plan.graph import CHANGE_CLASSES, mermaid
 from reconciler.plan.inventory import HostChange, SelectionChange, diff_hosts, diff_selections
 from reconciler.plan.maps import MapChange, diff_maps
 from reconciler.plan.requests import RequestPlan, plan_requests

@@ -10,7 +10,7 @@ from typing import Any
 from agentless.inventory import Host, select_hosts
 from reconciler.model import Component
 from reconciler.plan.maps import Change, FieldChange, diff_fields
-from reconciler.repo import MapRepo
+from reconciler.repo.loader import MapRepo
 
 
 @dataclass(frozen=True, slots=True)

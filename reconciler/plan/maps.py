@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from reconciler.model import Component, Map
-from reconciler.repo import Loaded, MapRepo
+from reconciler.repo.loader import Loaded, MapRepo
 
 Change = Literal["added", "removed", "changed"]
 JsonValue = Any

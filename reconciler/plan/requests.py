@@ -2,7 +2,7 @@
 
 The requester is the author of the commit that added the file, as that commit says: a
 claim, shown as unverified (signatures, when required, are checked only at the merge).
-Each is judged by :func:`reconciler.judge.judge` against base, as the reconciler judges a
+Each is judged by :func:`reconciler.policy.judge.judge` against base, as the reconciler judges a
 merged request against the merge's first parent. The approver is whoever merges, unknown
 before the merge: a request that needs one is judged with each person the policies allow
 to confirm it in mind, and the plan names them.
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.actions import action_command
-from reconciler.judge import Base, judge
 from reconciler.model import Request
 from reconciler.model.requests import ALL_COMPONENTS
-from reconciler.policy import GROUP_PREFIX, question_for_action
-from reconciler.repo import Loaded, MapRepo
+from reconciler.policy.engine import GROUP_PREFIX, question_for_action
+from reconciler.policy.judge import Base, judge
+from reconciler.repo.loader import Loaded, MapRepo
 
 UNKNOWN = "unknown"
 

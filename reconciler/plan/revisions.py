@@ -19,7 +19,7 @@ from reconciler.git.errors import GitSourceError
 from reconciler.git.runner import GitRunner, git_environment
 from reconciler.git.tree import LS_TREE_ARGS, PROBE_ARGS, TreeEntry, opsmap_entries, probe_entry
 from reconciler.model.common import CommitSha
-from reconciler.repo import Loaded, MapRepo, RepoFile, load_repo
+from reconciler.repo.loader import Loaded, MapRepo, RepoFile, load_repo
 from reconciler.rules.files import PathInfo, Probe
 
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from reconciler.model import Component
 from reconciler.model.policies import BUILTIN_VERBS
-from reconciler.policy import GROUP_PREFIX, PolicySet, Question, SourcedBinding
-from reconciler.repo import MapRepo
+from reconciler.policy.engine import GROUP_PREFIX, PolicySet, Question, SourcedBinding
+from reconciler.repo.loader import MapRepo
 
 VERB_ORDER = ("view", "logs", "start", "stop", "restart")
 QuestionKey = tuple[str, str | None]

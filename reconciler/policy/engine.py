@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from reconciler.findings import Location
 from reconciler.model.policies import BUILTIN_VERBS, ROLE_VERBS, Binding, PolicyBinding
-from reconciler.repo import MapRepo
+from reconciler.repo.loader import MapRepo
 
 GROUP_PREFIX = "group:"
 

@@ -15,8 +15,8 @@ from agentless.inventory import Host, select_hosts
 from reconciler.findings import Finding
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.requests import ALL_COMPONENTS
-from reconciler.policy import PolicySet, question_for_action
-from reconciler.repo import MapRepo
+from reconciler.policy.engine import PolicySet, question_for_action
+from reconciler.repo.loader import MapRepo
 from reconciler.rules import blocking_errors, check_repo
 
 WHOLE_MAP_VERBS = ("start", "stop", "restart")

@@ -14,7 +14,7 @@ from agentless.checks.config import CONFIG_MODELS
 from reconciler.findings import Finding, Severity
 from reconciler.inert import excerpt
 from reconciler.model.common import IDENTIFIER_PATTERN, IDENTIFIER_RULE, MIN_INTERVAL_SECS
-from reconciler.source import YamlDocument
+from reconciler.repo.source import YamlDocument
 
 _ID_FIELDS = {"id", "name", "dependencies", "component", "action", "map", "maps"}
 

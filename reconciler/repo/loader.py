@@ -18,10 +18,10 @@ from pydantic import BaseModel, ValidationError
 
 from agentless.inventory import Host, InventoryFile, resolve_hosts
 from reconciler.findings import Finding, Location, Severity
-from reconciler.forkparse import parse_all
 from reconciler.model import Map, PolicyFile, Request, Settings
-from reconciler.model.explain import explain
-from reconciler.source import (
+from reconciler.repo.explain import explain
+from reconciler.repo.forkparse import parse_all
+from reconciler.repo.source import (
     MAX_FILE_BYTES,
     DocumentParts,
     YamlDocument,
@@ -254,7 +254,7 @@ def load_repo(files: Iterable[RepoFile], *, parallel: bool = False) -> MapRepo:
     """Parse and validate every file; a broken file is reported and left out.
 
     With ``parallel``, a large repo is parsed on two processes (for short-lived,
-    single-threaded commands; see :mod:`reconciler.forkparse`).
+    single-threaded commands; see :mod:`reconciler.repo.forkparse`).
     """
     files = list(files)
     repo = MapRepo()

@@ -7,8 +7,8 @@ reconciler starts again is a request whose outcome is unknown (the process died 
 it): it is marked ``unknown`` and reported, never run again by itself.
 
 The journal is given the state store's ``synchronous=FULL`` connection
-(:attr:`reconciler.state.StateStore.journal_db`). A write that fails (disk full, I/O
-error, locked) raises :class:`~reconciler.statewrite.StateWriteError` and leaves the table
+(:attr:`reconciler.loop.state.StateStore.journal_db`). A write that fails (disk full, I/O
+error, locked) raises :class:`~reconciler.store.writes.StateWriteError` and leaves the table
 as it was: a request whose ``running`` row could not be written does not start.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from reconciler.statewrite import StateWrites
+from reconciler.store.writes import StateWrites
 
 RequestState = Literal["denied", "running", "succeeded", "failed", "unknown"]
 
@@ -44,7 +44,7 @@ class JournalEntry:
 class RequestJournal:
     """The ``requests`` table of the state database (event-loop thread only).
 
-    The table is part of the state database's one versioned schema (:mod:`reconciler.state`).
+    The table is part of the state database's one versioned schema (:mod:`reconciler.loop.state`).
     """
 
     def __init__(self, db: sqlite3.Connection, *, writes: StateWrites | None = None) -> None:

@@ -2,14 +2,14 @@
 
 For every commit on the branch's first-parent chain after the last one processed, every
 request file it added is read at that commit, judged against the repo at the commit's
-first parent (:mod:`reconciler.judge`), journaled before anything runs
-(:mod:`reconciler.journal`), run through the action runner, and audited at each step.
+first parent (:mod:`reconciler.policy.judge`), journaled before anything runs
+(:mod:`reconciler.requests.journal`), run through the action runner, and audited at each step.
 Who asked and who approved come from :func:`reconciler.git.attribution.attribute`: claims
 of the commits (the author of the commit that added the file, the author of the merge;
 none for a direct commit), or with ``require_signed_commits`` verified signers only. Every
 audit record of a request carries them (``details.identity``), ``verified`` or not.
 
-State that cannot be written (:class:`~reconciler.statewrite.StateWriteError`: disk full,
+State that cannot be written (:class:`~reconciler.store.writes.StateWriteError`: disk full,
 I/O error) never stops the processor and never loses a decision: a request whose journal
 row cannot be written does not start; it waits (:attr:`RequestProcessor.waiting` says
 which and why) and processing goes on from the cursor where it stopped, with backoff,
@@ -33,14 +33,14 @@ from agentless.inventory import Host
 from reconciler.clock import Clock, RealClock
 from reconciler.git.attribution import Attribution, attribute
 from reconciler.git.changes import AllowedSigner
-from reconciler.gitsource import Commit, GitSource, GitSourceError
-from reconciler.journal import JournalEntry, RequestJournal, RequestState
-from reconciler.judge import Base, Judgement, judge
+from reconciler.git.source import Commit, GitSource, GitSourceError
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.requests import ALL_COMPONENTS
-from reconciler.repo import load_repo
-from reconciler.source import YamlError, parse_yaml
-from reconciler.statewrite import StateWriteError, wait_written
+from reconciler.policy.judge import Base, Judgement, judge
+from reconciler.repo.loader import load_repo
+from reconciler.repo.source import YamlError, parse_yaml
+from reconciler.requests.journal import JournalEntry, RequestJournal, RequestState
+from reconciler.store.writes import StateWriteError, wait_written
 
 log = logging.getLogger(__name__)
 

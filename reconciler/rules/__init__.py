@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from reconciler.findings import Finding, Severity
-from reconciler.repo import MapRepo
+from reconciler.repo.loader import MapRepo
 from reconciler.rules import files, maps, references
 from reconciler.rules.files import PathInfo, Probe, working_tree_probe
 

@@ -30,8 +30,8 @@ from agentless.safefile import (
     shown_name,
 )
 from reconciler.findings import Finding, Severity
-from reconciler.repo import Loaded, MapRepo
-from reconciler.source import YamlPath
+from reconciler.repo.loader import Loaded, MapRepo
+from reconciler.repo.source import YamlPath
 
 PathKind = Literal["file", "symlink", "folder", "other", "missing"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from reconciler.depgraph import SHOWN_IDS, capped, cycle_through, strongly_connected
 from reconciler.findings import Finding, Severity
 from reconciler.model import Map
-from reconciler.repo import Loaded, MapRepo
+from reconciler.model.depgraph import SHOWN_IDS, capped, cycle_through, strongly_connected
+from reconciler.repo.loader import Loaded, MapRepo
 
 
 def duplicate_names(repo: MapRepo) -> Iterator[Finding]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from reconciler.depgraph import capped
 from reconciler.findings import Finding, Severity
 from reconciler.model import Binding, Map
+from reconciler.model.depgraph import capped
 from reconciler.model.policies import signer_problem
 from reconciler.model.requests import ALL_COMPONENTS
-from reconciler.repo import MapRepo
-from reconciler.source import YamlDocument, YamlPath
+from reconciler.repo.loader import MapRepo
+from reconciler.repo.source import YamlDocument, YamlPath
 
 WHOLE_MAP_ACTIONS = frozenset({"start", "stop", "restart"})
 

@@ -2,7 +2,7 @@
 
 A standard-library threading server: scrapes and API reads are small and rare, and the
 server never touches live state; it asks the event loop for a snapshot (see
-:class:`reconciler.reconciler.Reconciler.snapshot_from_thread`), and answers 503 with the
+:class:`reconciler.loop.reconciler.Reconciler.snapshot_from_thread`), and answers 503 with the
 reason when the loop does not answer in time. ``/healthz`` never waits for the loop: it
 reads the heartbeat the loop keeps current. Every socket read is
 bounded by a timeout and every webhook body by a size limit.
@@ -21,8 +21,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from reconciler.view import encode_json
-from reconciler.webhook import MAX_WEBHOOK_BODY, SIGNATURE_HEADER, verify_signature
+from reconciler.loop.view import encode_json
+from reconciler.server.webhook import MAX_WEBHOOK_BODY, SIGNATURE_HEADER, verify_signature
 
 log = logging.getLogger(__name__)
 

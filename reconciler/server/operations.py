@@ -1,7 +1,7 @@
 """Everything around the check loop that acts or records: requests, audit, action phases.
 
 :class:`Operations` implements the reconciler's hooks. It feeds new heads to the
-:class:`~reconciler.request_processor.RequestProcessor` (one request at a time, in commit
+:class:`~reconciler.requests.processor.RequestProcessor` (one request at a time, in commit
 order, in its own task so a long backup never delays the checks), writes audit records
 for revisions and component status changes, shows ``starting``/``stopping`` while an
 action runs, and delivers pending audit records as git notes in the background, retrying
@@ -17,13 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from reconciler.findings import Finding
-from reconciler.journal import JournalEntry
-from reconciler.metrics import Metrics
-from reconciler.repo import MapRepo
-from reconciler.request_processor import Auditor, RequestProcessor
-from reconciler.statewrite import StateWriteError
-from reconciler.status import ComponentStatus
-from reconciler.view import iso
+from reconciler.loop.metrics import Metrics
+from reconciler.loop.view import iso
+from reconciler.model.status import ComponentStatus
+from reconciler.repo.loader import MapRepo
+from reconciler.requests.journal import JournalEntry
+from reconciler.requests.processor import Auditor, RequestProcessor
+from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,15 @@ from agentless.transport import TransportRouter
 from reconciler.actions import ActionRunner
 from reconciler.audit import AuditError, AuditLog, NotesPublisher
 from reconciler.clock import Clock, RealClock
-from reconciler.gitsource import GitSource, GitSourceError, is_local, watch_local
-from reconciler.http import Endpoints, HttpEndpoint, HttpServerError
-from reconciler.journal import RequestJournal
-from reconciler.operations import AuditOutbox, MetricCounters, Operations
-from reconciler.reconciler import Reconciler, ReconcilerOptions
-from reconciler.request_processor import CURSOR_KEY, RequestProcessor
-from reconciler.state import StateError, StateStore
-from reconciler.statewrite import StateWriteError
-from reconciler.status import ComponentStatus
+from reconciler.git.source import GitSource, GitSourceError, is_local, watch_local
+from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
+from reconciler.loop.state import StateError, StateStore
+from reconciler.model.status import ComponentStatus
+from reconciler.requests.journal import RequestJournal
+from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
+from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError
+from reconciler.server.operations import AuditOutbox, MetricCounters, Operations
+from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from agentless.inventory import Host
 from agentless.result import CommandResult, HostName
 from agentless.ssh import SshSettings, SshTransport
 from reconciler.model.maps import Action, Map
-from reconciler.status import ComponentStatus
+from reconciler.model.status import ComponentStatus
 
 
 def hostile_reason(marker: str) -> str:

@@ -30,7 +30,7 @@ from agentless.ssh import SshTransport
 from reconciler.actions import ActionOutcome, ActionRunner, StepStatus
 from reconciler.clock import RealClock
 from reconciler.model.maps import Map
-from reconciler.status import ComponentStatus
+from reconciler.model.status import ComponentStatus
 
 pytestmark = pytest.mark.sshd
 

@@ -25,7 +25,7 @@ from reconciler.actions import (
 )
 from reconciler.clock import VirtualClock, settle
 from reconciler.model.maps import Action, Map
-from reconciler.status import ComponentStatus
+from reconciler.model.status import ComponentStatus
 
 STARTING, STOPPING = ComponentStatus.STARTING, ComponentStatus.STOPPING
 H1, H2 = host("h1"), host("h2")

@@ -24,7 +24,7 @@ from agentless.result import CommandResult
 from agentless.ssh import SshTransport
 from reconciler.actions import ActionOutcome, ActionRunner, action_command
 from reconciler.clock import RealClock
-from reconciler.repo import load_repo, read_tree
+from reconciler.repo.loader import load_repo, read_tree
 
 ME = ("Rita Requester", "rita@example.com")
 

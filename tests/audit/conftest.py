@@ -21,8 +21,8 @@ from audit_support import World  # noqa: E402
 from gitrepos import ALICE, BOB, BareRepo, Clone  # noqa: E402
 
 from reconciler.audit import AuditLog, NotesPublisher  # noqa: E402
-from reconciler.gitsource import GitSource  # noqa: E402
-from reconciler.state import StateStore  # noqa: E402
+from reconciler.git.source import GitSource  # noqa: E402
+from reconciler.loop.state import StateStore  # noqa: E402
 
 
 @pytest.fixture

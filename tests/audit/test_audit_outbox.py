@@ -10,7 +10,7 @@ import pytest
 from audit_support import append
 
 from reconciler.audit import GENESIS_HASH, AuditLog, AuditStoreError, verify_chain
-from reconciler.state import StateStore
+from reconciler.loop.state import StateStore
 
 SHA = "c" * 40
 

@@ -8,8 +8,8 @@ import pytest
 from gitrepos import ALICE, BOB, CAROL, CI_BOT, BareRepo, Clone
 
 from reconciler.git.attribution import Identity, attribute
-from reconciler.gitsource import GitSource, Person, UnknownCommit
-from reconciler.repo import load_repo, read_tree
+from reconciler.git.source import GitSource, Person, UnknownCommit
+from reconciler.repo.loader import load_repo, read_tree
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from reconciler.webhook import MAX_WEBHOOK_BODY, sign, verify_signature
+from reconciler.server.webhook import MAX_WEBHOOK_BODY, sign, verify_signature
 
 SECRET = b"opsmap-test-secret"
 BODY = b'{"ref":"refs/heads/main","after":"0123456789abcdef0123456789abcdef01234567"}'

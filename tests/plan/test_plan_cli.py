@@ -14,9 +14,9 @@ import pytest
 from plan_support import make_repo
 
 from reconciler.cli import main
-from reconciler.graph import mermaid
 from reconciler.model import Map
 from reconciler.plan import MARKER, make_plan, render_markdown
+from reconciler.plan.graph import mermaid
 from reconciler.plan.render import truncate
 from reconciler.plan.revisions import LocalRepo, load_revisions
 from reconciler.plan.rights import diff_rights, naive_diff

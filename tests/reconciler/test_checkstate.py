@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentless.result import CheckOutcome, CheckState
-from reconciler.checkstate import CheckPolicy, CheckStatus, StateType, flap_percent
+from reconciler.loop.checkstate import CheckPolicy, CheckStatus, StateType, flap_percent
 
 POLICY = CheckPolicy(interval_s=60, retry_interval_s=10, max_attempts=3)
 OK, WARN, CRIT, UNK = CheckState.OK, CheckState.WARNING, CheckState.CRITICAL, CheckState.UNKNOWN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from reconciler.depgraph import (
+from reconciler.model.depgraph import (
     SHOWN_IDS,
     Impact,
     capped,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.judge import judge
 from reconciler.model import Request
-from reconciler.repo import MapRepo, load_repo, read_tree
+from reconciler.policy.judge import judge
+from reconciler.repo.loader import MapRepo, load_repo, read_tree
 
 PROJECT = Path(__file__).resolve().parents[2]
 

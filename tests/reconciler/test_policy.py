@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from reconciler.policy import PolicySet, Question, question_for_action
-from reconciler.repo import load_repo, read_tree
+from reconciler.policy.engine import PolicySet, Question, question_for_action
+from reconciler.repo.loader import load_repo, read_tree
 from reconciler.rules import check_repo
 
 PROJECT = Path(__file__).resolve().parents[2]

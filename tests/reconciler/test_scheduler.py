@@ -11,9 +11,9 @@ from agentless.checks.config import CommandConfig
 from agentless.inventory import Host
 from agentless.result import CheckOutcome, CheckState, HostName
 from agentless.runner import CheckRun, CheckTarget
-from reconciler.checkstate import CheckPolicy, CheckStatus
 from reconciler.clock import VirtualClock
-from reconciler.scheduler import CheckKey, MapWorker, ScheduledCheck
+from reconciler.loop.checkstate import CheckPolicy, CheckStatus
+from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck
 
 
 def scheduled(

@@ -22,9 +22,9 @@ import pytest
 
 from reconciler.audit import AuditLog, verify_chain
 from reconciler.clock import VirtualClock, settle
-from reconciler.journal import RequestJournal
-from reconciler.state import StateStore
-from reconciler.statewrite import StateWriteError, StateWrites, wait_written
+from reconciler.loop.state import StateStore
+from reconciler.requests.journal import RequestJournal
+from reconciler.store.writes import StateWriteError, StateWrites, wait_written
 
 SHA = "d" * 40
 FULL = "database or disk is full"
@@ -103,7 +103,7 @@ def test_a_journal_row_that_cannot_be_written_is_not_there_and_is_written_later(
 ) -> None:
     journal = RequestJournal(store.journal_db, writes=store.writes)
     faults.writes = 3
-    caplog.set_level(logging.INFO, logger="reconciler.statewrite")
+    caplog.set_level(logging.INFO, logger="reconciler.store.writes")
     for _ in range(3):
         with pytest.raises(StateWriteError, match=FULL) as raised:
             journal.started("requests/r.yaml", SHA, "sam", "tina", "rule")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.state import StateError, StateStore
+from reconciler.loop.state import StateError, StateStore
 
 
 def test_the_lock_is_held_until_close_and_names_its_holder(tmp_path: Path) -> None:

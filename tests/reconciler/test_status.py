@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from agentless.result import CheckState
-from reconciler.depgraph import Impact
-from reconciler.status import ComponentStatus, component_status, impacts
+from reconciler.model.depgraph import Impact
+from reconciler.model.status import ComponentStatus, component_status, impacts
 
 S = ComponentStatus
 

@@ -32,10 +32,10 @@ from e2e_support import (
 )
 from gitrepos import ALICE, BareRepo, Clone
 
-import reconciler.reconciler as reconciler_module
-from reconciler.http import HttpEndpoint
-from reconciler.reconciler import STALL_S, Reconciler
-from reconciler.service import run_service
+import reconciler.loop.reconciler as reconciler_module
+from reconciler.loop.reconciler import STALL_S, Reconciler
+from reconciler.server.http import HttpEndpoint
+from reconciler.server.service import run_service
 
 DEPTH = 5_000
 MAX_BYTES_PER_COMPONENT = 2_000

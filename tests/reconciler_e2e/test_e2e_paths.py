@@ -33,10 +33,10 @@ from prometheus_client import CollectorRegistry
 
 from agentless.local import LocalTransport
 from reconciler.clock import VirtualClock
-from reconciler.gitsource import GitSource, GitSourceError
-from reconciler.reconciler import Reconciler, ReconcilerOptions
-from reconciler.repo import load_repo
-from reconciler.state import StateStore
+from reconciler.git.source import GitSource, GitSourceError
+from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
+from reconciler.loop.state import StateStore
+from reconciler.repo.loader import load_repo
 
 Start = Callable[..., Opsmap]
 SENTINEL = "root:SENTINEL-PASSWD-LINE:0:0:root:/root:/bin/sh"

@@ -17,7 +17,7 @@ from e2e_support import Opsmap, component, file_check, repo_files, stop_group
 from gitrepos import ALICE, BareRepo, Clone
 
 from reconciler.audit import AuditLog, verify_chain
-from reconciler.state import APPLICATION_ID, SCHEMA_VERSION, StateStore
+from reconciler.loop.state import APPLICATION_ID, SCHEMA_VERSION, StateStore
 
 Start = Callable[..., Opsmap]
 REFUSAL_GUARD_S = 60

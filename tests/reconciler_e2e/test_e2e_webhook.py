@@ -24,7 +24,7 @@ from e2e_support import (
 )
 from gitrepos import ALICE, BareRepo, Clone
 
-from reconciler.webhook import MAX_WEBHOOK_BODY, sign
+from reconciler.server.webhook import MAX_WEBHOOK_BODY, sign
 
 Start = Callable[..., Opsmap]
 SECRET = "e2e-webhook-secret"

@@ -1,7 +1,7 @@
 """The Reconciler in process, in virtual time: soft and hard states, flapping, and workers
 kept across an apply that does not change a map's checks.
 
-Git is real (a bare repo, a clone, :class:`~reconciler.gitsource.GitSource`); the only fake
+Git is real (a bare repo, a clone, :class:`~reconciler.git.source.GitSource`); the only fake
 is at the Transport seam: :class:`ScriptedTransport` answers each command with the exit
 status the test chose, so no check runs for real and no test sleeps on a schedule.
 """
@@ -25,9 +25,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from agentless.inventory import Host
 from agentless.result import CommandResult
 from reconciler.clock import VirtualClock, settle
-from reconciler.gitsource import GitSource, GitSourceError
-from reconciler.reconciler import Reconciler, ReconcilerOptions
-from reconciler.state import StateStore
+from reconciler.git.source import GitSource, GitSourceError
+from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
+from reconciler.loop.state import StateStore
 
 REAL_WAIT_S = 30.0
 """Bound on what runs in real time (git in a thread): a hang guard only."""

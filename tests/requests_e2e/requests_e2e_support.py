@@ -30,7 +30,7 @@ from e2e_support import Opsmap, Processes, counter, sample_value, start_opsmap, 
 from gitrepos import BareRepo, Clone, git
 from sshd import Fleet, Sshd, free_port
 
-from reconciler.gitsource import Person
+from reconciler.git.source import Person
 
 WAIT_S = 90.0
 """Bound of a wait for a request's outcome or a delivery (hang guard only)."""

@@ -29,7 +29,7 @@ from requests_e2e_support import (
     signing_git,
 )
 
-from reconciler.gitsource import Person
+from reconciler.git.source import Person
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slow]
 

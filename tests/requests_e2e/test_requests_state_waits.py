@@ -38,10 +38,10 @@ from agentless.result import CommandResult
 from reconciler.actions import ActionRunner
 from reconciler.audit import AuditLog, verify_chain
 from reconciler.clock import VirtualClock
-from reconciler.gitsource import GitSource
-from reconciler.journal import RequestJournal
-from reconciler.request_processor import CURSOR_KEY, RequestProcessor
-from reconciler.state import StateStore
+from reconciler.git.source import GitSource
+from reconciler.loop.state import StateStore
+from reconciler.requests.journal import RequestJournal
+from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
 
 REAL_WAIT_S = 30.0
 """Bound on what runs in real time (git in threads): a hang guard only."""

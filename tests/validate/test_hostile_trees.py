@@ -30,7 +30,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.repo import load_repo
+from reconciler.repo.loader import load_repo
 from reconciler.rules import check_repo
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -222,7 +222,7 @@ def _messages(findings: list[Any]) -> str:
 @settings(**{**SETTINGS, "max_examples": 20})
 @given(tree=trees)
 def test_the_revision_loader_survives_any_commit(tree: list[Entry]) -> None:
-    from reconciler.gitsource import GitSource
+    from reconciler.git.source import GitSource
 
     with world(tree, git_friendly=True) as w:
         sha = _commit_two(w)

@@ -159,7 +159,7 @@ def test_other_commands_refuse_the_repo_without_reading_the_target(
 
 
 def test_the_loaded_files_hold_nothing_of_the_target(tmp_path: Path) -> None:
-    from reconciler.repo import load_repo, read_tree
+    from reconciler.repo.loader import load_repo, read_tree
 
     repo = tmp_path / "repo"
     shutil.copytree(SHOP, repo)

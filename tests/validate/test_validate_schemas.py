@@ -13,8 +13,8 @@ from validate_support import PROJECT
 
 from agentless.inventory import InventoryFile
 from reconciler.model import Map, PolicyFile, Request, Settings
-from reconciler.repo import kind_of, read_tree
-from reconciler.source import parse_yaml
+from reconciler.repo.loader import kind_of, read_tree
+from reconciler.repo.source import parse_yaml
 
 SCHEMAS = PROJECT / "schemas"
 KINDS = ("map", "policy", "inventory", "request", "settings")
@@ -37,7 +37,7 @@ def schema_path(kind: str) -> Path | None:
 def validator(kind: str) -> jsonschema.protocols.Validator:
     path = schema_path(kind)
     if path is None:
-        pytest.skip(f"no schema for {kind!r} in {SCHEMAS}: run python -m reconciler.schemas")
+        pytest.skip(f"no schema for {kind!r} in {SCHEMAS}: run python -m reconciler.model.schemas")
     schema = json.loads(path.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
@@ -52,7 +52,7 @@ EXAMPLES = sorted((file.path, file.kind) for file in read_tree(PROJECT) if file.
 
 def test_every_kind_has_a_schema() -> None:
     missing = [kind for kind in KINDS if schema_path(kind) is None]
-    assert not missing, f"schemas/ lacks {missing}: run python -m reconciler.schemas"
+    assert not missing, f"schemas/ lacks {missing}: run python -m reconciler.model.schemas"
 
 
 @pytest.mark.parametrize("path", sorted(SCHEMAS.glob("*.json")), ids=lambda p: p.name)

@@ -1,0 +1,4 @@
+"""``opsmap run``: :mod:`~reconciler.server.service` assembles the loop, the request
+processor and the audit delivery; :mod:`~reconciler.server.http` serves the API, metrics
+and the webhook (:mod:`~reconciler.server.webhook`); :mod:`~reconciler.server.operations`
+implements the loop's hooks: requests, audit records, action phases, delivery."""
