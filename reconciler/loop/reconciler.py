@@ -10,26 +10,23 @@ a fetch now.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
-import gc
 import logging
-import os
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from agentless.result import CheckOutcome, CheckState
 from agentless.runner import CheckRun, run_check
-from agentless.safefile import MAX_KNOWN_HOSTS_BYTES, relative_problem, shown_name
 from agentless.transport import Transport
 from reconciler.clock import Clock
 from reconciler.findings import Finding, Location, Severity
+from reconciler.loop.bridge import LoopBridge
+from reconciler.loop.checkout import materialize
 from reconciler.loop.checkstate import CheckStatus
 from reconciler.loop.metrics import Metrics
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
@@ -43,21 +40,10 @@ from reconciler.rules import Probe, blocking_errors, check_repo
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 PERSIST_INTERVAL_S = 10.0
 PERSIST_TIMEOUT_S = 60.0
 POLL_JITTER = 0.2
-SNAPSHOT_TIMEOUT_S = 5.0
-"""How long another thread waits for the loop to build a snapshot before giving up."""
-SNAPSHOT_REUSE = 4.0
-"""Other threads get the last status document again while it is younger than this many
-times what it took to build: however often it is read, building it takes at most a fifth
-of the loop's time (a small repo's, built in a millisecond, is always fresh)."""
-HEARTBEAT_S = 0.25
-"""How often the loop notes that it is running (real time, whatever the :class:`Clock`)."""
-STALL_S = 3.0
-"""The loop is unhealthy when it has not ticked for this long."""
 
 
 class FetchOutcome(Protocol):
@@ -156,15 +142,8 @@ class Reconciler:
         self._component_checks: dict[tuple[str, str], list[CheckKey]] = {}
         self._component_status: dict[tuple[str, str], str] = {}
         self._group: asyncio.TaskGroup | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
-        self._last_tick: float | None = None
-        """``time.monotonic()`` of the loop's last heartbeat; read by other threads."""
-        self._heartbeat: asyncio.TimerHandle | None = None
-        self._pending_status: concurrent.futures.Future[bytes] | None = None
-        self._status_lock = threading.Lock()
-        self._last_status: tuple[float, float, bytes] | None = None
-        """When the last status document was finished, what it cost to build, the JSON."""
+        self.bridge = LoopBridge(lambda: self.health()[1])
+        """How other threads reach the loop: heartbeat, snapshots, the status document."""
 
     # -- running ---------------------------------------------------------------------
 
@@ -174,9 +153,7 @@ class Reconciler:
         ``ready`` is called once the state is restored and the revision applied before a
         restart is running again: serve from then on, so no scrape sees an empty state.
         """
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._tick()
+        self.bridge.attach()
         await asyncio.to_thread(self._restore)  # nothing else uses the store yet
         try:
             async with asyncio.TaskGroup() as group:
@@ -198,21 +175,12 @@ class Reconciler:
         finally:
             self._group = None
             self._workers.clear()
-            if self._heartbeat is not None:
-                self._heartbeat.cancel()
-            self._last_tick = None
+            self.bridge.detach()
             self.persist()
-
-    def _tick(self) -> None:
-        """The heartbeat: runs on the loop every :data:`HEARTBEAT_S` while the loop is free."""
-        assert self._loop is not None
-        self._last_tick = time.monotonic()
-        self._heartbeat = self._loop.call_later(HEARTBEAT_S, self._tick)
 
     def fetch_now(self) -> None:
         """Ask for a fetch as soon as possible; callable from any thread."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._fetch_now.set)
+        self.bridge.call_soon(self._fetch_now.set)
 
     async def _follow(self) -> None:
         while True:
@@ -297,46 +265,8 @@ class Reconciler:
             self.apply(sha, repo, resumed=True)
 
     def _materialize(self, sha: str, repo: MapRepo) -> None:
-        """Write the repo files the inventory refers to (``known_hosts``) to the checkout.
-
-        Only inside the checkout folder of the state dir: every name is checked to be a
-        plain relative path, and every write and unlink resolved to stay in that folder.
-        """
-        checkout = self.options.checkout_dir
-        if checkout is None:
-            return
-        checkout.mkdir(parents=True, exist_ok=True)
-        root = checkout.resolve()
-        for relative in sorted({h.known_hosts for h in repo.hosts if h.known_hosts}):
-            problem = relative_problem(relative)
-            if problem is not None:
-                log.warning(
-                    "revision %s: known_hosts %s %s: not written",
-                    sha[:12],
-                    shown_name(relative),
-                    problem,
-                )
-                continue
-            target = root / relative
-            content = self.source.read_file(sha, relative)
-            if content is None or len(content) > MAX_KNOWN_HOSTS_BYTES:
-                log.warning(
-                    "revision %s: known_hosts %s is not a file of the repo (or too large)",
-                    sha[:12],
-                    shown_name(relative),
-                )
-                if _inside(root, target):
-                    _quietly(target.unlink, missing_ok=True)
-                continue
-            if not _inside(root, target) or not _make_parent(root, target):
-                log.warning(
-                    "revision %s: known_hosts %s leads out of %s: not written",
-                    sha[:12],
-                    shown_name(relative),
-                    root,
-                )
-                continue
-            _quietly(_write_new, target, content)
+        """Write the files the inventory refers to into the checkout (:mod:`.checkout`)."""
+        materialize(self.options.checkout_dir, sha, repo, self.source.read_file)
 
     def apply(self, sha: str, repo: MapRepo, *, resumed: bool = False) -> None:
         scheduled = scheduled_checks(repo)
@@ -515,79 +445,14 @@ class Reconciler:
         """The snapshot, built on the event loop's thread whichever thread asks (metrics).
 
         Raises :class:`TimeoutError`, with the reason, when the loop does not get to it
-        within ``timeout`` (default :data:`SNAPSHOT_TIMEOUT_S`).
+        within ``timeout`` (default :data:`~reconciler.loop.bridge.SNAPSHOT_TIMEOUT_S`).
         """
-        future: concurrent.futures.Future[Snapshot] = concurrent.futures.Future()
-        built = self._on_loop(future, self._quietly, timeout)
-        return self._quietly() if built is None else built
+        return self.bridge.build(self.snapshot, timeout=timeout)
 
     def status_from_thread(self, *, timeout: float | None = None) -> bytes:
-        """``/api/v1/status``: the snapshot as JSON, built and encoded on the loop.
-
-        Threads that ask while one is being built share it, and get the last one again
-        while it is fresh (:data:`SNAPSHOT_REUSE`). Only bytes leave the loop: the dicts
-        of a large snapshot are freed at once, never walked by a garbage collection
-        (which would stop every thread, /healthz's too). :class:`TimeoutError` as
-        :meth:`snapshot_from_thread`.
-        """
-        with self._status_lock:
-            last = self._last_status
-            if last is not None and time.monotonic() - last[0] < SNAPSHOT_REUSE * last[1]:
-                return last[2]
-            future = self._pending_status
-            if future is None or future.done():
-                future = self._pending_status = concurrent.futures.Future()
-                fresh = True
-            else:
-                fresh = False
-        if not fresh:
-            return self._wait(future, timeout)
-        built = self._on_loop(future, self._status_document, timeout)
-        return self._status_document() if built is None else built
-
-    def _on_loop(
-        self,
-        future: concurrent.futures.Future[T],
-        build: Callable[[], T],
-        timeout: float | None,
-    ) -> T | None:
-        """``build()`` run on the loop, its result through ``future``; None when the caller
-        is the loop's own thread or there is no running loop (then the caller builds)."""
-        loop = self._loop
-        if loop is None or threading.get_ident() == self._loop_thread or loop.is_closed():
-            return None
-
-        def run() -> None:
-            try:
-                future.set_result(build())
-            except Exception as exc:  # handed to the waiting threads
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return self._wait(future, timeout)
-
-    def _wait(self, future: concurrent.futures.Future[T], timeout: float | None) -> T:
-        timeout = SNAPSHOT_TIMEOUT_S if timeout is None else timeout
-        try:
-            return future.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            raise TimeoutError(
-                f"the event loop did not build the status within {timeout:g} s"
-                f" ({self.health()[1] or 'it is busy'})"
-            ) from None
-
-    def _quietly(self) -> Snapshot:
-        with _no_collection():
-            return self.snapshot()
-
-    def _status_document(self) -> bytes:
-        started = time.monotonic()
-        with _no_collection():
-            body = encode_json(self.snapshot())
-        finished = time.monotonic()
-        with self._status_lock:
-            self._last_status = (finished, finished - started, body)
-        return body
+        """``/api/v1/status``: the snapshot as JSON, built and encoded on the loop, shared
+        by the threads that ask meanwhile (:meth:`LoopBridge.shared_document`)."""
+        return self.bridge.shared_document(lambda: encode_json(self.snapshot()), timeout=timeout)
 
     def health(self) -> tuple[bool, str | None]:
         """Whether the loop is running and keeping up, and if not why; any thread, no wait.
@@ -596,84 +461,16 @@ class Reconciler:
         as unhealthy with how long it has not ticked, instead of a health check that hangs.
         Unhealthy too while writes to the state fail (disk full…), with what and why.
         """
-        last, loop = self._last_tick, self._loop
-        if last is None or loop is None or loop.is_closed():
-            return False, "the reconciler's event loop is not running"
-        behind = time.monotonic() - last
-        if behind > STALL_S:
-            return False, f"event loop has not ticked for {behind:.1f} s"
-        problem = self.store.writes.problem()
-        if problem is not None:
-            return False, problem
-        return True, None
+        problem = self.bridge.loop_problem() or self.store.writes.problem()
+        return (False, problem) if problem is not None else (True, None)
 
     def _short_applied(self) -> str:
         applied = self.revisions.applied
         return f"revision {applied[:12]}" if applied else "no revision yet"
 
 
-@contextlib.contextmanager
-def _no_collection() -> Iterator[None]:
-    """No cyclic garbage collection meanwhile, as while a snapshot is built: its plain
-    dicts and lists are freed by reference counting, and a collection would only walk
-    them (stopping every thread, /healthz's too)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 class _Stopping(Exception):
     """Raised inside the task group to cancel everything on stop."""
-
-
-def _inside(root: Path, target: Path) -> bool:
-    """Whether writing or unlinking ``target`` acts inside ``root``.
-
-    Its nearest existing folder, resolved, must be in ``root`` (a symlinked folder out is
-    not). The name itself may be a symlink: replacing or unlinking one acts on the link.
-    """
-    if target.name in ("", ".", ".."):
-        return False
-    folder = target.parent
-    while folder != root and not os.path.lexists(folder):
-        folder = folder.parent
-    try:
-        return folder.resolve(strict=True).is_relative_to(root)
-    except OSError:
-        return False
-
-
-def _write_new(target: Path, content: bytes) -> None:
-    """Write ``content`` beside ``target`` (O_EXCL: never through a planted link), rename."""
-    scratch = target.with_name(f".{target.name}.new")
-    scratch.unlink(missing_ok=True)
-    with open(scratch, "xb") as sink:
-        sink.write(content)
-    scratch.replace(target)
-
-
-def _quietly(operation: Callable[..., None], *args: Any, **kw: Any) -> None:
-    """Run a file operation of the checkout; a failure is logged, never raised."""
-    try:
-        operation(*args, **kw)
-    except OSError as exc:
-        log.warning(
-            "checkout: %s failed: %s", getattr(operation, "__name__", "write"), exc.strerror
-        )
-
-
-def _make_parent(root: Path, target: Path) -> bool:
-    """Create ``target``'s folders (known to lead nowhere out); False when that fails."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        log.warning("cannot create %s: %s", target.parent, exc.strerror)
-        return False
-    return _inside(root, target)
 
 
 def _str_or_none(value: object) -> str | None:

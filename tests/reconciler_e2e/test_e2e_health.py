@@ -32,8 +32,9 @@ from e2e_support import (
 )
 from gitrepos import ALICE, BareRepo, Clone
 
-import reconciler.loop.reconciler as reconciler_module
-from reconciler.loop.reconciler import STALL_S, Reconciler
+import reconciler.loop.bridge as bridge_module
+from reconciler.loop.bridge import STALL_S
+from reconciler.loop.reconciler import Reconciler
 from reconciler.server.http import HttpEndpoint
 from reconciler.server.service import run_service
 
@@ -86,7 +87,7 @@ def get(address: tuple[str, int], path: str) -> tuple[int, dict[str, Any]]:
 def test_a_blocked_loop_is_reported_with_a_reason_not_a_hang(
     remote: BareRepo, clone: Clone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reconciler_module, "SNAPSHOT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(bridge_module, "SNAPSHOT_TIMEOUT_S", 0.5)
     clone.commit("one map", author=ALICE, files=chain(3))
     clone.push()
     started = threading.Event()
