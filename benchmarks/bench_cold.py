@@ -1,6 +1,6 @@
 """A cold, ``opsmap check``-like run for the benchmark: import, connect, run once, exit.
 
-``python -m agentless.bench_cold SPEC.json`` reads the hosts the benchmark started, runs
+``python benchmarks/bench_cold.py SPEC.json`` reads the hosts the benchmark started, runs
 :data:`BENCH_CHECKS` once on every host over SSH and exits 0 when every check is OK.
 ``benchmarks/checks_bench.py --cold-cmd`` swaps this for the real CLI.
 
@@ -86,7 +86,7 @@ async def run_once(
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m agentless.bench_cold SPEC.json", file=sys.stderr)
+        print("usage: python benchmarks/bench_cold.py SPEC.json", file=sys.stderr)
         return 2
     settings, hosts, tcp_port = load_spec(Path(args[0]))
     runs = asyncio.run(run_once(settings, hosts, tcp_port))

@@ -1,9 +1,9 @@
 """Benchmark: OpsMap's agentless engine against N real sshd, and Ansible on the same servers.
 
-    python benchmarks/checks_bench.py [--hosts 50] [--cycles 5] [--mode shell|exec|both]
-        [--cold-runs 3] [--cold-cmd "..."] [--no-ansible]
+    PYTHONPATH=.:tests/support python benchmarks/checks_bench.py [--hosts 50] [--cycles 5]
+        [--mode shell|exec|both] [--cold-runs 3] [--cold-cmd "..."] [--no-ansible]
 
-Starts N OpenSSH servers on loopback (tests/sshd.py; needs root or the current user's own
+Starts N OpenSSH servers on loopback (tests/support/sshd.py; needs root or the current user's own
 login), then:
 
 1. warm: one transport, one untimed cycle to connect, then ``--cycles`` timed cycles of
@@ -15,7 +15,7 @@ login), then:
    fleet directory (an inventory of the N servers with their known_hosts and the client key as
    identity_file, one component with the same 5 checks on every host): import, load and
    validate the repo, connect to every host, run every check once. For comparison, the
-   engine alone (``python -m agentless.bench_cold {spec}``: no repo, no CLI) is timed
+   engine alone (``benchmarks/bench_cold.py {spec}``: no repo, no CLI) is timed
    too. ``--cold-cmd`` replaces the CLI command (``{repo}``, ``{spec}``, ``{workdir}``
    are filled in);
 3. Ansible, when ``ansible-playbook`` is installed (``pip install '.[bench]'``): the same
@@ -70,18 +70,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from bench_cold import bench_checks, bench_targets
+from sshd import Fleet
 
-from sshd import Fleet  # noqa: E402
-
-from agentless.bench_cold import bench_checks, bench_targets  # noqa: E402
-from agentless.checks.probes import probe_command  # noqa: E402
-from agentless.inventory import Host  # noqa: E402
-from agentless.result import CheckState  # noqa: E402
-from agentless.runner import run_checks  # noqa: E402
-from agentless.ssh import Mode, SshSettings, SshTransport  # noqa: E402
-from agentless.transport import Inline  # noqa: E402
+from agentless.checks.probes import probe_command
+from agentless.inventory import Host
+from agentless.result import CheckState
+from agentless.runner import run_checks
+from agentless.ssh import Mode, SshSettings, SshTransport
+from agentless.transport import Inline
 
 
 def children_cpu_s() -> float:
@@ -383,7 +380,7 @@ def main() -> int:
         spec = write_spec(fleet, hosts, listener.port)
         repo = write_map_repo(fleet, hosts, listener.port)
         fill = {"spec": spec, "workdir": workdir, "repo": repo}
-        engine_cmd = [sys.executable, "-m", "agentless.bench_cold", str(spec)]
+        engine_cmd = [sys.executable, str(Path(__file__).with_name("bench_cold.py")), str(spec)]
         cold_cmd = shlex.split(args.cold_cmd.format(**fill))
         cold_wall = 0.0
         for label, cmd in (("cold engine", engine_cmd), ("cold CLI", cold_cmd)):

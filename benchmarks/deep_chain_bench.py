@@ -1,6 +1,6 @@
 """Benchmark: ``opsmap run`` on a valid 10,000-deep dependency chain; /healthz throughout.
 
-    python benchmarks/deep_chain_bench.py [--depth 10000] [--seconds 20]
+    PYTHONPATH=.:tests/support python benchmarks/deep_chain_bench.py [--depth 10000] [--seconds 20]
 
 A map whose components form one chain (each depends on the one before it); the first has
 a ``command`` check that fails, so every other component is impacted, as badly as impact
@@ -25,10 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "git"), str(REPO / "tests" / "reconciler_e2e")]
-
-from e2e_support import (  # noqa: E402
+from e2e_support import (
     Opsmap,
     Processes,
     command_check,
@@ -36,7 +33,7 @@ from e2e_support import (  # noqa: E402
     repo_files,
     start_opsmap,
 )
-from gitrepos import ALICE, BareRepo, Clone  # noqa: E402
+from gitrepos import ALICE, BareRepo, Clone
 
 HEALTHZ_GOAL_S = 0.100
 PROBE_EVERY_S = 0.02

@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from validate_bench import generate, opsmap_command
 
 GOAL_SECONDS = 5.0

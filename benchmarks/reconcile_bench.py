@@ -1,6 +1,7 @@
 """Benchmark: time from a change reaching Git to ``opsmap run`` having applied it.
 
-    python benchmarks/reconcile_bench.py [--pushes 10] [--modes webhook,checkout,bare]
+    PYTHONPATH=.:tests/support python benchmarks/reconcile_bench.py [--pushes 10]
+        [--modes webhook,checkout,bare]
 
 Starts ``opsmap run`` (a real process, ``--poll-interval 3600`` so that polling never
 helps) on a throw-away map repo whose one host uses the local transport, then for each
@@ -29,10 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "git"), str(REPO / "tests" / "reconciler_e2e")]
-
-from e2e_support import (  # noqa: E402
+from e2e_support import (
     Opsmap,
     Processes,
     command_check,
@@ -41,9 +39,9 @@ from e2e_support import (  # noqa: E402
     start_git_daemon,
     start_opsmap,
 )
-from gitrepos import ALICE, BareRepo, Clone  # noqa: E402
+from gitrepos import ALICE, BareRepo, Clone
 
-from reconciler.server.webhook import sign  # noqa: E402
+from reconciler.server.webhook import sign
 
 GOAL_S = 2.0
 POLL_S = 0.01

@@ -1,4 +1,4 @@
-"""Shared fixtures. ``sshd_fleet``: real OpenSSH servers on loopback (see tests/sshd.py).
+"""Shared fixtures. ``sshd_fleet``: real OpenSSH servers on loopback (see tests/support/sshd.py).
 
 Every test also runs under ``asyncio_leaks`` (fails a test that leaves asyncio tasks
 running) and, from pyproject, pytest-timeout and warnings as errors.

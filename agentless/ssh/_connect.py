@@ -56,7 +56,7 @@ _KEX_PREFERENCE = "^curve25519-sha256,curve25519-sha256@libssh.org"
 
 @dataclass(frozen=True, slots=True)
 class SshSettings:
-    """What every connection of an :class:`~agentless.ssh.SshTransport` shares."""
+    """What every connection of an :class:`~agentless.ssh.transport.SshTransport` shares."""
 
     base_dir: Path = field(default_factory=Path.cwd)
     """Directory that ``known_hosts`` paths start from (the revision's files)."""

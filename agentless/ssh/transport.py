@@ -3,7 +3,7 @@
 **One connection per host**, opened on first use and kept open; every command of that
 host goes through it. Commands run on **long-lived shell channels** (``mode="shell"``, the
 default): each host keeps a small pool of ``/bin/sh`` channels, and commands are written
-to an idle one and framed by a random token (see :mod:`agentless._sshchannel`).
+to an idle one and framed by a random token (see :mod:`agentless.ssh._channel`).
 ``mode="exec"`` opens one exec channel per command instead.
 
 **Batches.** Commands for one host that arrive in the same event-loop tick (as a
@@ -76,12 +76,12 @@ from typing import Literal
 import asyncssh
 
 from agentless._inert import for_log
-from agentless._sshchannel import ChannelLost, ExecChannel, Job, ShellChannel
-from agentless._sshconnect import SshSettings, connect
 from agentless.backoff import Backoff, Clock, ReconnectGate
 from agentless.errors import AgentlessError, ConnectionLost, HostUnreachable
 from agentless.inventory import DEFAULT_SSH_PORT, Host
 from agentless.result import CommandResult, HostName
+from agentless.ssh._channel import ChannelLost, ExecChannel, Job, ShellChannel
+from agentless.ssh._connect import SshSettings, connect
 from agentless.transport import Inline
 
 __all__ = ["Mode", "SshSettings", "SshTransport"]

@@ -1,28 +1,21 @@
 """Fixtures of the audit tests: a real remote, a clone with commits, the reconciler's mirror.
 
-``tests/git/gitrepos.py`` builds the repos; that folder is put on ``sys.path`` here.
+``gitrepos`` (in ``tests/support``, on pytest's ``pythonpath``) builds the repos.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from audit_support import World
+from gitrepos import ALICE, BOB, BareRepo, Clone
 
-HERE = Path(__file__).resolve().parent
-for folder in (HERE, HERE.parent / "git"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from audit_support import World  # noqa: E402
-from gitrepos import ALICE, BOB, BareRepo, Clone  # noqa: E402
-
-from reconciler.audit import AuditLog, NotesPublisher  # noqa: E402
-from reconciler.git.source import GitSource  # noqa: E402
-from reconciler.loop.state import StateStore  # noqa: E402
+from reconciler.audit import AuditLog, NotesPublisher
+from reconciler.git.source import GitSource
+from reconciler.loop.state import StateStore
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
 
 LEAKY = """
 import asyncio
@@ -54,7 +54,7 @@ def run_inner(
 ) -> pytest.RunResult:
     """Run ``source`` as a test file in a pytest of its own, with only the plugin loaded."""
     pytester.makepyfile(source)
-    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    path = os.pathsep.join(p for p in (str(SUPPORT), os.environ.get("PYTHONPATH", "")) if p)
     monkeypatch.setenv("PYTHONPATH", path)
     return pytester.runpytest_subprocess("-p", "asyncio_leaks", "-p", "no:cacheprovider")
 

@@ -1,25 +1,18 @@
 """Fixtures of the reconciler's end-to-end tests: a map repo, process cleanup, ``opsmap run``.
 
-``tests/git/gitrepos.py`` builds the real git repos; this folder and ``tests/git`` are put
-on ``sys.path`` here (pytest's own conftest handling only adds a folder it collects).
+``gitrepos`` builds the real git repos, ``e2e_support`` runs ``opsmap``; both are in
+``tests/support``, on pytest's ``pythonpath``.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-for folder in (HERE, HERE.parent / "git"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from e2e_support import Opsmap, Processes, start_opsmap  # noqa: E402
-from gitrepos import BareRepo, Clone  # noqa: E402
+from e2e_support import Opsmap, Processes, start_opsmap
+from gitrepos import BareRepo, Clone
 
 
 @pytest.fixture

@@ -1,27 +1,20 @@
 """Fixtures of the requests end-to-end tests: one test sshd for the folder, worlds.
 
-``tests/reconciler_e2e`` (its ``e2e_support``: ``opsmap run`` as a subprocess, bounded
-waits, metrics parsing) and ``tests/git`` (``gitrepos``: real repos, merges by different
-people) are put on ``sys.path`` here, as their own conftests do.
+The helpers come from ``tests/support`` (on pytest's ``pythonpath``): ``e2e_support``
+(``opsmap run`` as a subprocess, bounded waits, metrics parsing) and ``gitrepos`` (real
+repos, merges by different people).
 """
 
 from __future__ import annotations
 
 import secrets
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-for folder in (HERE, HERE.parent / "reconciler_e2e", HERE.parent / "git"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from requests_e2e_support import World, WorldFactory  # noqa: E402
-from sshd import Fleet, Sshd  # noqa: E402
+from requests_e2e_support import World, WorldFactory
+from sshd import Fleet, Sshd
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Helpers for the action tests (imported by name: tests/actions is on sys.path)."""
+"""Helpers for the action tests (in tests/support, on pytest's pythonpath)."""
 
 from __future__ import annotations
 

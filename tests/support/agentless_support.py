@@ -1,4 +1,4 @@
-"""Helpers for the agentless tests (imported by name: tests/agentless is on sys.path)."""
+"""Helpers for the agentless tests (in tests/support, on pytest's pythonpath)."""
 
 from __future__ import annotations
 
