@@ -203,7 +203,7 @@ def test_mermaid_nodes_edges_and_classes() -> None:
     text = mermaid(shop, classes={"nginx": "ok", "api-server": "error", "end": "bogus"})
     lines = text.splitlines()
     assert lines[0] == "graph TD"
-    assert '    nginx["Nginx #quot;LB#quot;"]:::ok' in lines
+    assert '    nginx["Nginx #34;LB#34;"]:::ok' in lines
     assert '    api-server["api-server"]:::error' in lines
     assert '    n2["end"]' in lines  # a Mermaid keyword is no node id
     assert "    nginx --> api-server" in lines

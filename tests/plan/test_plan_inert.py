@@ -251,3 +251,48 @@ def test_many_maps_and_rights_still_fit_with_rights_first_cut_last(tmp_path: Pat
     more = f"**{gained - shown} more rights gained not shown — run `opsmap plan` locally.**"
     assert more in rights
     assert "more (see `opsmap plan --format json`)" in out  # the maps list was cut
+
+
+MERMAID_HOSTILE = (
+    '`**md string**` x"] --> evil["y ]\n click nginx href "http://e.example" \n'
+    "%%{init: {'securityLevel': 'loose'}}%% #quot; <b>h</b> \x1b]0;t\x07 ```"
+)
+MERMAID_LINE = re.compile(
+    r"graph TD"
+    r"|    [\w-]+\[\"[\w .,:()+=/'#;-]*\"\](:::\w+)?"  # a node: its label holds no syntax
+    r"|    [\w-]+ --> [\w-]+"
+    r"|    classDef \w+ [\w:#,-]+( [\w:#,-]+)?"
+)
+
+
+def mermaid_problems(source: str) -> list[str]:
+    """The lines of ``source`` that are not the graph's own node, edge and class lines."""
+    return [line for line in source.splitlines() if not MERMAID_LINE.fullmatch(line)]
+
+
+def test_repo_text_cannot_inject_mermaid_syntax(tmp_path: Path) -> None:
+    """A name with quotes, brackets, a Markdown string, a directive or a click line stays a label.
+
+    Through the real ``opsmap graph`` and the graphs of the real ``opsmap plan``.
+    """
+    head = shop_head(tmp_path)
+    shop = yaml.safe_load((head / "maps" / "shop.yaml").read_text())
+    shop["components"][0]["name"] = MERMAID_HOSTILE
+    (head / "maps" / "shop.yaml").write_text(yaml.safe_dump(shop))
+    repo = two_commits(tmp_path, head)
+    assert mermaid_problems('graph TD\n    a["x"] --> b["y"]\n') != []  # the check can fail
+
+    graph = cli("graph", "shop", cwd=repo)
+    assert graph.returncode == 0, graph.stderr
+    assert not RAW_CONTROL.search(graph.stdout)
+    assert mermaid_problems(graph.stdout) == []
+    assert "#96;#42;#42;md string#42;#42;#96;" in graph.stdout  # shown, as entities
+    assert "%%" not in graph.stdout
+
+    plan = cli("plan", "--base", "HEAD^", "--format", "json", cwd=repo)
+    assert plan.returncode == 0, plan.stderr
+    graphs = json.loads(plan.stdout)["graphs"]
+    assert graphs and all(mermaid_problems(source) == [] for source in graphs.values())
+    markdown = cli("plan", "--base", "HEAD^", cwd=repo).stdout
+    fences = [t.content for t in MarkdownIt("commonmark").parse(markdown) if t.type == "fence"]
+    assert fences and all(mermaid_problems(source) == [] for source in fences)
