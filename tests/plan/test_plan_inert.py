@@ -292,7 +292,9 @@ def test_repo_text_cannot_inject_mermaid_syntax(tmp_path: Path) -> None:
     plan = cli("plan", "--base", "HEAD^", "--format", "json", cwd=repo)
     assert plan.returncode == 0, plan.stderr
     graphs = json.loads(plan.stdout)["graphs"]
-    assert graphs and all(mermaid_problems(source) == [] for source in graphs.values())
+    assert graphs
+    assert all(mermaid_problems(source) == [] for source in graphs.values())
     markdown = cli("plan", "--base", "HEAD^", cwd=repo).stdout
     fences = [t.content for t in MarkdownIt("commonmark").parse(markdown) if t.type == "fence"]
-    assert fences and all(mermaid_problems(source) == [] for source in fences)
+    assert fences
+    assert all(mermaid_problems(source) == [] for source in fences)
