@@ -93,6 +93,7 @@ def _verdict_count(document: dict[str, Any]) -> int:
     return max(
         len(rights["gained"]),
         len(rights["lost"]),
+        len(rights["groups"]),
         len(inventory["hosts"]),
         len(inventory["selections"]),
         len(document["requests"]["added"]),
