@@ -41,6 +41,8 @@ CHANGE_CLASSES: Mapping[str, str] = {
 """The classes of a plan's graphs: components a pull request adds or changes."""
 EXTERNAL_CLASS = "external", "fill:#ffffff,stroke:#6c757d,stroke-dasharray:5 5"
 
+MAX_LABEL_CHARS = 200
+"""A node's label shows at most this many characters of a component's name."""
 _LABEL_UNSAFE = re.compile(r"[^\w .,:()+=/'-]")
 _SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _RESERVED = {"end", "graph", "subgraph", "flowchart", "style", "class", "classdef", "click",
@@ -100,12 +102,16 @@ def _label(text: str) -> str:
     """Text inside ``["…"]`` that Mermaid reads as plain text, whatever the repo wrote.
 
     One line (line breaks as spaces, other control characters as visible escapes such as
-    ``\\x1b``), then every character but letters, digits and a few plain punctuation
-    marks as a Mermaid entity code (``#34;``): no quote or bracket can end the label, no
-    backtick can open a Markdown string, no ``%%{init}%%`` directive or ``click`` line can
-    form, and no ``#name;`` of the repo's can decode to markup.
+    ``\\x1b``) of at most :data:`MAX_LABEL_CHARS`, then every character but letters, digits
+    and a few plain punctuation marks as a Mermaid entity code (``#34;``): no quote or
+    bracket can end the label, no backtick can open a Markdown string, no ``%%{init}%%``
+    directive or ``click`` line can form, and no ``#name;`` of the repo's can decode to
+    markup.
     """
-    return _LABEL_UNSAFE.sub(lambda m: f"#{ord(m.group())};", one_line(" ".join(text.split())))
+    flat = one_line(" ".join(text.split()))
+    if len(flat) > MAX_LABEL_CHARS:
+        flat = flat[: MAX_LABEL_CHARS - 1] + "…"
+    return _LABEL_UNSAFE.sub(lambda m: f"#{ord(m.group())};", flat)
 
 
 def status_url(url: str) -> str:

@@ -163,6 +163,36 @@ def test_a_huge_description_does_not_push_the_rights_out(tmp_path: Path) -> None
     assert "more characters)" in out  # the description was cut, and says so
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for key, item in value.items() for s in (key, *_strings(item))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def test_huge_values_are_cut_in_the_json_plan_and_its_graphs(tmp_path: Path) -> None:
+    """A 72,000-character description, name and command: each is cut, and says so."""
+    head = shop_head(tmp_path)
+    shop = yaml.safe_load((head / "maps" / "shop.yaml").read_text())
+    shop["description"] = "lorem ipsum " * 6000
+    shop["components"][0]["name"] = "N" * 72_000
+    shop["components"][0]["description"] = "D" * 72_000
+    (head / "maps" / "shop.yaml").write_text(yaml.safe_dump(shop))
+    repo = two_commits(tmp_path, head)
+    done = cli("plan", "--base", "HEAD^", "--format", "json", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    longest = max(_strings({k: v for k, v in document.items() if k != "graphs"}), key=len)
+    assert len(longest) < 10_100
+    assert "more characters)" in done.stdout
+    assert len(done.stdout) < 100_000
+    assert all(len(line) < 2_000 for g in document["graphs"].values() for line in g.splitlines())
+    assert "NNNN" in document["graphs"]["shop"]
+
+
 def _github_plan_script() -> str:
     workflow = yaml.safe_load((PROJECT / "ci" / "github" / "opsmap.yml").read_text())
     steps: list[dict[str, Any]] = workflow["jobs"]["plan"]["steps"]
