@@ -49,6 +49,16 @@ class RequestJournal:
     def entries(self) -> list[JournalEntry]:
         return [_entry(r) for r in self._db.execute("SELECT * FROM requests ORDER BY created_at")]
 
+    def recent(self, limit: int) -> list[JournalEntry]:
+        """The ``limit`` newest requests, newest first (a bounded read for the status)."""
+        rows = self._db.execute(
+            "SELECT * FROM requests ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+        )
+        return [_entry(r) for r in rows]
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+
     def denied(
         self,
         path: str,

@@ -20,6 +20,7 @@ from reconciler.metrics import Metrics
 from reconciler.repo import MapRepo
 from reconciler.request_processor import Auditor, RequestProcessor
 from reconciler.status import ComponentStatus
+from reconciler.view import SHOWN_REQUESTS, request_view
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class Operations:
         self.metrics = metrics
         self._delivery_errors = delivery_errors
         self._phases: dict[tuple[str, str], ComponentStatus] = {}
+        self._requests: list[dict[str, Any]] = []
+        self._request_count = 0
         self._heads = asyncio.Event()
         self._latest_head: str | None = None
         self._deliver_now = asyncio.Event()
@@ -125,7 +128,15 @@ class Operations:
         return {
             "audit_pending": self.outbox.pending_count(),
             "audit_delivery_error": self.delivery_error,
+            "requests": self._requests,
+            "request_count": self._request_count,
         }
+
+    def _refresh_requests(self) -> None:
+        """The newest requests for the status: a bounded read of the journal, on the loop."""
+        journal = self.processor.journal
+        self._requests = [request_view(e) for e in journal.recent(SHOWN_REQUESTS)]
+        self._request_count = journal.count()
 
     def set_phase(self, map_name: str, component: str, phase: ComponentStatus | None) -> None:
         """The action runner's callback: ``starting``/``stopping`` while an action runs."""
@@ -138,6 +149,7 @@ class Operations:
 
     async def run(self) -> None:
         self.processor.recover()
+        self._refresh_requests()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._process_requests(), name="requests")
             group.create_task(self._deliver_audit(), name="audit delivery")
@@ -149,6 +161,7 @@ class Operations:
             head = self._latest_head
             if head is not None:
                 await self.processor.process(head)
+                self._refresh_requests()
                 self._wake_delivery()
 
     async def _deliver_audit(self) -> None:

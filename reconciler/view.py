@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler.checkstate import CheckStatus
 from reconciler.findings import Finding
+from reconciler.journal import JournalEntry
 from reconciler.repo import MapRepo
 from reconciler.scheduler import CheckKey, ScheduledCheck
 from reconciler.status import ComponentStatus, component_status, impacts
@@ -23,6 +24,8 @@ from reconciler.status import ComponentStatus, component_status, impacts
 Snapshot = dict[str, Any]
 SHOWN_ERRORS = 100
 """Errors of a rejected revision kept in the state and the status (their count besides)."""
+SHOWN_REQUESTS = 100
+"""The newest requests the status shows (their count besides)."""
 
 
 @dataclass
@@ -146,6 +149,35 @@ def build_snapshot(
         ],
         "maps": maps,
         **(extra or {}),
+    }
+
+
+def request_view(entry: JournalEntry) -> dict[str, Any]:
+    """One request as the status shows it: who asked and approved, and whether that is verified.
+
+    ``verified`` comes from the journal's identity column (the request's
+    :class:`~reconciler.git.attribution.Attribution`): true only when every identity is a
+    verified signature; a row without it (written before identities were kept) is
+    unverified. Unverified, ``requester`` and ``approver`` are what the commits claim.
+    """
+    identity = entry.identity if isinstance(entry.identity, dict) else {}
+
+    def person_verified(role: str) -> bool:
+        person = identity.get(role)
+        return isinstance(person, dict) and person.get("verified") is True
+
+    return {
+        "path": entry.path,
+        "commit": entry.commit,
+        "state": entry.state,
+        "rule": entry.rule,
+        "requester": entry.requester,
+        "requester_verified": person_verified("requester"),
+        "approver": entry.approver,
+        "approver_verified": person_verified("approver"),
+        "verified": identity.get("verified") is True,
+        "created_at": iso(entry.created_at),
+        "finished_at": iso(entry.finished_at),
     }
 
 
