@@ -360,3 +360,31 @@ def test_graph_unknown_map(capsys: pytest.CaptureFixture[str]) -> None:
     root = GOLDEN / "component-added" / "head"
     assert main(["graph", "nope", "--repo", str(root)]) == 2
     assert "no map named 'nope'" in capsys.readouterr().err
+
+
+def test_graph_shows_a_status_server_reason_inert(capsys: pytest.CaptureFixture[str]) -> None:
+    """A reason phrase with ESC/OSC from the status URL's server reaches the terminal escaped."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.0 500 bad\x1b]0;pwned\x07\x1b[2J\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        root = GOLDEN / "component-added" / "head"
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        assert main(["graph", "shop", "--repo", str(root), "--status", url]) == 1
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    err = capsys.readouterr().err
+    assert "HTTP 500 bad\\x1b]0;pwned\\x07\\x1b[2J" in err
+    assert "\x1b" not in err
