@@ -213,8 +213,10 @@ def build_release_1(state_dir: Path, *, rows_from: Path) -> None:
             db.executescript(script)
         db.execute("ATTACH DATABASE ? AS later", (str(rows_from / "opsmap.sqlite3"),))
         with db:
-            for table in TABLES:
-                db.execute(f"INSERT INTO {table} SELECT * FROM later.{table}")
+            for table in TABLES:  # the columns release 1 had (later ones were added since)
+                info = db.execute(f"PRAGMA main.table_info({table})").fetchall()
+                columns = ", ".join(row[1] for row in info)
+                db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM later.{table}")
         db.execute("DETACH DATABASE later")
     finally:
         db.close()
