@@ -16,6 +16,7 @@ import os
 import signal
 import time
 
+from agentless._inert import for_log
 from agentless.childenv import child_environment
 from agentless.inventory import Host
 from agentless.result import CommandResult
@@ -71,7 +72,9 @@ class LocalTransport:
         except TimeoutError:
             timed_out = True
             log.info(
-                "command timed out after %gs on %s; killing its process group", timeout, host.name
+                "command timed out after %gs on %s; killing its process group",
+                timeout,
+                for_log(host.name),
             )
             _kill_group(proc.pid)
             await self._drain(proc, out, err)

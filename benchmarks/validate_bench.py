@@ -14,7 +14,11 @@ size are printed (goal: <= 2 s and <= 300 MB each, output bounded):
 - ``chain``: a valid chain, each component depending on the one before it;
 - ``fan``: each component also depends on the first (valid);
 - ``fan-cycle``: the same plus the first depending on the last, a cycle through all of
-  them (naively one finding per back edge, each with the whole path).
+  them (naively one finding per back edge, each with the whole path);
+- ``selectors``: an inventory of as many hosts, component ``i`` selecting host ``i`` by
+  its label (naively every host tried for every component);
+- ``checks``: 1,000 hosts that every component (with one check) selects: 10 million
+  scheduled checks, refused by count (``too-many-checks``) without building them.
 
     python benchmarks/validate_bench.py [--components N] [--maps M] [--runs R]
                                         [--keep DIR] [--profile]
@@ -40,7 +44,7 @@ from pathlib import Path
 
 GOAL_SECONDS = 2.0
 GOAL_RSS_MB = 300
-BOMBS = ("chain", "fan", "fan-cycle")
+BOMBS = ("chain", "fan", "fan-cycle", "selectors", "checks")
 ROLES = ("app", "db", "cache", "broker", "proxy", "worker")
 ENVS = ("production", "staging")
 
@@ -225,9 +229,28 @@ def time_subprocess(root: Path, runs: int) -> tuple[list[float], dict[str, objec
     return times, report
 
 
+def bomb_inventory(kind: str, n: int) -> str | None:
+    """The inventory of the bomb ``kind``, if it has one."""
+    if kind == "selectors":
+        hosts = [f"  - {{name: h{i}, address: 10.0.0.1, labels: {{role: r{i}}}}}" for i in range(n)]
+    elif kind == "checks":
+        hosts = [
+            f"  - {{name: h{i}, address: 10.0.0.1, labels: {{role: all}}}}" for i in range(1000)
+        ]
+    else:
+        return None
+    return "hosts:\n" + "\n".join(hosts) + "\n"
+
+
 def bomb_yaml(kind: str, n: int) -> str:
     """One map of ``n`` components wired as the bomb ``kind`` says (see the docstring)."""
     out = ["name: bomb", 'version: "1.0"', "components:"]
+    if kind in ("selectors", "checks"):
+        check = "[{name: k, type: tcp, config: {port: 80}, interval_secs: 10}]"
+        for i in range(n):
+            role = f"r{i}" if kind == "selectors" else "all"
+            out.append(f"  - {{id: c{i}, hosts: {{labels: {{role: {role}}}}}, checks: {check}}}")
+        return "\n".join(out) + "\n"
     for i in range(n):
         deps = [f"c{i - 1}"] if i else []
         if kind in ("fan", "fan-cycle") and i > 1:
@@ -261,6 +284,11 @@ def bench_bombs(size: int) -> bool:
             (root / "maps").mkdir()
             text = bomb_yaml(kind, size)
             (root / "maps" / "bomb.yaml").write_text(text, encoding="utf-8")
+            inventory = bomb_inventory(kind, size)
+            if inventory is not None:
+                (root / "inventory").mkdir()
+                (root / "inventory" / "hosts.yaml").write_text(inventory, encoding="utf-8")
+                text += inventory
             argv = [*opsmap_command(), "validate", str(root)]
             code, output, elapsed, rss = run_measured(argv)
             _, as_json, _, _ = run_measured([*argv[:-1], "--format", "json", str(root)])

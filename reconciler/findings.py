@@ -43,7 +43,10 @@ class Finding:
         return Finding(self.location, Severity.ERROR, self.code, self.message)
 
     def to_json(self) -> dict[str, object]:
-        return {**asdict(self.location), "code": self.code, "message": self.message}
+        """The finding for ``--format json``: file name and message capped as on the terminal."""
+        where = asdict(self.location)
+        where["file"] = _cap(where["file"])
+        return {**where, "code": self.code, "message": _cap(self.message)}
 
     def sort_key(self) -> tuple[str, int, int, str]:
         loc = self.location

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
 from reconciler.findings import format_text
-from reconciler.inert import for_terminal
+from reconciler.inert import for_log, for_terminal
 from reconciler.model.depgraph import capped
 from reconciler.plan.graph import (
     DEFAULT_TIMEOUT_S,
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                 map_, fetch_statuses(args.status, map_.name, timeout_s=args.timeout)
             )
         except GraphError as exc:
-            print(f"opsmap: error: {exc}", file=sys.stderr)
+            print(f"opsmap: error: {for_log(exc)}", file=sys.stderr)
             return EXIT_FAILED
     sys.stdout.write(for_terminal(mermaid(map_, classes=classes)))
     return EXIT_OK

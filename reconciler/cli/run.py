@@ -11,6 +11,7 @@ from pathlib import Path
 
 from agentless.childenv import SECRET_ENV, secret_names
 from reconciler.cli import EXIT_OK, usage_error
+from reconciler.inert import for_log
 
 log = logging.getLogger("opsmap")
 
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     except ServiceError as exc:
-        print(f"opsmap: error: {exc}", file=sys.stderr)
+        print(f"opsmap: error: {for_log(exc)}", file=sys.stderr)
         return exc.exit_code
     return EXIT_OK
 

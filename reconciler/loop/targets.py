@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentless.inventory import select_hosts
+from agentless.inventory import HostIndex
 from agentless.runner import CheckTarget
 from reconciler.loop.checkstate import CheckPolicy
 from reconciler.loop.scheduler import CheckKey, ScheduledCheck
@@ -13,11 +13,11 @@ from reconciler.repo.loader import MapRepo
 def scheduled_checks(repo: MapRepo, settings: Settings | None = None) -> list[ScheduledCheck]:
     settings = settings or repo.effective_settings
     defaults = settings.checks
-    hosts = repo.hosts
+    hosts = HostIndex(repo.hosts)
     scheduled = []
     for loaded in repo.maps:
         for component in loaded.model.components:
-            selected = select_hosts(hosts, component.selector)
+            selected = hosts.select(component.selector)
             for check in component.checks:
                 policy = CheckPolicy(
                     interval_s=check.interval_secs,

@@ -7,8 +7,9 @@ characters; every match in a check's message or an action's output excerpt becom
 Python's ``re`` backtracks, so a pattern is accepted only when its matching time cannot
 blow up (:func:`pattern_problem`): every quantifier that may match a varying count is
 possessive (``*+``, ``++``, ``?+``, ``{m,n}+``) or sits in an atomic group, there is no
-backreference and no lookaround, and the alternatives multiply to at most
-:data:`MAX_CHOICES`. Text is masked one line at a time, in pieces of at most
+backreference and no lookaround, and the ways to match at one place (alternatives,
+multiplied along the pattern and raised to the power of a fixed count ``{n}``) are at
+most :data:`MAX_CHOICES`. Text is masked one line at a time, in pieces of at most
 :data:`MAX_PIECE_CHARS`, after cutting it to :data:`MAX_INPUT_CHARS`: so a match never spans
 lines, and masking costs at most a few million steps per pattern.
 """
@@ -51,7 +52,6 @@ def pattern_problem(pattern: str) -> str | None:
         return f"not a regular expression: {getattr(exc, 'msg', exc)}"
     if parsed.getwidth()[0] == 0:
         return "the pattern can match an empty text"
-    choices = 1
     for op, av in _walk(parsed):
         if op in _BACKREF:
             return "backreferences are not allowed in a mask"
@@ -62,11 +62,36 @@ def pattern_problem(pattern: str) -> str | None:
                 "a quantifier that matches a varying count must be possessive in a mask "
                 "(write *+, ++, ?+ or {m,n}+): it cannot backtrack then"
             )
-        if op is _c.BRANCH:
-            choices *= len(_branches(av))
-            if choices > MAX_CHOICES:
-                return f"the alternatives (|) multiply to more than {MAX_CHOICES}"
+    if _choices(parsed) > MAX_CHOICES:
+        return (
+            f"the alternatives (|) multiply to more than {MAX_CHOICES} ways to match "
+            "(a group of alternatives repeated n times counts as its ways to the power n)"
+        )
     return None
+
+
+def _choices(parsed: Any) -> int:
+    """How many ways the engine may try to match ``parsed`` at one place (capped).
+
+    Alternatives add up, a sequence multiplies, a fixed count ``{n}`` raises to the
+    power n; a possessive repeat or an atomic group is tried one way once matched.
+    """
+    total = 1
+    for op, av in parsed:
+        args = av if isinstance(av, tuple) else (av,)
+        if op is _c.BRANCH:
+            ways = sum(_choices(branch) for branch in _branches(args))
+        elif op in _VARYING:
+            ways = 1
+            for _ in range(min(int(args[0]), MAX_CHOICES + 1)):
+                ways = min(ways * _choices(args[2]), MAX_CHOICES + 1)
+        else:
+            inner = [a for a in args if isinstance(a, _p.SubPattern)]
+            ways = 1
+            for sub in inner:
+                ways = min(ways * _choices(sub), MAX_CHOICES + 1)
+        total = min(total * max(ways, 1), MAX_CHOICES + 1)
+    return total
 
 
 def _branches(args: tuple[object, ...]) -> list[Any]:

@@ -10,16 +10,10 @@ from reconciler.findings import Finding, Severity, errors
 from reconciler.plan.graph import CHANGE_CLASSES, mermaid
 from reconciler.plan.inventory import HostChange, SelectionChange, diff_hosts, diff_selections
 from reconciler.plan.maps import MapChange, diff_maps
+from reconciler.plan.policychanges import BindingChange, GroupChange, diff_bindings, diff_groups
 from reconciler.plan.requests import RequestPlan, plan_requests
 from reconciler.plan.revisions import LocalRepo, PlanError, Revision, load_revisions
-from reconciler.plan.rights import (
-    BindingChange,
-    GroupChange,
-    RightsDiff,
-    diff_bindings,
-    diff_groups,
-    diff_rights,
-)
+from reconciler.plan.rights import RightsDiff, diff_rights
 from reconciler.rules import check_repo
 
 FORMAT_VERSION = 1
@@ -64,8 +58,8 @@ class Plan:
                 "maps_added": sum(m.change == "added" for m in self.maps),
                 "maps_removed": sum(m.change == "removed" for m in self.maps),
                 "maps_changed": sum(m.change == "changed" for m in self.maps),
-                "rights_gained": len(self.rights.gained),
-                "rights_lost": len(self.rights.lost),
+                "rights_gained": self.rights.gained_count,
+                "rights_lost": self.rights.lost_count,
                 "hosts_changed": len(self.hosts),
                 "selections_changed": len(self.selections),
                 "requests_added": len(self.requests),
@@ -82,10 +76,7 @@ class Plan:
                 "hosts": [h.to_json() for h in self.hosts],
                 "selections": [s.to_json() for s in self.selections],
             },
-            "rights": {
-                "gained": [r.to_json() for r in self.rights.gained],
-                "lost": [r.to_json() for r in self.rights.lost],
-            },
+            "rights": self.rights.to_json(),
             "requests": {
                 "added": [r.to_json() for r in self.requests],
                 "modified": list(self.requests_modified),

@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 
+from reconciler.inert import one_line
 from reconciler.model import Map
 
 STATUS_PATH = "/api/v1/status"
@@ -40,6 +41,9 @@ CHANGE_CLASSES: Mapping[str, str] = {
 """The classes of a plan's graphs: components a pull request adds or changes."""
 EXTERNAL_CLASS = "external", "fill:#ffffff,stroke:#6c757d,stroke-dasharray:5 5"
 
+MAX_LABEL_CHARS = 200
+"""A node's label shows at most this many characters of a component's name."""
+_LABEL_UNSAFE = re.compile(r"[^\w .,:()+=/'-]")
 _SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _RESERVED = {"end", "graph", "subgraph", "flowchart", "style", "class", "classdef", "click",
              "linkstyle", "default", "direction"}  # fmt: skip
@@ -95,14 +99,19 @@ def _node_ids(names: list[str]) -> dict[str, str]:
 
 
 def _label(text: str) -> str:
-    """Text inside ``["…"]``: quotes and markup characters as Mermaid entities."""
-    return (
-        " ".join(text.split())
-        .replace("&", "#amp;")
-        .replace('"', "#quot;")
-        .replace("<", "#lt;")
-        .replace(">", "#gt;")
-    )
+    """Text inside ``["…"]`` that Mermaid reads as plain text, whatever the repo wrote.
+
+    One line (line breaks as spaces, other control characters as visible escapes such as
+    ``\\x1b``) of at most :data:`MAX_LABEL_CHARS`, then every character but letters, digits
+    and a few plain punctuation marks as a Mermaid entity code (``#34;``): no quote or
+    bracket can end the label, no backtick can open a Markdown string, no ``%%{init}%%``
+    directive or ``click`` line can form, and no ``#name;`` of the repo's can decode to
+    markup.
+    """
+    flat = one_line(" ".join(text.split()))
+    if len(flat) > MAX_LABEL_CHARS:
+        flat = flat[: MAX_LABEL_CHARS - 1] + "…"
+    return _LABEL_UNSAFE.sub(lambda m: f"#{ord(m.group())};", flat)
 
 
 def status_url(url: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentless.inventory import Host, select_hosts
+from agentless.inventory import Host, HostIndex
 from reconciler.model import Component
 from reconciler.plan.maps import Change, FieldChange, diff_fields
 from reconciler.repo.loader import MapRepo
@@ -102,7 +102,7 @@ class _Selecting:
     """Host names per selector, each distinct selector resolved once."""
 
     def __init__(self, hosts: Sequence[Host]) -> None:
-        self.hosts = hosts
+        self.hosts = HostIndex(hosts)
         self.memo: dict[tuple[tuple[str, str], ...], frozenset[str]] = {}
 
     def __call__(self, selector: Mapping[str, str] | None) -> frozenset[str]:
@@ -110,5 +110,5 @@ class _Selecting:
             return frozenset()
         key = tuple(sorted(selector.items()))
         if key not in self.memo:
-            self.memo[key] = frozenset(h.name for h in select_hosts(self.hosts, selector))
+            self.memo[key] = frozenset(h.name for h in self.hosts.select(selector))
         return self.memo[key]

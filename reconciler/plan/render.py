@@ -49,8 +49,20 @@ LEVELS = (
 """Tried in turn until the text fits: each cuts more prose, none cuts a verdict."""
 
 
+MAX_JSON_VALUE_CHARS = 10_000
+"""A string in the JSON plan (a description, a command, a field's value) is cut to this."""
+
+
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan.to_json(), indent=2, ensure_ascii=False) + "\n"
+    """The whole plan as JSON, each string of the repo's cut to :data:`MAX_JSON_VALUE_CHARS`.
+
+    The graphs are whole (a cut one would not parse); they grow with the map, not with
+    any one value.
+    """
+    document = plan.to_json()
+    graphs = document.pop("graphs")
+    capped = _capped(document, MAX_JSON_VALUE_CHARS)
+    return json.dumps({**capped, "graphs": graphs}, indent=2, ensure_ascii=False) + "\n"
 
 
 def render_markdown(plan: Plan, *, limit: int = MAX_MARKDOWN_CHARS) -> str:
@@ -93,6 +105,7 @@ def _verdict_count(document: dict[str, Any]) -> int:
     return max(
         len(rights["gained"]),
         len(rights["lost"]),
+        len(rights["groups"]),
         len(inventory["hosts"]),
         len(inventory["selections"]),
         len(document["requests"]["added"]),

@@ -121,31 +121,35 @@ class PolicySet:
 
     def decide(self, question: Question) -> Decision:
         """Allowed when a matching binding allows it and none denies it."""
-        matched = self.matching(question.subject, question.map)
-        if not matched:
-            return Decision(
-                False,
-                f"default deny: no binding applies to {question.subject} on map {question.map}",
-            )
-        allows: list[str] = []
-        for sourced in matched:
-            verdict = _verdict(sourced.binding, question)
-            if verdict is None:
-                continue
-            allowed, why = verdict
-            if not allowed:
-                return Decision(False, f"{sourced.describe()} {why}", _described(matched))
-            allows.append(f"{sourced.describe()} {why}")
-        if allows:
-            return Decision(True, allows[0], _described(matched))
-        what = question.action or question.verb
-        kind = "custom action" if _is_custom(question) else "verb"
+        return decide_among(self.matching(question.subject, question.map), question)
+
+
+def decide_among(matched: Sequence[SourcedBinding], question: Question) -> Decision:
+    """:meth:`PolicySet.decide` once the bindings matching the subject on the map are known."""
+    if not matched:
         return Decision(
             False,
-            f"default deny: no matching binding grants the {kind} '{what}' "
-            f"on {question.map}/{question.component}",
-            _described(matched),
+            f"default deny: no binding applies to {question.subject} on map {question.map}",
         )
+    allows: list[str] = []
+    for sourced in matched:
+        verdict = _verdict(sourced.binding, question)
+        if verdict is None:
+            continue
+        allowed, why = verdict
+        if not allowed:
+            return Decision(False, f"{sourced.describe()} {why}", _described(matched))
+        allows.append(f"{sourced.describe()} {why}")
+    if allows:
+        return Decision(True, allows[0], _described(matched))
+    what = question.action or question.verb
+    kind = "custom action" if _is_custom(question) else "verb"
+    return Decision(
+        False,
+        f"default deny: no matching binding grants the {kind} '{what}' "
+        f"on {question.map}/{question.component}",
+        _described(matched),
+    )
 
 
 def _verdict(binding: Binding, q: Question) -> tuple[bool, str] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agentless.inventory import Host, select_hosts
+from agentless.inventory import Host, HostIndex
 from reconciler.findings import Finding
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.requests import ALL_COMPONENTS
@@ -100,7 +100,7 @@ def judge(
     if target is None:
         return Judgement(False, f"map '{request.map}' does not exist before the merge")
     policies = context.policies
-    hosts = list(context.hosts)
+    hosts = HostIndex(context.hosts)
     steps: list[Step] = []
     notes: list[str] = []
     if request.component == ALL_COMPONENTS:
@@ -139,14 +139,16 @@ def judge(
         if not decision.allowed:
             return Judgement(False, f"requester {requester}: {decision.rule}", target)
         allowed_by.append(decision.rule)
-        selected = select_hosts(hosts, component.selector)
+        selected = list(hosts.select(component.selector))
         if request.hosts is not None:
-            unknown = [h for h in request.hosts if h not in {s.name for s in selected}]
+            names = {s.name for s in selected}
+            unknown = [h for h in request.hosts if h not in names]
             if unknown and request.component != ALL_COMPONENTS:
                 return Judgement(
                     False, f"hosts not among '{component.id}''s hosts: {', '.join(unknown)}", target
                 )
-            selected = [h for h in selected if h.name in request.hosts]
+            wanted = set(request.hosts)
+            selected = [h for h in selected if h.name in wanted]
         if not selected:
             return Judgement(False, f"component '{component.id}' has no host to run on", target)
         steps.append(Step(component, action, tuple(selected)))

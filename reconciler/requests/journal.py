@@ -50,17 +50,6 @@ class RequestJournal:
     def __init__(self, db: sqlite3.Connection, *, writes: StateWrites | None = None) -> None:
         self._db = db
         self._writes = writes or StateWrites()
-        self._recent: list[JournalEntry] | None = None
-        self._recent_limit = 0
-
-    def recent(self, limit: int = 20) -> list[JournalEntry]:
-        """The ``limit`` newest requests, newest first (read again only after a write)."""
-        if self._recent is None or self._recent_limit < limit:
-            rows = self._db.execute(
-                "SELECT * FROM requests ORDER BY created_at DESC LIMIT ?", (limit,)
-            )
-            self._recent, self._recent_limit = [_entry(r) for r in rows], limit
-        return self._recent[:limit]
 
     def get(self, path: str) -> JournalEntry | None:
         row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()
@@ -68,6 +57,16 @@ class RequestJournal:
 
     def entries(self) -> list[JournalEntry]:
         return [_entry(r) for r in self._db.execute("SELECT * FROM requests ORDER BY created_at")]
+
+    def recent(self, limit: int) -> list[JournalEntry]:
+        """The ``limit`` newest requests, newest first (a bounded read for the status)."""
+        rows = self._db.execute(
+            "SELECT * FROM requests ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+        )
+        return [_entry(r) for r in rows]
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
 
     def denied(
         self,
@@ -93,7 +92,6 @@ class RequestJournal:
         self._insert(path, commit, requester, approver, "running", rule, identity, finished=False)
 
     def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
-        self._recent = None
         with self._writes.guard("journal"), self._db:
             self._db.execute(
                 "UPDATE requests SET state = ?, finished_at = ?, outcome = ? WHERE path = ?",
@@ -130,7 +128,6 @@ class RequestJournal:
         *,
         finished: bool,
     ) -> None:
-        self._recent = None
         now = time.time()
         people = None if identity is None else json.dumps(identity, sort_keys=True)
         with self._writes.guard("journal"), self._db:

@@ -1,9 +1,10 @@
-"""Rules on maps beyond their schema: duplicates, dependencies, host selectors."""
+"""Rules on maps beyond their schema: duplicates, dependencies, host selectors, check count."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from agentless.inventory import HostIndex
 from reconciler.findings import Finding, Severity
 from reconciler.model import Map
 from reconciler.model.depgraph import SHOWN_IDS, capped, cycle_through, strongly_connected
@@ -113,7 +114,7 @@ def host_selectors(repo: MapRepo) -> Iterator[Finding]:
     """A component whose selector matches no inventory host (only when there is an inventory)."""
     if not repo.inventories:
         return
-    hosts = repo.hosts
+    hosts = HostIndex(repo.hosts)
     for loaded in repo.maps:
         for i, component in enumerate(loaded.model.components):
             selector = component.selector
@@ -127,7 +128,7 @@ def host_selectors(repo: MapRepo) -> Iterator[Finding]:
                         "('hosts.labels'): they run nowhere",
                     )
                 continue
-            if not any(host.matches(selector) for host in hosts):
+            if not hosts.select(selector):
                 key = "hosts" if component.hosts else "agent"
                 labels = ", ".join(f"{k}={v}" for k, v in selector.items())
                 yield Finding(
@@ -136,3 +137,38 @@ def host_selectors(repo: MapRepo) -> Iterator[Finding]:
                     "no-matching-host",
                     f"component '{component.id}' selects no inventory host (labels {labels})",
                 )
+
+
+MAX_SCHEDULED_CHECKS = 100_000
+"""The most checks one revision may schedule: components × matching hosts × checks."""
+
+
+def scheduled_check_count(repo: MapRepo) -> Iterator[Finding]:
+    """A revision scheduling more than :data:`MAX_SCHEDULED_CHECKS` checks: an error per map.
+
+    Each scheduled check is a task of the reconciler, a row of its state and of the status
+    document, so their number is the size of what a revision makes it keep. Counted once
+    per distinct selector, without building them.
+    """
+    hosts = HostIndex(repo.hosts)
+    counts = []
+    for loaded in repo.maps:
+        count = sum(
+            len(component.checks) * len(hosts.select(component.selector))
+            for component in loaded.model.components
+            if component.checks
+        )
+        counts.append((loaded, count))
+    total = sum(count for _, count in counts)
+    if total <= MAX_SCHEDULED_CHECKS:
+        return
+    for loaded, count in counts:
+        if count:
+            yield Finding(
+                loaded.doc.locate(()),
+                Severity.ERROR,
+                "too-many-checks",
+                f"this revision would schedule {total:,} checks (each check of a component "
+                f"on each host it selects), more than {MAX_SCHEDULED_CHECKS:,}; map "
+                f"'{loaded.model.name}' schedules {count:,} of them",
+            )

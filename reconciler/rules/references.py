@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from agentless.inventory import HostIndex
 from reconciler.findings import Finding, Severity
 from reconciler.model import Binding, Map
 from reconciler.model.depgraph import capped
@@ -112,6 +113,7 @@ def requests(repo: MapRepo) -> Iterator[Finding]:
     """A request names a map, a component of it, an action it declares, and its hosts."""
     maps = {m.model.name: m.model for m in repo.maps}
     hosts = {str(h.name): h for h in repo.hosts}
+    index = HostIndex(repo.hosts)
     for loaded in repo.requests:
         request, doc = loaded.model, loaded.doc
         target = maps.get(request.map)
@@ -169,6 +171,7 @@ def requests(repo: MapRepo) -> Iterator[Finding]:
                     f"(it has: {known})",
                 )
             selectors = [component.selector]
+        selectable: set[str] | None = None
         for j, name in enumerate(request.hosts or []):
             host = hosts.get(name)
             if host is None:
@@ -178,7 +181,11 @@ def requests(repo: MapRepo) -> Iterator[Finding]:
                     "unknown-host",
                     f"request names host '{name}', which no file in inventory/ defines",
                 )
-            elif not any(s and host.matches(s) for s in selectors):
+            else:
+                if selectable is None:  # the hosts of every selector, once per request
+                    selectable = {str(h.name) for sel in selectors for h in index.select(sel)}
+                if name in selectable:
+                    continue
                 yield Finding(
                     doc.locate(("hosts", j)),
                     Severity.ERROR,

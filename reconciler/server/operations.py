@@ -27,11 +27,13 @@ from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
 
+SHOWN_REQUESTS = 100
+"""The newest requests the status shows (their count besides)."""
+
 DELIVERY_INTERVAL_S = 5.0
 DELIVERY_RETRY_MAX_S = 300.0
 DELIVERY_BATCH = 500
 """Records read and pushed at a time: a long outage leaves a backlog, read in bounded steps."""
-RECENT_REQUESTS = 20
 """Requests shown in ``/api/v1/status`` (the newest)."""
 
 
@@ -74,6 +76,8 @@ class Operations:
         self.metrics = metrics
         self._delivery_errors = delivery_errors
         self._phases: dict[tuple[str, str], ComponentStatus] = {}
+        self._requests: list[dict[str, Any]] = []
+        self._request_count = 0
         self._heads = asyncio.Event()
         self._latest_head: str | None = None
         self._deliver_now = asyncio.Event()
@@ -141,8 +145,15 @@ class Operations:
             "audit_unstored": self.outbox.unstored,
             "audit_delivery_error": self.delivery_error,
             "requests_pending": [] if waiting is None else [dict(waiting)],
-            "requests": [_request_json(e) for e in self.processor.journal.recent(RECENT_REQUESTS)],
+            "requests": self._requests,
+            "request_count": self._request_count,
         }
+
+    def _refresh_requests(self) -> None:
+        """The newest requests for the status: a bounded read of the journal, on the loop."""
+        journal = self.processor.journal
+        self._requests = [request_view(e) for e in journal.recent(SHOWN_REQUESTS)]
+        self._request_count = journal.count()
 
     def set_phase(self, map_name: str, component: str, phase: ComponentStatus | None) -> None:
         """The action runner's callback: ``starting``/``stopping`` while an action runs."""
@@ -155,6 +166,7 @@ class Operations:
 
     async def run(self) -> None:
         await self.processor.recover()
+        self._refresh_requests()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._process_requests(), name="requests")
             group.create_task(self._deliver_audit(), name="audit delivery")
@@ -168,6 +180,7 @@ class Operations:
                 self._idle.clear()
                 try:
                     await self.processor.process(head)
+                    self._refresh_requests()
                 finally:
                     self._idle.set()
                 self._wake_delivery()
@@ -278,20 +291,36 @@ class MetricCounters:
         self._metrics.actions_total.labels(map_name, component, action, result).inc()
 
 
-def _request_json(entry: JournalEntry) -> dict[str, Any]:
-    """One request in ``/api/v1/status``: its state, and each host's result when known.
+def request_view(entry: JournalEntry) -> dict[str, Any]:
+    """One request as the status shows it: who asked and approved, and whether that is verified.
+
+    ``verified`` comes from the journal's identity column (the request's
+    :class:`~reconciler.git.attribution.Attribution`): true only when every identity is a
+    verified signature; a row without it (written before identities were kept) is
+    unverified. Unverified, ``requester`` and ``approver`` are what the commits claim.
 
     ``state`` is ``running``, ``succeeded``, ``failed``, ``unknown`` (sent, outcome not
-    known: never read it as failed) or ``denied``.
+    known: never read it as failed) or ``denied``; ``hosts`` is each host's result when
+    known.
     """
+    identity = entry.identity if isinstance(entry.identity, dict) else {}
     outcome = entry.outcome or {}
     results = outcome.get("results")
+
+    def person_verified(role: str) -> bool:
+        person = identity.get(role)
+        return isinstance(person, dict) and person.get("verified") is True
+
     return {
         "path": entry.path,
         "commit": entry.commit,
         "state": entry.state,
+        "rule": entry.rule,
         "requester": entry.requester,
+        "requester_verified": person_verified("requester"),
         "approver": entry.approver,
+        "approver_verified": person_verified("approver"),
+        "verified": identity.get("verified") is True,
         "reason": outcome.get("reason") if entry.state != "denied" else entry.rule,
         "hosts": results if isinstance(results, dict) else None,
         "created_at": iso(entry.created_at),

@@ -50,6 +50,22 @@ def test_timeout_kills_the_process_group_and_keeps_partial_output(tmp_path: Path
     asyncio.run(scenario())
 
 
+def test_timeout_log_line_shows_a_host_name_inert(caplog: pytest.LogCaptureFixture) -> None:
+    """Outside the CLI (no inert log records), a hostile host name still logs as one line."""
+    host = Host(
+        name=HostName("evil\nFAKE forged line \x1b]0;title\x07"), address="x", transport="local"
+    )
+
+    async def scenario() -> None:
+        with caplog.at_level("INFO", logger="agentless.local"):
+            assert (await LocalTransport().run(host, "sleep 30", timeout=0.2)).timed_out
+
+    asyncio.run(scenario())
+    messages = [r.getMessage() for r in caplog.records if r.name == "agentless.local"]
+    assert any("evil\\x0aFAKE forged line \\x1b]0;title\\x07" in m for m in messages), messages
+    assert not any(c in m for m in messages for c in "\n\x1b\x07")
+
+
 def test_checks_run_locally() -> None:
     targets = [
         CheckTarget(

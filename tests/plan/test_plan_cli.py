@@ -19,7 +19,8 @@ from reconciler.plan import MARKER, make_plan, render_markdown
 from reconciler.plan.graph import mermaid
 from reconciler.plan.render import truncate
 from reconciler.plan.revisions import LocalRepo, load_revisions
-from reconciler.plan.rights import diff_rights, naive_diff
+from reconciler.plan.rights import MAX_RIGHTS_LISTED, diff_rights, naive_diff
+from reconciler.policy.engine import PolicySet
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -166,7 +167,7 @@ def _binding(
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("seed", range(48))
 def test_fast_rights_diff_equals_naive_on_random_repos(tmp_path: Path, seed: int) -> None:
     """Head is base with one file replaced: a map, the policies, or both."""
     rng = random.Random(seed)
@@ -182,8 +183,82 @@ def test_fast_rights_diff_equals_naive_on_random_repos(tmp_path: Path, seed: int
     assert not head.repo.findings
     fast = diff_rights(base.repo, head.repo)
     gained, lost = naive_diff(base.repo, head.repo)
-    assert {c.right for c in fast.gained} == gained
-    assert {c.right for c in fast.lost} == lost
+    assert [c.right for c in fast.gained] == sorted(gained)
+    assert [c.right for c in fast.lost] == sorted(lost)
+    assert (fast.gained_count, fast.lost_count) == (len(gained), len(lost))
+    assert fast.complete
+    heads = PolicySet.from_repo(head.repo)
+    assert all(c.rule == heads.decide(c.right.question()).rule for c in fast.gained + fast.lost)
+    assert sum(g.rights for g in fast.groups) == len(gained) + len(lost)
+
+
+def _bomb_tree(root: Path, *, members: int, components: int, role: str) -> None:
+    """One map of ``components`` (one with a custom action), a group of ``members``.
+
+    The group's binding gives ``role``; a member also has a binding of their own, and an
+    override denies ``start`` on one component.
+    """
+    (root / "maps").mkdir(parents=True)
+    lines = ["name: big", "components:"]
+    lines += [f"  - id: c{i:05d}" for i in range(components)]
+    lines += ["  - id: zz", "    actions:", "      - {name: backup, command: run backup}"]
+    (root / "maps" / "big.yaml").write_text("\n".join(lines) + "\n")
+    people = ", ".join(f"p{i:05d}@example.com" for i in range(members))
+    (root / "policies").mkdir()
+    (root / "policies" / "p.yaml").write_text(
+        f"groups:\n  ops: [{people}]\npermissions:\n"
+        f"  - group: ops\n    role: {role}\n"
+        "    overrides: {components: {c00001: {deny: [start]}}}\n"
+        "  - user: p00000@example.com\n    role: viewer\n"
+    )
+
+
+def test_a_binding_over_many_people_and_components_is_counted_not_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """viewer -> admin for 3,000 people on 2,000 components: 18 million rights, counted.
+
+    Through the real ``opsmap plan``: the counts are exact, the first rights are listed in
+    order with their rule, every right is in a group that names who gains it, and both
+    outputs stay small.
+    """
+    members, components = 3000, 2000
+    _bomb_tree(tmp_path / "base", members=members, components=components, role="viewer")
+    _bomb_tree(tmp_path / "head", members=members, components=components, role="admin")
+    make_repo(tmp_path / "repo", tmp_path / "base", tmp_path / "head")
+    assert (
+        main(["plan", "--base", "base", "--repo", str(tmp_path / "repo"), "--format", "json"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert len(out) < 1_000_000
+    rights = json.loads(out)["rights"]
+    subjects = members + 1  # and group:ops
+    # start, stop, restart on every component but start on c00001; backup on zz
+    expected = subjects * (3 * (components + 1) - 1 + 1)
+    assert rights["gained_count"] == expected
+    assert rights["lost_count"] == 0
+    assert len(rights["gained"]) == MAX_RIGHTS_LISTED
+    assert not rights["complete"]
+    first = rights["gained"][:3]
+    assert [(r["subject"], r["verb"], r["target"]) for r in first] == [
+        ("group:ops", "restart", "big/c00000"),
+        ("p00000@example.com", "restart", "big/c00000"),
+        ("p00001@example.com", "restart", "big/c00000"),
+    ]
+    assert first[0]["rule"] == "policies/p.yaml:4:5: group ops (admin) grants everything (admin)"
+    assert not any(r["target"] == "big/c00001" and r["verb"] == "start" for r in rights["gained"])
+    assert sum(g["rights"] for g in rights["groups"]) == expected
+    assert {g["subject_count"] for g in rights["groups"]} == {1, members}  # p00000 has their own
+    assert all(
+        g["verbs"] == ["start", "stop", "restart", "custom actions"] for g in rights["groups"]
+    )
+
+    assert main(["plan", "--base", "base", "--repo", str(tmp_path / "repo")]) == 0
+    markdown = capsys.readouterr().out
+    assert len(markdown) <= 65_000
+    assert f"<summary>{expected} gained, 0 lost</summary>" in markdown
+    assert "`group:ops`, `p00001@example.com`, `p00002@example.com`, " in markdown
+    assert f" and {members - 5} more | `big` | " in markdown
 
 
 # -- opsmap graph ----------------------------------------------------------------------
@@ -203,7 +278,7 @@ def test_mermaid_nodes_edges_and_classes() -> None:
     text = mermaid(shop, classes={"nginx": "ok", "api-server": "error", "end": "bogus"})
     lines = text.splitlines()
     assert lines[0] == "graph TD"
-    assert '    nginx["Nginx #quot;LB#quot;"]:::ok' in lines
+    assert '    nginx["Nginx #34;LB#34;"]:::ok' in lines
     assert '    api-server["api-server"]:::error' in lines
     assert '    n2["end"]' in lines  # a Mermaid keyword is no node id
     assert "    nginx --> api-server" in lines
@@ -285,3 +360,31 @@ def test_graph_unknown_map(capsys: pytest.CaptureFixture[str]) -> None:
     root = GOLDEN / "component-added" / "head"
     assert main(["graph", "nope", "--repo", str(root)]) == 2
     assert "no map named 'nope'" in capsys.readouterr().err
+
+
+def test_graph_shows_a_status_server_reason_inert(capsys: pytest.CaptureFixture[str]) -> None:
+    """A reason phrase with ESC/OSC from the status URL's server reaches the terminal escaped."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.0 500 bad\x1b]0;pwned\x07\x1b[2J\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        root = GOLDEN / "component-added" / "head"
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        assert main(["graph", "shop", "--repo", str(root), "--status", url]) == 1
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    err = capsys.readouterr().err
+    assert "HTTP 500 bad\\x1b]0;pwned\\x07\\x1b[2J" in err
+    assert "\x1b" not in err

@@ -163,6 +163,36 @@ def test_a_huge_description_does_not_push_the_rights_out(tmp_path: Path) -> None
     assert "more characters)" in out  # the description was cut, and says so
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for key, item in value.items() for s in (key, *_strings(item))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def test_huge_values_are_cut_in_the_json_plan_and_its_graphs(tmp_path: Path) -> None:
+    """A 72,000-character description, name and command: each is cut, and says so."""
+    head = shop_head(tmp_path)
+    shop = yaml.safe_load((head / "maps" / "shop.yaml").read_text())
+    shop["description"] = "lorem ipsum " * 6000
+    shop["components"][0]["name"] = "N" * 72_000
+    shop["components"][0]["description"] = "D" * 72_000
+    (head / "maps" / "shop.yaml").write_text(yaml.safe_dump(shop))
+    repo = two_commits(tmp_path, head)
+    done = cli("plan", "--base", "HEAD^", "--format", "json", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    longest = max(_strings({k: v for k, v in document.items() if k != "graphs"}), key=len)
+    assert len(longest) < 10_100
+    assert "more characters)" in done.stdout
+    assert len(done.stdout) < 100_000
+    assert all(len(line) < 2_000 for g in document["graphs"].values() for line in g.splitlines())
+    assert "NNNN" in document["graphs"]["shop"]
+
+
 def _github_plan_script() -> str:
     workflow = yaml.safe_load((PROJECT / "ci" / "github" / "opsmap.yml").read_text())
     steps: list[dict[str, Any]] = workflow["jobs"]["plan"]["steps"]
@@ -246,8 +276,59 @@ def test_many_maps_and_rights_still_fit_with_rights_first_cut_last(tmp_path: Pat
     assert summary is not None
     gained = int(summary[1])
     rights = out[out.index("### Rights") : out.index("### Inventory")]
-    shown = rights.count("| **gained** |")
+    shown = rights.split("Every right gained and lost")[0].count("| **gained** |")
     assert 0 < shown < gained  # 3,000 rights do not fit: the rows left out are counted
-    more = f"**{gained - shown} more rights gained not shown — run `opsmap plan` locally.**"
+    more = f"**{gained - shown} more rights gained not shown — the table below counts them all.**"
     assert more in rights
+    # past the first 1,000, every right is counted by who gains it: two people, 300 maps
+    group = "| **gained** | `alice@example.com`, `mallory@example.com` | `m0`, `m1`, `m10`, "
+    assert f"{group}`m100`, `m101` and 295 more | " in rights
+    assert "| 1500 | 3000 |" in rights
     assert "more (see `opsmap plan --format json`)" in out  # the maps list was cut
+
+
+MERMAID_HOSTILE = (
+    '`**md string**` x"] --> evil["y ]\n click nginx href "http://e.example" \n'
+    "%%{init: {'securityLevel': 'loose'}}%% #quot; <b>h</b> \x1b]0;t\x07 ```"
+)
+MERMAID_LINE = re.compile(
+    r"graph TD"
+    r"|    [\w-]+\[\"[\w .,:()+=/'#;-]*\"\](:::\w+)?"  # a node: its label holds no syntax
+    r"|    [\w-]+ --> [\w-]+"
+    r"|    classDef \w+ [\w:#,-]+( [\w:#,-]+)?"
+)
+
+
+def mermaid_problems(source: str) -> list[str]:
+    """The lines of ``source`` that are not the graph's own node, edge and class lines."""
+    return [line for line in source.splitlines() if not MERMAID_LINE.fullmatch(line)]
+
+
+def test_repo_text_cannot_inject_mermaid_syntax(tmp_path: Path) -> None:
+    """A name with quotes, brackets, a Markdown string, a directive or a click line stays a label.
+
+    Through the real ``opsmap graph`` and the graphs of the real ``opsmap plan``.
+    """
+    head = shop_head(tmp_path)
+    shop = yaml.safe_load((head / "maps" / "shop.yaml").read_text())
+    shop["components"][0]["name"] = MERMAID_HOSTILE
+    (head / "maps" / "shop.yaml").write_text(yaml.safe_dump(shop))
+    repo = two_commits(tmp_path, head)
+    assert mermaid_problems('graph TD\n    a["x"] --> b["y"]\n') != []  # the check can fail
+
+    graph = cli("graph", "shop", cwd=repo)
+    assert graph.returncode == 0, graph.stderr
+    assert not RAW_CONTROL.search(graph.stdout)
+    assert mermaid_problems(graph.stdout) == []
+    assert "#96;#42;#42;md string#42;#42;#96;" in graph.stdout  # shown, as entities
+    assert "%%" not in graph.stdout
+
+    plan = cli("plan", "--base", "HEAD^", "--format", "json", cwd=repo)
+    assert plan.returncode == 0, plan.stderr
+    graphs = json.loads(plan.stdout)["graphs"]
+    assert graphs
+    assert all(mermaid_problems(source) == [] for source in graphs.values())
+    markdown = cli("plan", "--base", "HEAD^", cwd=repo).stdout
+    fences = [t.content for t in MarkdownIt("commonmark").parse(markdown) if t.type == "fence"]
+    assert fences
+    assert all(mermaid_problems(source) == [] for source in fences)

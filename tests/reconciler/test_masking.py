@@ -41,3 +41,12 @@ def test_without_patterns_text_is_unchanged() -> None:
 def test_an_unsafe_pattern_is_never_compiled_into_a_masker() -> None:
     assert pattern_problem("(a+)+$") is not None
     assert Masker.of(["(a+)+$"]).patterns == ()
+
+
+def test_a_fixed_count_of_alternatives_counts_as_their_power() -> None:
+    """``(?:a|aa){30}b`` on 60 a's backtracks 2**30 ways: refused; {6} is 64 ways: fine."""
+    assert "multiply" in (pattern_problem("(?:a|aa){30}b") or "")
+    assert pattern_problem("(?:a|aa){6}b") is None
+    assert "multiply" in (pattern_problem("x(?:(?:a|aa){3}){3}") or "")
+    assert pattern_problem("(?:a|aa)++b") is None  # possessive: matched one way
+    assert Masker.of(["(?:a|aa){30}b"]).patterns == ()

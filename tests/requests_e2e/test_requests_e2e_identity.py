@@ -68,6 +68,12 @@ def test_unsigned_identities_are_labelled_claims(make_world: WorldFactory) -> No
     assert world.wait_request(path)["state"] == "succeeded"
     assert world.wait_request(denied_path)["state"] == "denied"
     assert site.lines("mark.log") == ["mark"]
+    shown = world.status_request(path)  # /api/v1/status says the names are claims
+    assert (shown["requester"], shown["approver"]) == (ERIN.email, SAM.email)
+    assert shown["verified"] is False
+    assert shown["requester_verified"] is False
+    assert shown["approver_verified"] is False
+    assert world.status_request(denied_path)["verified"] is False
 
     records = world.records(path)
     assert [r["action"] for r in records] == [

@@ -127,9 +127,14 @@ def test_only_verified_signatures_identify_people(make_world: WorldFactory, tmp_
     assert done[good[0]]["state"] == "succeeded", done
     assert done[good[0]]["requester"] == ERIN.email
     assert done[good[0]]["approver"] == SAM.email
+    shown = world.status_request(good[0])  # /api/v1/status: both are verified signers
+    assert shown["verified"] is True
+    assert shown["requester_verified"] is True
+    assert shown["approver_verified"] is True
     for path in (unsigned_merge[0], wrong_key[0], switch_off[0]):
         assert done[path]["state"] == "denied", done
         assert "signed" in done[path]["rule"], done
+        assert world.status_request(path)["verified"] is False
     assert site.lines("mark.log") == ["mark"]
     notes = world.wait_notes(unsigned_merge[1], ["request.denied"])
     [denied] = [r for r in notes if r["action"] == "request.denied"]

@@ -483,6 +483,16 @@ class World:
             ignore=(OSError, sqlite3.Error),
         )
 
+    def status_request(self, path: str, *, timeout: float = WAIT_S) -> dict[str, Any]:
+        """Wait until ``/api/v1/status`` lists ``path`` as finished; its entry there."""
+
+        def shown() -> dict[str, Any] | None:
+            entries = self.running.status()["requests"]
+            found = [e for e in entries if e["path"] == path and e["state"] in FINISHED]
+            return found[0] if found else None
+
+        return wait_for(shown, what=f"request {path} in the status\n{self.tail()}", timeout=timeout)
+
     def outbox(self) -> list[dict[str, Any]]:
         """Every audit record of the outbox, delivered or not, in seq order."""
         rows = self.query("SELECT record FROM audit_records ORDER BY seq")

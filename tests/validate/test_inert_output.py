@@ -128,3 +128,17 @@ def test_markdown_text_is_entities_where_syntax_could_start() -> None:
     assert "&#42;e&#42;" in text
     assert for_markdown("1. list") == "1&#46; list"
     assert for_markdown("- item") == "&#45; item"
+
+
+def test_validate_json_caps_file_names_and_messages(tmp_path: Path) -> None:
+    """A request 15 folders of 250 characters deep: its name is cut in the JSON, as in text."""
+    repo = tmp_path / "repo"
+    deep = repo / "requests" / "/".join(f"{index:02d}" + "d" * 248 for index in range(15))
+    deep.mkdir(parents=True)
+    (deep / "r.yaml").write_text("map: nope\ncomponent: x\naction: restart\nreason: r\nzz: 1\n")
+    done = cli("validate", ".", "--format", "json", cwd=repo)
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    assert document["errors"]
+    assert all(len(e["file"]) <= 1000 and len(e["message"]) <= 1000 for e in document["errors"])
+    assert all(e["file"].endswith("…") for e in document["errors"])

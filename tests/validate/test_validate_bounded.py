@@ -99,3 +99,54 @@ def test_each_cycle_group_once_with_a_capped_path(tmp_path: Path) -> None:
     assert long.startswith(f"dependency cycle: c0 → c{N - 1} → c{N - 2} → ")
     assert f"… {N - 10} more … → c0" in long
     assert "depend on one another" not in long  # the cycle is the whole group
+
+
+def checks_repo(root: Path, *, hosts: int, components: dict[str, int]) -> Path:
+    """``hosts`` hosts labelled ``role: r``; per map name, that many components with one
+    check each, selecting them all; and 10,000 components selecting none."""
+    (root / "inventory").mkdir(parents=True)
+    (root / "inventory" / "hosts.yaml").write_text(
+        "hosts:\n"
+        + "".join(
+            f"  - {{name: h{i}, address: 10.1.{i // 250}.{i % 250 + 1}, labels: {{role: r}}}}\n"
+            for i in range(hosts)
+        )
+    )
+    (root / "maps").mkdir()
+    check = "[{name: k, type: tcp, config: {port: 80}, interval_secs: 10}]"
+    for name, count in components.items():
+        lines = [f"name: {name}", "components:"]
+        lines += [
+            f"  - {{id: c{i}, hosts: {{labels: {{role: r}}}}, checks: {check}}}"
+            for i in range(count)
+        ]
+        (root / "maps" / f"{name}.yaml").write_text("\n".join(lines) + "\n")
+    lines = ["name: none", "components:"]
+    lines += [
+        f"  - {{id: n{i}, hosts: {{labels: {{role: x{i}}}}}, checks: {check}}}" for i in range(N)
+    ]
+    (root / "maps" / "none.yaml").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_too_many_scheduled_checks_is_an_error_at_each_map(tmp_path: Path) -> None:
+    """400 hosts × (200 + 100 components) × 1 check = 120,000 scheduled checks > 100,000."""
+    root = checks_repo(tmp_path / "big", hosts=400, components={"a": 200, "b": 100})
+    done = validate(root, "--format", "json")
+    assert done.returncode == 1, done.stderr
+    errors = [e for e in json.loads(done.stdout)["errors"] if e["code"] == "too-many-checks"]
+    assert [(e["file"].split("/big/")[-1], e["line"]) for e in errors] == [
+        ("maps/a.yaml", 1),
+        ("maps/b.yaml", 1),
+    ]
+    assert "would schedule 120,000 checks" in errors[0]["message"]
+    assert "more than 100,000; map 'a' schedules 80,000 of them" in errors[0]["message"]
+    assert "map 'b' schedules 40,000 of them" in errors[1]["message"]
+
+
+def test_as_many_scheduled_checks_as_allowed_is_valid(tmp_path: Path) -> None:
+    """400 hosts × 250 components = 100,000: the limit itself is fine."""
+    root = checks_repo(tmp_path / "ok", hosts=400, components={"a": 250})
+    done = validate(root, "--format", "json")
+    codes = {e["code"] for e in json.loads(done.stdout)["errors"]}
+    assert "too-many-checks" not in codes

@@ -162,6 +162,8 @@ def test_mask_patterns_that_are_safe_are_valid(repo: Repo) -> None:
         ("(?=secret)secret", "lookahead"),
         ("x|", "empty text"),
         ("(ab|ba)(cd|dc)(ef|fe)(gh|hg)(ij|ji)(kl|lk)(mn|nm)", "multiply"),
+        ("(?:a|aa){30}b", "multiply"),  # 2**30 ways: minutes on 60 a's, lock held
+        ("(?:ab|a){7}", "multiply"),
         ("a" * 201, "at most 200"),
     ],
 )
