@@ -30,13 +30,14 @@ from reconciler.loop.checkout import materialize
 from reconciler.loop.checkstate import CheckStatus
 from reconciler.loop.metrics import Metrics
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
-from reconciler.loop.state import StateStore, check_rows
+from reconciler.loop.state import check_rows, load_checks
 from reconciler.loop.targets import scheduled_checks
 from reconciler.loop.view import Revisions, Snapshot, build_snapshot, encode_json
 from reconciler.model.masking import Masker
 from reconciler.model.status import ComponentStatus, component_status
 from reconciler.repo.loader import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo
+from reconciler.store.protocol import StateStore
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
@@ -387,7 +388,7 @@ class Reconciler:
             count = meta.get("validation_error_count")
             if isinstance(count, int):
                 self.revisions.error_count = max(count, len(self.revisions.errors))
-        self.statuses = self.store.load_checks(wall_offset=self.wall_offset)
+        self.statuses = load_checks(self.store, wall_offset=self.wall_offset)
         reachable = meta.get("hosts_reachable")
         if isinstance(reachable, dict):
             self.hosts_reachable = {str(k): bool(v) for k, v in reachable.items()}
@@ -403,7 +404,7 @@ class Reconciler:
     def persist(self) -> None:
         self.persist_meta()
         try:
-            self.store.save_checks(self.statuses, wall_offset=self.wall_offset)
+            self.store.write_check_rows(check_rows(self.statuses, wall_offset=self.wall_offset))
         except StateWriteError as exc:
             log.error("check states not saved on the way out: %s", exc)
 

@@ -19,12 +19,12 @@ from reconciler.audit import AuditError, AuditLog, NotesPublisher
 from reconciler.clock import Clock, RealClock
 from reconciler.git.source import GitSource, GitSourceError, is_local, watch_local
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
-from reconciler.loop.state import StateError, StateStore
 from reconciler.model.status import ComponentStatus
-from reconciler.requests.journal import RequestJournal
 from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
 from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError
 from reconciler.server.operations import AuditOutbox, MetricCounters, Operations
+from reconciler.store.protocol import StateError, StateStore
+from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ async def run_service(
     # millisecond rather than every 5, so /healthz answers quickly while the loop computes.
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     try:
-        store = StateStore(state_dir)  # claims the directory first: nothing is touched before
+        store = SqliteStore(state_dir)  # claims the directory first: nothing is touched before
     except StateError as exc:
         raise ServiceError(str(exc), exit_code=2) from exc
     try:
@@ -149,11 +149,10 @@ def _operations(
         assert operations is not None
         operations.set_phase(map_name, component, phase)
 
-    cursor = store.get_meta().get(CURSOR_KEY)
-    outbox = AuditLog(store.db, writes=store.writes)
+    outbox = AuditLog(store.outbox)
     processor = RequestProcessor(
         source=source,
-        journal=RequestJournal(store.journal_db, writes=store.writes),
+        journal=store.journal,
         auditor=outbox,
         executor=ActionRunner(
             transport,
@@ -162,8 +161,8 @@ def _operations(
             masker=lambda: reconciler.masker,
         ),
         counters=MetricCounters(reconciler.metrics),
-        cursor=cursor if isinstance(cursor, str) else None,
-        save_cursor=lambda sha: store.set_meta({CURSOR_KEY: sha}, what="cursor"),
+        cursor=store.get_cursor(CURSOR_KEY),
+        save_cursor=lambda sha: store.set_cursor(CURSOR_KEY, sha),
         applied_revision=lambda: reconciler.revisions.applied,
     )
     operations = Operations(
