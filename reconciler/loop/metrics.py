@@ -23,9 +23,10 @@ CHECK_STATE_VALUES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
 
 
 class Metrics:
-    """The reconciler's metrics; one instance per registry (a fresh one per test)."""
+    """The reconciler's counters and histograms; one instance per registry (a fresh one per
+    test). The gauges are the :class:`SnapshotCollector` the reconciler adds to it."""
 
-    def __init__(self, registry: CollectorRegistry, snapshot: Callable[[], Snapshot]) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series are noise
         self.registry = registry
         self.reconcile_total = Counter(
@@ -67,7 +68,6 @@ class Metrics:
         )
         for what in WHATS:  # every series from the start, so that an increase shows
             self.state_write_errors_total.labels(what)
-        registry.register(SnapshotCollector(snapshot))
 
     def state_write_failed(self, what: str) -> None:
         self.state_write_errors_total.labels(what).inc()
