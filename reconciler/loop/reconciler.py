@@ -413,7 +413,8 @@ class Reconciler:
 
     # -- views -----------------------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
+    def view(self) -> Snapshot:
+        """The typed snapshot of the live state (on the event loop's thread)."""
         return build_snapshot(
             revisions=self.revisions,
             repo=self.repo,
@@ -422,21 +423,24 @@ class Reconciler:
             wall_offset=self.wall_offset,
             hosts_reachable=self.hosts_reachable,
             actions=self._phases.phases(),
-            extra={
-                "fetch_error": self.fetch_error,
-                "ssh_connections": getattr(self.transport, "connection_count", 0),
-                "state_write_errors": self.store.writes.failing(),
-                **self._extras.snapshot_extra(),
-            },
+            fetch_error=self.fetch_error,
+            ssh_connections=getattr(self.transport, "connection_count", 0),
+            state_write_errors=self.store.writes.failing(),
+            extra=self._extras.snapshot_extra(),
         )
 
+    def snapshot(self) -> dict[str, Any]:
+        """The ``/api/v1/status`` document of :meth:`view` (on the event loop's thread)."""
+        return self.view().to_json()
+
     def snapshot_from_thread(self, *, timeout: float | None = None) -> Snapshot:
-        """The snapshot, built on the event loop's thread whichever thread asks (metrics).
+        """The typed snapshot, built on the event loop's thread whichever thread asks
+        (metrics).
 
         Raises :class:`TimeoutError`, with the reason, when the loop does not get to it
         within ``timeout`` (default :data:`~reconciler.loop.bridge.SNAPSHOT_TIMEOUT_S`).
         """
-        return self.bridge.build(self.snapshot, timeout=timeout)
+        return self.bridge.build(self.view, timeout=timeout)
 
     def status_from_thread(self, *, timeout: float | None = None) -> bytes:
         """``/api/v1/status``: the snapshot as JSON, built and encoded on the loop, shared

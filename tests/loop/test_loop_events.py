@@ -222,5 +222,9 @@ def test_the_phase_source_and_the_extras_show_in_the_snapshot(tmp_path: Path) ->
             status = h.reconciler.snapshot()
             assert find_component(status, "a")["status"] == "starting"  # type: ignore[index]
             assert status["requests"] == []
+            view = h.reconciler.view()
+            assert view.maps[0].components[0].status == "starting"
+            assert view.extra == {"requests": []}
+            assert view.to_json() == status
 
     scenario(body)
