@@ -1,17 +1,8 @@
 """The audit outbox: every record is committed to SQLite before anything else sees it.
 
-:class:`AuditLog` keeps the chain in the ``audit_records`` table of the state database
-(one connection, shared with the rest of the reconciler; the table is part of the
-database's one versioned schema, in :mod:`reconciler.loop.state`)::
-
-    audit_records (
-        seq          INTEGER PRIMARY KEY,   -- 1, 2, 3… with no gap
-        id           TEXT NOT NULL UNIQUE,  -- uuid4 hex
-        hash         TEXT NOT NULL,         -- the record's hash, the next one's prev_hash
-        record       TEXT NOT NULL,         -- the record's JSON (AuditRecord.to_json)
-        created_at   REAL NOT NULL,         -- epoch seconds
-        delivered_at REAL                   -- NULL while not pushed as a git note
-    )
+:class:`AuditLog` chains the records and keeps them in the state store's outbox (the
+:class:`~reconciler.store.protocol.Outbox` protocol: the ``audit_records`` table of
+:mod:`reconciler.store.sqlite.outbox` now), records numbered 1, 2, 3… with no gap.
 
 A record that cannot be stored (disk full, I/O error, locked: a
 :class:`~reconciler.store.writes.StateWriteError`) is kept in memory, in order, with its id
@@ -20,17 +11,13 @@ with backoff): never dropped, chained when it is stored, stored once by its id.
 
 Records are delivered (as git notes) by someone else; :meth:`AuditLog.mark_delivered`
 is called only after they were pushed. A lock serializes this class's own use of the
-connection, so that a call from a worker thread cannot interleave with one from the
-event loop; the connection being shared, calls are best kept on the loop's thread (the
-publisher gets records, not the connection).
+outbox, so that a call from a worker thread cannot interleave with one from the event
+loop; calls are best kept on the loop's thread (the publisher gets records, not the store).
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -41,7 +28,8 @@ from typing import Any
 
 from reconciler.audit.errors import AuditFormatError, AuditStoreError
 from reconciler.audit.record import GENESIS_HASH, AuditRecord
-from reconciler.store.writes import StateWriteError, StateWrites
+from reconciler.store.protocol import Chained, JsonObject, Outbox, StoreError
+from reconciler.store.writes import StateWriteError
 
 
 def utc_timestamp() -> str:
@@ -82,14 +70,12 @@ class AuditLog:
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        outbox: Outbox,
         *,
         clock: Callable[[], str] = utc_timestamp,
-        writes: StateWrites | None = None,
     ) -> None:
-        self._db = db
+        self._outbox = outbox
         self._clock = clock
-        self._writes = writes or StateWrites()
         self._lock = threading.Lock()
         self._backlog: deque[_Unstored] = deque()
 
@@ -144,44 +130,26 @@ class AuditLog:
         return stored
 
     def _store_one(self, entry: _Unstored) -> AuditRecord:
-        """Chain ``entry`` after the last stored record, in one transaction, once by id.
+        """Chain ``entry`` after the last stored record, once by its id (see
+        :meth:`~reconciler.store.protocol.Outbox.append`: the chain never forks)."""
 
-        A failed transaction stores nothing, so the next attempt chains it again after
-        the same last record (the chain never forks); a record already stored under its id
-        (its commit went through, but was reported failed) is not stored twice.
-        """
-        with _store("write an audit record"), self._writes.guard("audit"):
-            known = self._db.execute(
-                "SELECT record FROM audit_records WHERE id = ?", (entry.id,)
-            ).fetchone()
-            if known is not None:
-                return AuditRecord.from_json(json.loads(known[0]))
-            last = self._db.execute(
-                "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            seq, prev_hash = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
-            record = entry.chained(seq, prev_hash)
-            with self._db:
-                self._db.execute(
-                    "INSERT INTO audit_records (seq, id, hash, record, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (seq, record.id, record.hash, json.dumps(record.to_json()), time.time()),
-                )
-            return record
+        def chain(seq: int, prev_hash: str) -> Chained:
+            record = entry.chained(seq, prev_hash or GENESIS_HASH)
+            return Chained(record.hash, record.to_json())
+
+        with _store():
+            return _record(self._outbox.append(entry.id, chain))
 
     def pending(self, *, limit: int | None = None) -> list[AuditRecord]:
         """Records not delivered yet, in seq order; the first ``limit`` of them if given."""
-        if limit is None:
-            return self._select("WHERE delivered_at IS NULL ORDER BY seq")
-        return self._select(f"WHERE delivered_at IS NULL ORDER BY seq LIMIT {int(limit)}")
+        with self._lock, _store():
+            rows = self._outbox.pending(limit=limit)
+        return [_record(row) for row in rows]
 
     def pending_count(self) -> int:
         """Records not delivered yet, those not stored yet included."""
-        with self._lock, _store("count pending audit records"):
-            row = self._db.execute(
-                "SELECT count(*) FROM audit_records WHERE delivered_at IS NULL"
-            ).fetchone()
-            return int(row[0]) + len(self._backlog)
+        with self._lock, _store():
+            return self._outbox.pending_count() + len(self._backlog)
 
     def mark_delivered(self, seqs: Iterable[int]) -> None:
         """Records ``seqs`` were pushed: they are no longer pending.
@@ -189,35 +157,28 @@ class AuditLog:
         :class:`~reconciler.store.writes.StateWriteError` if that cannot be written: they
         stay pending and are pushed again (the notes keep each record once, by id).
         """
-        now = time.time()
-        rows = [(now, seq) for seq in seqs]
-        doing = "mark audit records delivered"
-        with self._lock, _store(doing), self._writes.guard("audit"), self._db:
-            self._db.executemany(
-                "UPDATE audit_records SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL",
-                rows,
-            )
+        with self._lock, _store():
+            self._outbox.mark_delivered(seqs)
 
     def all_records(self) -> list[AuditRecord]:
         """Every record, delivered or not, in seq order."""
-        return self._select("ORDER BY seq")
+        with self._lock, _store():
+            rows = self._outbox.all_records()
+        return [_record(row) for row in rows]
 
-    def _select(self, where: str) -> list[AuditRecord]:
-        with self._lock, _store("read audit records"):
-            rows = self._db.execute(
-                f"SELECT record FROM audit_records {where}"  # noqa: S608
-            ).fetchall()
-        try:
-            return [AuditRecord.from_json(json.loads(row[0])) for row in rows]
-        except (ValueError, AuditFormatError) as exc:
-            raise AuditStoreError(f"audit outbox holds a malformed record: {exc}") from exc
+
+def _record(row: JsonObject) -> AuditRecord:
+    try:
+        return AuditRecord.from_json(row)
+    except (ValueError, AuditFormatError) as exc:
+        raise AuditStoreError(f"audit outbox holds a malformed record: {exc}") from exc
 
 
 @contextmanager
-def _store(doing: str) -> Iterator[None]:
-    """Turns sqlite3's errors into :class:`AuditStoreError` (a failed write is already a
-    :class:`~reconciler.store.writes.StateWriteError` by then, and passes)."""
+def _store() -> Iterator[None]:
+    """Turns the store's errors into :class:`AuditStoreError` (a failed write is a
+    :class:`~reconciler.store.writes.StateWriteError`, and passes)."""
     try:
         yield
-    except sqlite3.Error as exc:
-        raise AuditStoreError(f"cannot {doing}: {exc}") from exc
+    except StoreError as exc:
+        raise AuditStoreError(str(exc)) from exc

@@ -23,9 +23,10 @@ CHECK_STATE_VALUES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
 
 
 class Metrics:
-    """The reconciler's metrics; one instance per registry (a fresh one per test)."""
+    """The reconciler's counters and histograms; one instance per registry (a fresh one per
+    test). The gauges are the :class:`SnapshotCollector` the reconciler adds to it."""
 
-    def __init__(self, registry: CollectorRegistry, snapshot: Callable[[], Snapshot]) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series are noise
         self.registry = registry
         self.reconcile_total = Counter(
@@ -67,7 +68,6 @@ class Metrics:
         )
         for what in WHATS:  # every series from the start, so that an increase shows
             self.state_write_errors_total.labels(what)
-        registry.register(SnapshotCollector(snapshot))
 
     def state_write_failed(self, what: str) -> None:
         self.state_write_errors_total.labels(what).inc()
@@ -113,15 +113,15 @@ class SnapshotCollector(Collector):
             "1 while a check is flapping",
             labels=["map", "component", "check", "host"],
         )
-        for m in snap.get("maps", []):
-            for c in m["components"]:
+        for m in snap.maps:
+            for c in m.components:
                 for status in STATUSES:
-                    component.add_metric([m["name"], c["id"], status], float(c["status"] == status))
-                impacted.add_metric([m["name"], c["id"]], float(bool(c["impacted_by"])))
-                for k in c["checks"]:
-                    labels = [m["name"], c["id"], k["name"], k["host"]]
-                    check.add_metric(labels, CHECK_STATE_VALUES.get(k["hard_state"], 3))
-                    flapping.add_metric(labels, float(k["flapping"]))
+                    component.add_metric([m.name, c.id, status], float(c.status == status))
+                impacted.add_metric([m.name, c.id], float(bool(c.impacted_by)))
+                for k in c.checks:
+                    labels = [m.name, c.id, k.name, k.host]
+                    check.add_metric(labels, CHECK_STATE_VALUES.get(k.hard_state, 3))
+                    flapping.add_metric(labels, float(k.flapping))
         yield from (component, impacted, check, flapping)
 
         hosts = GaugeMetricFamily(
@@ -129,34 +129,34 @@ class SnapshotCollector(Collector):
             "1 when the last attempt to reach the host succeeded",
             labels=["host"],
         )
-        for host in snap.get("hosts", []):
-            hosts.add_metric([host["name"]], float(bool(host["reachable"])))
+        for host in snap.hosts:
+            hosts.add_metric([host.name], float(host.reachable))
         yield hosts
 
         revision = InfoMetricFamily(
             "opsmap_applied_revision", "The applied revision of the map repo"
         )
-        if snap.get("last_applied_revision"):
-            revision.add_metric([], {"revision": snap["last_applied_revision"]})
+        if snap.last_applied_revision:
+            revision.add_metric([], {"revision": snap.last_applied_revision})
         yield revision
         applied_time = GaugeMetricFamily(
             "opsmap_applied_revision_timestamp_seconds", "When the applied revision was applied"
         )
-        if snap.get("last_applied_epoch") is not None:
-            applied_time.add_metric([], snap["last_applied_epoch"])
+        if snap.last_applied_epoch is not None:
+            applied_time.add_metric([], snap.last_applied_epoch)
         yield applied_time
         yield GaugeMetricFamily(
             "opsmap_revision_rejected",
             "1 while the newest revision is invalid and an older one is kept",
-            value=float(bool(snap.get("revision_rejected"))),
+            value=float(snap.revision_rejected),
         )
         yield GaugeMetricFamily(
             "opsmap_ssh_connections",
             "Open SSH connections",
-            value=float(snap.get("ssh_connections", 0)),
+            value=float(snap.ssh_connections),
         )
         yield GaugeMetricFamily(
             "opsmap_audit_pending",
             "Audit records not yet pushed to the remote",
-            value=float(snap.get("audit_pending", 0)),
+            value=snap.extra_count("audit_pending"),
         )

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,15 +28,24 @@ from reconciler.findings import Finding, Location, Severity
 from reconciler.loop.bridge import LoopBridge
 from reconciler.loop.checkout import materialize
 from reconciler.loop.checkstate import CheckStatus
-from reconciler.loop.metrics import Metrics
+from reconciler.loop.events import (
+    LoopEvents,
+    NoExtras,
+    NoPhases,
+    NullEvents,
+    PhaseSource,
+    StatusExtras,
+)
+from reconciler.loop.metrics import Metrics, SnapshotCollector
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
-from reconciler.loop.state import StateStore, check_rows
+from reconciler.loop.state import check_rows, load_checks
 from reconciler.loop.targets import scheduled_checks
 from reconciler.loop.view import Revisions, Snapshot, build_snapshot, encode_json
 from reconciler.model.masking import Masker
-from reconciler.model.status import ComponentStatus, component_status
+from reconciler.model.status import component_status
 from reconciler.repo.loader import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo
+from reconciler.store.protocol import StateStore
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
@@ -66,39 +75,12 @@ class RepoSource(Protocol):
     def probe_at(self, sha: str) -> Probe: ...
 
 
-class Hooks(Protocol):
-    """What happens around the loop: requests, audit, action phases (see operations.py)."""
-
-    def revision_applied(self, sha: str, repo: MapRepo, *, resumed: bool) -> None: ...
-
-    def revision_rejected(self, sha: str, problems: list[Finding]) -> None: ...
-
-    def head_seen(self, sha: str) -> None: ...
-
-    def component_changed(
-        self, map_name: str, component: str, old: str | None, new: str
-    ) -> None: ...
-
-    def phases(self) -> Mapping[tuple[str, str], ComponentStatus]: ...
-
-    def snapshot_extra(self) -> dict[str, Any]: ...
-
-    async def run(self) -> None: ...
-
-    async def wait_idle(self, *, grace_s: float) -> None:
-        """On a clean stop: start nothing new; give what runs up to ``grace_s`` to end."""
-        ...
-
-
 @dataclass(frozen=True)
 class ReconcilerOptions:
     poll_interval_s: float = 30.0
     max_concurrent_checks_per_map: int = 64
     checkout_dir: Path | None = None
     """Where files the inventory points at (``known_hosts``) are written for each revision."""
-    stop_grace_s: float = 30.0
-    """On a clean stop, how long a running action may still take to finish (and have its
-    real outcome recorded) before it is given up and recorded ``unknown``."""
 
 
 class Reconciler:
@@ -111,12 +93,18 @@ class Reconciler:
         store: StateStore,
         transport: Transport,
         clock: Clock,
-        metrics_registry: Any,
+        metrics_registry: Any = None,
+        metrics: Metrics | None = None,
         options: ReconcilerOptions | None = None,
         source_errors: tuple[type[Exception], ...] = (),
         rng: random.Random | None = None,
-        hooks: Hooks | None = None,
+        events: LoopEvents | None = None,
+        phases: PhaseSource | None = None,
+        extras: StatusExtras | None = None,
     ) -> None:
+        """``metrics``: the counters to update (made on ``metrics_registry`` if not given:
+        one of the two); the state gauges are added to their registry here. ``events``,
+        ``phases``, ``extras``: see :mod:`reconciler.loop.events` (none by default)."""
         self.source = source
         self.store = store
         self.transport = transport
@@ -124,8 +112,15 @@ class Reconciler:
         self.options = options or ReconcilerOptions()
         self._source_errors = source_errors
         self._rng = rng or random.Random()
-        self.hooks = hooks
-        self.metrics = Metrics(metrics_registry, self.snapshot_from_thread)
+        self.events: LoopEvents = events or NullEvents()
+        self._phases: PhaseSource = phases or NoPhases()
+        self._extras: StatusExtras = extras or NoExtras()
+        if metrics is None:
+            if metrics_registry is None:
+                raise ValueError("give the metrics or their registry")
+            metrics = Metrics(metrics_registry)
+        self.metrics = metrics
+        metrics.registry.register(SnapshotCollector(self.snapshot_from_thread))
         store.writes.on_failure = self.metrics.state_write_failed
         self.revisions = Revisions()
         self.repo: MapRepo | None = None
@@ -163,12 +158,8 @@ class Reconciler:
                 if ready is not None:
                     ready()
                 group.create_task(self._follow(), name="follow")
-                if self.hooks is not None:
-                    group.create_task(self.hooks.run(), name="operations")
                 group.create_task(self._persist_periodically(), name="persist")
                 await stop.wait()
-                if self.hooks is not None:  # checks go on meanwhile
-                    await self.hooks.wait_idle(grace_s=self.options.stop_grace_s)
                 raise _Stopping
         except* _Stopping:
             log.info("stopping: in-flight checks cancelled")
@@ -218,8 +209,8 @@ class Reconciler:
             self.persist_meta()
         elif fetched.head != self.revisions.attempted:
             await self.reconcile(fetched.head)
-        if self.hooks is not None and self.revisions.applied is not None:
-            self.hooks.head_seen(fetched.head)
+        if self.revisions.applied is not None:
+            self.events.head_seen(fetched.head)
 
     async def reconcile(self, sha: str) -> bool:
         """Read, validate and apply the revision ``sha``; False when it was rejected."""
@@ -242,8 +233,7 @@ class Reconciler:
             for finding in problems[:20]:
                 log.error("  %s: %s [%s]", finding.location, finding.message, finding.code)
             self.persist_meta()
-            if self.hooks is not None:
-                self.hooks.revision_rejected(sha, problems)
+            self.events.revision_rejected(sha, problems)
             return False
         await asyncio.to_thread(self._materialize, sha, repo)
         self.apply(sha, repo)
@@ -293,8 +283,7 @@ class Reconciler:
             key = check.key
             self._component_checks.setdefault((key.map, key.component), []).append(key)
         self.persist_meta()
-        if self.hooks is not None:
-            self.hooks.revision_applied(sha, repo, resumed=resumed)
+        self.events.revision_applied(sha, repo, resumed=resumed)
         self.applied_event.set()
 
     def _restart_workers(self, scheduled: list[ScheduledCheck]) -> None:
@@ -351,7 +340,7 @@ class Reconciler:
         ).inc()
 
     def _note_component(self, map_name: str, component: str) -> None:
-        """Tell the hooks when a component's status changes with a check's hard state.
+        """Tell the events sink when a component's status changes with a check's hard state.
 
         Only once every check of the component has a hard state: the first settled status
         is a baseline, not a change (a restart would otherwise report every component).
@@ -363,8 +352,8 @@ class Reconciler:
         new = component_status(hard).value
         old = self._component_status.get((map_name, component))
         self._component_status[(map_name, component)] = new
-        if old is not None and new != old and self.hooks is not None:
-            self.hooks.component_changed(map_name, component, old, new)
+        if old is not None and new != old:
+            self.events.component_changed(map_name, component, old, new)
 
     # -- state -----------------------------------------------------------------------
 
@@ -387,7 +376,7 @@ class Reconciler:
             count = meta.get("validation_error_count")
             if isinstance(count, int):
                 self.revisions.error_count = max(count, len(self.revisions.errors))
-        self.statuses = self.store.load_checks(wall_offset=self.wall_offset)
+        self.statuses = load_checks(self.store, wall_offset=self.wall_offset)
         reachable = meta.get("hosts_reachable")
         if isinstance(reachable, dict):
             self.hosts_reachable = {str(k): bool(v) for k, v in reachable.items()}
@@ -403,7 +392,7 @@ class Reconciler:
     def persist(self) -> None:
         self.persist_meta()
         try:
-            self.store.save_checks(self.statuses, wall_offset=self.wall_offset)
+            self.store.write_check_rows(check_rows(self.statuses, wall_offset=self.wall_offset))
         except StateWriteError as exc:
             log.error("check states not saved on the way out: %s", exc)
 
@@ -424,7 +413,8 @@ class Reconciler:
 
     # -- views -----------------------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
+    def view(self) -> Snapshot:
+        """The typed snapshot of the live state (on the event loop's thread)."""
         return build_snapshot(
             revisions=self.revisions,
             repo=self.repo,
@@ -432,22 +422,25 @@ class Reconciler:
             statuses=self.statuses,
             wall_offset=self.wall_offset,
             hosts_reachable=self.hosts_reachable,
-            actions=self.hooks.phases() if self.hooks is not None else None,
-            extra={
-                "fetch_error": self.fetch_error,
-                "ssh_connections": getattr(self.transport, "connection_count", 0),
-                "state_write_errors": self.store.writes.failing(),
-                **(self.hooks.snapshot_extra() if self.hooks is not None else {}),
-            },
+            actions=self._phases.phases(),
+            fetch_error=self.fetch_error,
+            ssh_connections=getattr(self.transport, "connection_count", 0),
+            state_write_errors=self.store.writes.failing(),
+            extra=self._extras.snapshot_extra(),
         )
 
+    def snapshot(self) -> dict[str, Any]:
+        """The ``/api/v1/status`` document of :meth:`view` (on the event loop's thread)."""
+        return self.view().to_json()
+
     def snapshot_from_thread(self, *, timeout: float | None = None) -> Snapshot:
-        """The snapshot, built on the event loop's thread whichever thread asks (metrics).
+        """The typed snapshot, built on the event loop's thread whichever thread asks
+        (metrics).
 
         Raises :class:`TimeoutError`, with the reason, when the loop does not get to it
         within ``timeout`` (default :data:`~reconciler.loop.bridge.SNAPSHOT_TIMEOUT_S`).
         """
-        return self.bridge.build(self.snapshot, timeout=timeout)
+        return self.bridge.build(self.view, timeout=timeout)
 
     def status_from_thread(self, *, timeout: float | None = None) -> bytes:
         """``/api/v1/status``: the snapshot as JSON, built and encoded on the loop, shared

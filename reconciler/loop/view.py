@@ -1,7 +1,8 @@
-"""The reconciler's state as one JSON-ready snapshot: ``/api/v1/status`` and the metrics.
+"""The reconciler's state as one typed snapshot: ``/api/v1/status``, the metrics, the status page.
 
-Built on the event loop's thread (the only one that touches live state); the HTTP thread
-gets a finished snapshot, or for ``/api/v1/status`` its JSON (:func:`encode_json`), and
+:class:`Snapshot` (frozen dataclasses down to each check) is built on the event loop's
+thread (the only one that touches live state); the HTTP thread gets a finished snapshot,
+or for ``/api/v1/status`` its JSON (:meth:`Snapshot.to_json`, :func:`encode_json`), and
 never iterates live dictionaries. Its size is linear in the repo: each component names at
 most a few of the failing components below it.
 """
@@ -20,7 +21,6 @@ from reconciler.loop.scheduler import CheckKey, ScheduledCheck
 from reconciler.model.status import ComponentStatus, component_status, impacts
 from reconciler.repo.loader import MapRepo
 
-Snapshot = dict[str, Any]
 SHOWN_ERRORS = 100
 """Errors of a rejected revision kept in the state and the status (their count besides)."""
 
@@ -61,6 +61,123 @@ def iso(epoch: float | None) -> str | None:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True, slots=True)
+class CheckView:
+    """One check on one host. States are names (``OK``… or ``PENDING`` before a result)."""
+
+    name: str
+    host: str
+    type: str
+    state: str
+    hard_state: str
+    state_type: str
+    attempt: int
+    max_attempts: int
+    flapping: bool
+    message: str
+    value: float | None
+    duration_s: float | None
+    last_run: str | None
+    last_state_change: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in _CHECK_FIELDS}
+
+
+_CHECK_FIELDS = CheckView.__dataclass_fields__.keys()
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentView:
+    id: str
+    name: str | None
+    type: str | None
+    status: str
+    """A :class:`~reconciler.model.status.ComponentStatus` value."""
+    impacted_by: tuple[str, ...]
+    impacted_by_more: int
+    dependencies: tuple[str, ...]
+    checks: tuple[CheckView, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "status": self.status,
+            "impacted_by": list(self.impacted_by),
+            "impacted_by_more": self.impacted_by_more,
+            "dependencies": list(self.dependencies),
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MapView:
+    name: str
+    version: str | None
+    components: tuple[ComponentView, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "components": [c.to_json() for c in self.components],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HostView:
+    name: str
+    reachable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything ``/api/v1/status`` shows, and what the metrics are computed from."""
+
+    last_applied_revision: str | None
+    last_attempted_revision: str | None
+    last_applied_at: str | None
+    last_attempted_at: str | None
+    last_applied_epoch: float | None
+    revision_rejected: bool
+    validation_errors: tuple[Finding, ...]
+    validation_error_count: int
+    hosts: tuple[HostView, ...]
+    maps: tuple[MapView, ...]
+    fetch_error: str | None = None
+    ssh_connections: int = 0
+    state_write_errors: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    """What fails to be written now (:meth:`~reconciler.store.writes.StateWrites.failing`)."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """What the status extras add (:class:`~reconciler.loop.events.StatusExtras`): JSON."""
+
+    def extra_count(self, key: str) -> float:
+        """A number the extras hold under ``key`` (0 when absent)."""
+        value = self.extra.get(key, 0)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``/api/v1/status`` document (its keys in this order)."""
+        return {
+            "last_applied_revision": self.last_applied_revision,
+            "last_attempted_revision": self.last_attempted_revision,
+            "last_applied_at": self.last_applied_at,
+            "last_attempted_at": self.last_attempted_at,
+            "last_applied_epoch": self.last_applied_epoch,
+            "revision_rejected": self.revision_rejected,
+            "validation_errors": [f.to_json() for f in self.validation_errors],
+            "validation_error_count": self.validation_error_count,
+            "hosts": [{"name": h.name, "reachable": h.reachable} for h in self.hosts],
+            "maps": [m.to_json() for m in self.maps],
+            "fetch_error": self.fetch_error,
+            "ssh_connections": self.ssh_connections,
+            "state_write_errors": {k: dict(v) for k, v in self.state_write_errors.items()},
+            **self.extra,
+        }
+
+
 def build_snapshot(
     *,
     revisions: Revisions,
@@ -70,9 +187,12 @@ def build_snapshot(
     wall_offset: float,
     actions: Mapping[tuple[str, str], ComponentStatus] | None = None,
     hosts_reachable: Mapping[str, bool] | None = None,
+    fetch_error: str | None = None,
+    ssh_connections: int = 0,
+    state_write_errors: Mapping[str, Mapping[str, object]] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Snapshot:
-    """Everything ``/api/v1/status`` shows, and what the metrics are computed from."""
+    """The snapshot of the loop's live state (on the event loop's thread)."""
     actions = actions or {}
 
     def wall(mono: float | None) -> str | None:
@@ -99,54 +219,56 @@ def build_snapshot(
             for check in by_component.get((m.name, component.id), []):
                 s = statuses.get(check.key) or CheckStatus()
                 checks_json.append(
-                    {
-                        "name": check.key.check,
-                        "host": check.key.host,
-                        "type": check.target.check_type,
-                        "state": s.state.name if s.state else "PENDING",
-                        "hard_state": s.hard_state.name if s.hard_state else "PENDING",
-                        "state_type": s.state_type.value,
-                        "attempt": s.attempt,
-                        "max_attempts": check.policy.max_attempts,
-                        "flapping": s.flapping,
-                        "message": s.message,
-                        "value": s.value,
-                        "duration_s": s.last_duration_s,
-                        "last_run": wall(s.last_run),
-                        "last_state_change": wall(s.last_hard_change),
-                    }
+                    CheckView(
+                        name=check.key.check,
+                        host=check.key.host,
+                        type=check.target.check_type,
+                        state=s.state.name if s.state else "PENDING",
+                        hard_state=s.hard_state.name if s.hard_state else "PENDING",
+                        state_type=s.state_type.value,
+                        attempt=s.attempt,
+                        max_attempts=check.policy.max_attempts,
+                        flapping=s.flapping,
+                        message=s.message,
+                        value=s.value,
+                        duration_s=s.last_duration_s,
+                        last_run=wall(s.last_run),
+                        last_state_change=wall(s.last_hard_change),
+                    )
                 )
             components.append(
-                {
-                    "id": component.id,
-                    "name": component.name,
-                    "type": component.type,
-                    "status": status_of[component.id].value,
-                    "impacted_by": list(impact[component.id].causes),
-                    "impacted_by_more": impact[component.id].more,
-                    "dependencies": list(component.dependencies),
-                    "checks": checks_json,
-                }
+                ComponentView(
+                    id=component.id,
+                    name=component.name,
+                    type=component.type,
+                    status=status_of[component.id].value,
+                    impacted_by=tuple(impact[component.id].causes),
+                    impacted_by_more=impact[component.id].more,
+                    dependencies=tuple(component.dependencies),
+                    checks=tuple(checks_json),
+                )
             )
-        maps.append({"name": m.name, "version": m.version, "components": components})
+        maps.append(MapView(m.name, m.version, tuple(components)))
 
-    return {
-        "last_applied_revision": revisions.applied,
-        "last_attempted_revision": revisions.attempted,
-        "last_applied_at": iso(revisions.applied_at),
-        "last_attempted_at": iso(revisions.attempted_at),
-        "last_applied_epoch": revisions.applied_at,
-        "revision_rejected": revisions.attempted is not None
+    return Snapshot(
+        last_applied_revision=revisions.applied,
+        last_attempted_revision=revisions.attempted,
+        last_applied_at=iso(revisions.applied_at),
+        last_attempted_at=iso(revisions.attempted_at),
+        last_applied_epoch=revisions.applied_at,
+        revision_rejected=revisions.attempted is not None
         and revisions.attempted != revisions.applied,
-        "validation_errors": [f.to_json() for f in revisions.errors],
-        "validation_error_count": max(revisions.error_count, len(revisions.errors)),
-        "hosts": [
-            {"name": name, "reachable": reachable}
-            for name, reachable in sorted((hosts_reachable or {}).items())
-        ],
-        "maps": maps,
-        **(extra or {}),
-    }
+        validation_errors=tuple(revisions.errors),
+        validation_error_count=max(revisions.error_count, len(revisions.errors)),
+        hosts=tuple(
+            HostView(name, reachable) for name, reachable in sorted((hosts_reachable or {}).items())
+        ),
+        maps=tuple(maps),
+        fetch_error=fetch_error,
+        ssh_connections=ssh_connections,
+        state_write_errors=dict(state_write_errors or {}),
+        extra=dict(extra or {}),
+    )
 
 
 def encode_json(value: object) -> bytes:

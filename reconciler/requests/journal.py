@@ -6,152 +6,17 @@ written, and committed, **before** its action starts; a row still ``running`` wh
 reconciler starts again is a request whose outcome is unknown (the process died during
 it): it is marked ``unknown`` and reported, never run again by itself.
 
-The journal is given the state store's ``synchronous=FULL`` connection
-(:attr:`reconciler.loop.state.StateStore.journal_db`). A write that fails (disk full, I/O
-error, locked) raises :class:`~reconciler.store.writes.StateWriteError` and leaves the table
-as it was: a request whose ``running`` row could not be written does not start.
+The journal is the state store's (:attr:`reconciler.store.protocol.StateStore.journal`,
+the :class:`~reconciler.store.protocol.Journal` protocol). A write that fails (disk full,
+I/O error, locked) raises :class:`~reconciler.store.writes.StateWriteError` and leaves the
+journal as it was: a request whose ``running`` entry could not be written does not start.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from reconciler.store.protocol import Journal, JournalEntry, RequestState
 
-from reconciler.store.writes import StateWrites
+RequestJournal = Journal
+"""What the request pipeline is given: any implementation of the journal's protocol."""
 
-RequestState = Literal["denied", "running", "succeeded", "failed", "unknown"]
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    path: str
-    commit: str
-    requester: str | None
-    approver: str | None
-    state: RequestState
-    rule: str
-    created_at: float
-    finished_at: float | None
-    outcome: dict[str, object] | None
-    identity: dict[str, object] | None = None
-    """Who asked and approved, verified or not (:meth:`Attribution.to_json`)."""
-
-
-class RequestJournal:
-    """The ``requests`` table of the state database (event-loop thread only).
-
-    The table is part of the state database's one versioned schema (:mod:`reconciler.loop.state`).
-    """
-
-    def __init__(self, db: sqlite3.Connection, *, writes: StateWrites | None = None) -> None:
-        self._db = db
-        self._writes = writes or StateWrites()
-
-    def get(self, path: str) -> JournalEntry | None:
-        row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()
-        return _entry(row) if row else None
-
-    def entries(self) -> list[JournalEntry]:
-        return [_entry(r) for r in self._db.execute("SELECT * FROM requests ORDER BY created_at")]
-
-    def recent(self, limit: int) -> list[JournalEntry]:
-        """The ``limit`` newest requests, newest first (a bounded read for the status)."""
-        rows = self._db.execute(
-            "SELECT * FROM requests ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
-        )
-        return [_entry(r) for r in rows]
-
-    def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
-
-    def denied(
-        self,
-        path: str,
-        commit: str,
-        requester: str | None,
-        approver: str | None,
-        rule: str,
-        identity: dict[str, object] | None = None,
-    ) -> None:
-        self._insert(path, commit, requester, approver, "denied", rule, identity, finished=True)
-
-    def started(
-        self,
-        path: str,
-        commit: str,
-        requester: str | None,
-        approver: str | None,
-        rule: str,
-        identity: dict[str, object] | None = None,
-    ) -> None:
-        """Record that the request's action is about to run (durable before it does)."""
-        self._insert(path, commit, requester, approver, "running", rule, identity, finished=False)
-
-    def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
-        with self._writes.guard("journal"), self._db:
-            self._db.execute(
-                "UPDATE requests SET state = ?, finished_at = ?, outcome = ? WHERE path = ?",
-                (state, time.time(), json.dumps(outcome, sort_keys=True), path),
-            )
-
-    def recover(
-        self, on_unknown: Callable[[JournalEntry], None] | None = None
-    ) -> list[JournalEntry]:
-        """Requests left running by a process that died: now ``unknown``, returned once.
-
-        ``on_unknown`` is told of each as soon as it is marked. :class:`StateWriteError`
-        if one cannot be marked: those marked before it were told of and are not found
-        again; it and the rest are, by the next call."""
-        stale = [
-            _entry(r) for r in self._db.execute("SELECT * FROM requests WHERE state = 'running'")
-        ]
-        for entry in stale:
-            reason = "OpsMap stopped while the action ran"
-            self.finished(entry.path, "unknown", {"result": "unknown", "reason": reason})
-            if on_unknown is not None:
-                on_unknown(entry)
-        return stale
-
-    def _insert(
-        self,
-        path: str,
-        commit: str,
-        requester: str | None,
-        approver: str | None,
-        state: RequestState,
-        rule: str,
-        identity: dict[str, object] | None,
-        *,
-        finished: bool,
-    ) -> None:
-        now = time.time()
-        people = None if identity is None else json.dumps(identity, sort_keys=True)
-        with self._writes.guard("journal"), self._db:
-            self._db.execute(
-                "INSERT INTO requests (path, commit_sha, requester, approver, state, rule,"
-                " created_at, finished_at, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    path, commit, requester, approver, state, rule, now,
-                    now if finished else None, people,
-                ),
-            )  # fmt: skip
-
-
-def _entry(row: tuple[object, ...]) -> JournalEntry:
-    path, commit, requester, approver, state, rule, created, finished, outcome, identity = row
-    return JournalEntry(
-        path=str(path),
-        commit=str(commit),
-        requester=None if requester is None else str(requester),
-        approver=None if approver is None else str(approver),
-        state=str(state),  # type: ignore[arg-type]
-        rule=str(rule),
-        created_at=float(created),  # type: ignore[arg-type]
-        finished_at=None if finished is None else float(finished),  # type: ignore[arg-type]
-        outcome=None if outcome is None else json.loads(str(outcome)),
-        identity=None if identity is None else json.loads(str(identity)),
-    )
+__all__ = ["Journal", "JournalEntry", "RequestJournal", "RequestState"]

@@ -1,4 +1,5 @@
 """``opsmap run``: :mod:`~reconciler.server.service` assembles the loop, the request
 processor and the audit delivery; :mod:`~reconciler.server.http` serves the API, metrics
 and the webhook (:mod:`~reconciler.server.webhook`); :mod:`~reconciler.server.operations`
-implements the loop's hooks: requests, audit records, action phases, delivery."""
+is the loop's events sink and runs beside it: requests, audit records, action phases,
+delivery."""

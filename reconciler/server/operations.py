@@ -1,12 +1,14 @@
 """Everything around the check loop that acts or records: requests, audit, action phases.
 
-:class:`Operations` implements the reconciler's hooks. It feeds new heads to the
+:class:`Operations` is the reconciler's events sink and its status extras
+(:mod:`reconciler.loop.events`), and runs as a task of its own, started by the service
+beside the loop. It feeds new heads to the
 :class:`~reconciler.requests.processor.RequestProcessor` (one request at a time, in commit
-order, in its own task so a long backup never delays the checks), writes audit records
-for revisions and component status changes, shows ``starting``/``stopping`` while an
-action runs, and delivers pending audit records as git notes in the background, retrying
-while the remote is unreachable. Audit records the state database could not store yet are
-stored by the same loop first, retried with backoff while the state is not writable.
+order, so a long backup never delays the checks), writes audit records for revisions and
+component status changes, and delivers pending audit records as git notes in the
+background, retrying while the remote is unreachable. Audit records the state database
+could not store yet are stored by the same loop first, retried with backoff while the
+state is not writable.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 from reconciler.findings import Finding
 from reconciler.loop.metrics import Metrics
 from reconciler.loop.view import iso
+from reconciler.model.masking import Masker
 from reconciler.model.status import ComponentStatus
 from reconciler.repo.loader import MapRepo
 from reconciler.requests.journal import JournalEntry
@@ -56,13 +59,41 @@ PublisherFactory = Callable[[str, bool], Publisher]
 """Makes the publisher for a notes ref and whether to push (from ``opsmap.yaml``)."""
 
 
+class ActionPhases:
+    """``starting``/``stopping`` while an action runs: set by the action runner, shown by
+    the loop (its :class:`~reconciler.loop.events.PhaseSource`)."""
+
+    def __init__(self) -> None:
+        self._phases: dict[tuple[str, str], ComponentStatus] = {}
+
+    def set_phase(self, map_name: str, component: str, phase: ComponentStatus | None) -> None:
+        """The action runner's callback (``None``: the action is over)."""
+        if phase is None:
+            self._phases.pop((map_name, component), None)
+        else:
+            self._phases[(map_name, component)] = phase
+
+    def phases(self) -> Mapping[tuple[str, str], ComponentStatus]:
+        return self._phases
+
+
+class AppliedRevision:
+    """The revision running now and its ``mask:`` patterns, as the request pipeline sees
+    it: kept by :class:`Operations` when the loop tells it a revision is applied."""
+
+    def __init__(self) -> None:
+        self.sha: str | None = None
+        self.masker = Masker()
+
+
 class Operations:
-    """The reconciler's hooks for requests, audit and action phases."""
+    """The reconciler's events sink and status extras for requests and audit records."""
 
     def __init__(
         self,
         *,
         processor: RequestProcessor,
+        applied: AppliedRevision,
         outbox: AuditOutbox,
         publisher_factory: PublisherFactory | None,
         metrics: Metrics,
@@ -75,23 +106,27 @@ class Operations:
         self._publisher_settings: tuple[str, bool] | None = None
         self.metrics = metrics
         self._delivery_errors = delivery_errors
-        self._phases: dict[tuple[str, str], ComponentStatus] = {}
+        self._applied = applied
         self._requests: list[dict[str, Any]] = []
         self._request_count = 0
         self._heads = asyncio.Event()
         self._latest_head: str | None = None
         self._deliver_now = asyncio.Event()
-        self.applied: str | None = None
         self.delivery_error: str | None = None
         self._store_retry_s: float | None = None
         """Set while the outbox cannot be written: the delay before the next attempt."""
         self._idle = asyncio.Event()
         self._idle.set()
 
-    # -- hooks ---------------------------------------------------------------------------
+    @property
+    def applied(self) -> str | None:
+        return self._applied.sha
+
+    # -- events ----------------------------------------------------------------------------
 
     def revision_applied(self, sha: str, repo: MapRepo, *, resumed: bool) -> None:
-        self.applied = sha
+        self._applied.sha = sha
+        self._applied.masker = repo.effective_settings.masker()
         self.processor.start_from(sha)
         audit = repo.effective_settings.audit
         wanted = (audit.notes_ref, audit.push)
@@ -135,9 +170,6 @@ class Operations:
             self.applied,
         )
 
-    def phases(self) -> Mapping[tuple[str, str], ComponentStatus]:
-        return self._phases
-
     def snapshot_extra(self) -> dict[str, Any]:
         waiting = self.processor.waiting
         return {
@@ -154,13 +186,6 @@ class Operations:
         journal = self.processor.journal
         self._requests = [request_view(e) for e in journal.recent(SHOWN_REQUESTS)]
         self._request_count = journal.count()
-
-    def set_phase(self, map_name: str, component: str, phase: ComponentStatus | None) -> None:
-        """The action runner's callback: ``starting``/``stopping`` while an action runs."""
-        if phase is None:
-            self._phases.pop((map_name, component), None)
-        else:
-            self._phases[(map_name, component)] = phase
 
     # -- background ------------------------------------------------------------------------
 

@@ -18,18 +18,27 @@ from reconciler.actions import ActionRunner
 from reconciler.audit import AuditError, AuditLog, NotesPublisher
 from reconciler.clock import Clock, RealClock
 from reconciler.git.source import GitSource, GitSourceError, is_local, watch_local
+from reconciler.loop.metrics import Metrics
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
-from reconciler.loop.state import StateError, StateStore
-from reconciler.model.status import ComponentStatus
-from reconciler.requests.journal import RequestJournal
 from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
 from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError
-from reconciler.server.operations import AuditOutbox, MetricCounters, Operations
+from reconciler.server.operations import (
+    ActionPhases,
+    AppliedRevision,
+    AuditOutbox,
+    MetricCounters,
+    Operations,
+)
+from reconciler.store.protocol import StateError, StateStore
+from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL_S = 0.001
+STOP_GRACE_S = 30.0
+"""On a clean stop, how long a running action may still take to finish (and have its real
+outcome recorded) before it is given up and recorded ``unknown``; checks go on meanwhile."""
 
 
 class ServiceError(Exception):
@@ -58,7 +67,7 @@ async def run_service(
     clock: Clock | None = None,
     registry: CollectorRegistry | None = None,
     on_started: Callable[[Reconciler, HttpEndpoint], None] | None = None,
-    stop_grace_s: float = ReconcilerOptions.stop_grace_s,
+    stop_grace_s: float = STOP_GRACE_S,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``); in-flight checks are cancelled, state kept.
 
@@ -70,7 +79,7 @@ async def run_service(
     # millisecond rather than every 5, so /healthz answers quickly while the loop computes.
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     try:
-        store = StateStore(state_dir)  # claims the directory first: nothing is touched before
+        store = SqliteStore(state_dir)  # claims the directory first: nothing is touched before
     except StateError as exc:
         raise ServiceError(str(exc), exit_code=2) from exc
     try:
@@ -81,19 +90,21 @@ async def run_service(
     checkout = state_dir / "checkout"
     ssh = SshTransport(SshSettings(base_dir=checkout, key_dir=ssh_key_dir))
     transport = TransportRouter(ssh=ssh, local=LocalTransport())
+    metrics = Metrics(registry or CollectorRegistry())
+    phases = ActionPhases()
+    operations = _operations(source, store, metrics, phases, transport)
     reconciler = Reconciler(
         source=source,
         store=store,
         transport=transport,
         clock=clock or RealClock(),
-        metrics_registry=registry or CollectorRegistry(),
-        options=ReconcilerOptions(
-            poll_interval_s=poll_interval_s, checkout_dir=checkout, stop_grace_s=stop_grace_s
-        ),
+        metrics=metrics,
+        options=ReconcilerOptions(poll_interval_s=poll_interval_s, checkout_dir=checkout),
         source_errors=(GitSourceError,),
+        events=operations,
+        phases=phases,
+        extras=operations,
     )
-    operations = _operations(source, store, reconciler, transport)
-    reconciler.hooks = operations
     endpoints = Endpoints(
         registry=reconciler.metrics.registry,
         status=reconciler.status_from_thread,
@@ -115,19 +126,30 @@ async def run_service(
             loop.add_signal_handler(signum, stop.set)
     log.info("following %s (branch %s); state in %s", source.display, branch, state_dir)
 
-    def ready() -> None:
-        http.start()
-        if on_started is not None:
-            on_started(reconciler, http)
+    loop_stop = asyncio.Event()  # set once a running request had its grace (checks go on)
+
+    async def stop_after_grace() -> None:
+        await stop.wait()
+        await operations.wait_idle(grace_s=stop_grace_s)
+        loop_stop.set()
 
     try:
         async with asyncio.TaskGroup() as group:
-            watcher = None
+            tasks = [group.create_task(stop_after_grace(), name="stop")]
+
+            def ready() -> None:
+                # the state is restored and the applied revision resumed: requests and
+                # audit delivery start now, beside the loop, and the endpoint serves
+                tasks.append(group.create_task(operations.run(), name="operations"))
+                http.start()
+                if on_started is not None:
+                    on_started(reconciler, http)
+
             if is_local(repo):
-                watcher = group.create_task(_watch(repo, reconciler, stop), name="watch")
-            await reconciler.run(stop, ready=ready)
-            if watcher is not None:
-                watcher.cancel()
+                tasks.append(group.create_task(_watch(repo, reconciler, stop), name="watch"))
+            await reconciler.run(loop_stop, ready=ready)
+            for task in tasks:
+                task.cancel()
     finally:
         http.stop()
         await transport.aclose()
@@ -140,42 +162,40 @@ async def run_service(
 
 
 def _operations(
-    source: GitSource, store: StateStore, reconciler: Reconciler, transport: TransportRouter
+    source: GitSource,
+    store: StateStore,
+    metrics: Metrics,
+    phases: ActionPhases,
+    transport: TransportRouter,
 ) -> Operations:
     """Requests, their actions, and the audit trail delivered as notes to the map repo."""
-    operations: Operations | None = None
-
-    def set_phase(map_name: str, component: str, phase: ComponentStatus | None) -> None:
-        assert operations is not None
-        operations.set_phase(map_name, component, phase)
-
-    cursor = store.get_meta().get(CURSOR_KEY)
-    outbox = AuditLog(store.db, writes=store.writes)
+    applied = AppliedRevision()
+    outbox = AuditLog(store.outbox)
     processor = RequestProcessor(
         source=source,
-        journal=RequestJournal(store.journal_db, writes=store.writes),
+        journal=store.journal,
         auditor=outbox,
         executor=ActionRunner(
             transport,
             clock=RealClock(),
-            set_phase=set_phase,
-            masker=lambda: reconciler.masker,
+            set_phase=phases.set_phase,
+            masker=lambda: applied.masker,
         ),
-        counters=MetricCounters(reconciler.metrics),
-        cursor=cursor if isinstance(cursor, str) else None,
-        save_cursor=lambda sha: store.set_meta({CURSOR_KEY: sha}, what="cursor"),
-        applied_revision=lambda: reconciler.revisions.applied,
+        counters=MetricCounters(metrics),
+        cursor=store.get_cursor(CURSOR_KEY),
+        save_cursor=lambda sha: store.set_cursor(CURSOR_KEY, sha),
+        applied_revision=lambda: applied.sha,
     )
-    operations = Operations(
+    return Operations(
         processor=processor,
+        applied=applied,
         outbox=outbox,
         publisher_factory=lambda ref, push: NotesPublisher(
             source.mirror, source.url, notes_ref=ref, push=push
         ),
-        metrics=reconciler.metrics,
+        metrics=metrics,
         delivery_errors=(AuditError, GitSourceError),
     )
-    return operations
 
 
 def _store_last_records(outbox: AuditOutbox) -> None:

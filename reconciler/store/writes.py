@@ -2,7 +2,7 @@
 
 A full disk, an I/O error or a database locked too long make SQLite raise
 ``sqlite3.OperationalError`` (and the file system ``OSError``). Where the state is written
-(:class:`reconciler.loop.state.StateStore`, the request journal, the audit outbox), such an
+(:class:`reconciler.store.sqlite.SqliteStore`: checks, meta, journal, outbox), such an
 error is translated once, by :meth:`StateWrites.guard`, into :class:`StateWriteError`:
 kopf's ``TemporaryError``, the retry semantics in the type (``delay`` is the backoff
 before the next attempt). Nothing was written then (SQLite rolled the transaction back),

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from gitrepos import ALICE, BOB, BareRepo, Clone
 
 from reconciler.audit import AuditLog, NotesPublisher
 from reconciler.git.source import GitSource
-from reconciler.loop.state import StateStore
+from reconciler.store.sqlite import SqliteStore
 
 
 @pytest.fixture
@@ -33,18 +32,18 @@ def world(tmp_path: Path) -> World:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    """The state database's connection, with its whole schema (as the reconciler has it)."""
-    store = StateStore(tmp_path / "state")
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    """The state store, with its whole schema (as the reconciler has it)."""
+    opened = SqliteStore(tmp_path / "state")
     try:
-        yield store.db
+        yield opened
     finally:
-        store.close()
+        opened.close()
 
 
 @pytest.fixture
-def log(db: sqlite3.Connection) -> AuditLog:
-    return AuditLog(db)
+def log(store: SqliteStore) -> AuditLog:
+    return AuditLog(store.outbox)
 
 
 @pytest.fixture

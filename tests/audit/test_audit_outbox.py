@@ -10,18 +10,18 @@ import pytest
 from audit_support import append
 
 from reconciler.audit import GENESIS_HASH, AuditLog, AuditStoreError, verify_chain
-from reconciler.loop.state import StateStore
+from reconciler.store.sqlite import SqliteStore
 
 SHA = "c" * 40
 
 
 def test_records_survive_reopening_the_state_and_the_chain_continues(tmp_path: Path) -> None:
-    store = StateStore(tmp_path / "state")
-    first = [append(AuditLog(store.db), SHA) for _ in range(3)]
+    store = SqliteStore(tmp_path / "state")
+    first = [append(AuditLog(store.outbox), SHA) for _ in range(3)]
     store.close()  # nothing else committed them: append did
 
-    store = StateStore(tmp_path / "state")
-    log = AuditLog(store.db)
+    store = SqliteStore(tmp_path / "state")
+    log = AuditLog(store.outbox)
     assert log.all_records() == first
     fourth = append(log, SHA, action="action.failed")
     assert fourth.seq == 4
@@ -33,8 +33,8 @@ def test_records_survive_reopening_the_state_and_the_chain_continues(tmp_path: P
 
 
 def test_records_are_committed_before_append_returns(tmp_path: Path) -> None:
-    store = StateStore(tmp_path / "state")
-    record = append(AuditLog(store.db), SHA)
+    store = SqliteStore(tmp_path / "state")
+    record = append(AuditLog(store.outbox), SHA)
     other = sqlite3.connect(store.path)  # a second connection sees only committed rows
     try:
         rows = other.execute("SELECT seq, id, hash FROM audit_records").fetchall()
@@ -81,8 +81,8 @@ def test_timestamps_are_utc_iso8601(log: AuditLog) -> None:
 
 
 def test_a_closed_database_is_an_audit_error(tmp_path: Path) -> None:
-    connection = sqlite3.connect(tmp_path / "s.sqlite3")
-    log = AuditLog(connection)
-    connection.close()
+    store = SqliteStore(tmp_path / "state")
+    log = AuditLog(store.outbox)
+    store.close()
     with pytest.raises(AuditStoreError, match="cannot write an audit record"):
         append(log, SHA)

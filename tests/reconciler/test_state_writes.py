@@ -22,8 +22,7 @@ import pytest
 
 from reconciler.audit import AuditLog, verify_chain
 from reconciler.clock import VirtualClock, settle
-from reconciler.loop.state import StateStore
-from reconciler.requests.journal import RequestJournal
+from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError, StateWrites, wait_written
 
 SHA = "d" * 40
@@ -79,7 +78,7 @@ def store(tmp_path: Path, faults: Faults) -> Any:
     connect: Callable[..., sqlite3.Connection] = partial(
         sqlite3.connect, factory=faults.connection_class()
     )
-    opened = StateStore(tmp_path / "state", connect=connect)
+    opened = SqliteStore(tmp_path / "state", connect=connect)
     counted: list[str] = []
     opened.writes.on_failure = counted.append
     opened.counted = counted  # type: ignore[attr-defined]
@@ -101,7 +100,7 @@ def audit(log: AuditLog, action: str = "action.succeeded") -> Any:
 def test_a_journal_row_that_cannot_be_written_is_not_there_and_is_written_later(
     store: Any, faults: Faults, caplog: pytest.LogCaptureFixture
 ) -> None:
-    journal = RequestJournal(store.journal_db, writes=store.writes)
+    journal = store.journal
     faults.writes = 3
     caplog.set_level(logging.INFO, logger="reconciler.store.writes")
     for _ in range(3):
@@ -126,14 +125,14 @@ def test_a_journal_row_that_cannot_be_written_is_not_there_and_is_written_later(
 
 
 def test_the_journal_connection_syncs_fully(store: Any) -> None:
-    assert store.journal_db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert store.pragma("synchronous", connection="journal") == 2  # FULL
+    assert store.pragma("synchronous") == 1  # NORMAL
 
 
 def test_recovery_retried_after_a_failure_tells_of_every_request_exactly_once(
     store: Any, faults: Faults
 ) -> None:
-    journal = RequestJournal(store.journal_db, writes=store.writes)
+    journal = store.journal
     for name in ("a", "b", "c"):
         journal.started(f"requests/{name}.yaml", SHA, "sam", None, "rule")
     told: list[str] = []
@@ -156,7 +155,7 @@ def test_recovery_retried_after_a_failure_tells_of_every_request_exactly_once(
 def test_audit_records_that_cannot_be_stored_are_kept_in_order_and_stored_once(
     store: Any, faults: Faults
 ) -> None:
-    log = AuditLog(store.db, writes=store.writes)
+    log = AuditLog(store.outbox)
     stored_first = audit(log, "revision.applied")
     assert stored_first is not None
     faults.writes = 4
@@ -186,7 +185,7 @@ def test_audit_records_that_cannot_be_stored_are_kept_in_order_and_stored_once(
 def test_an_audit_record_whose_commit_was_reported_failed_is_not_stored_twice(
     store: Any, faults: Faults
 ) -> None:
-    log = AuditLog(store.db, writes=store.writes)
+    log = AuditLog(store.outbox)
     audit(log, "revision.applied")
     faults.after_commit = 1
     assert audit(log, "action.started") is None  # on the disk, but said to have failed
@@ -198,7 +197,7 @@ def test_an_audit_record_whose_commit_was_reported_failed_is_not_stored_twice(
 
 
 def test_marking_delivered_that_fails_leaves_records_pending(store: Any, faults: Faults) -> None:
-    log = AuditLog(store.db, writes=store.writes)
+    log = AuditLog(store.outbox)
     first = audit(log)
     faults.writes = 1
     with pytest.raises(StateWriteError):

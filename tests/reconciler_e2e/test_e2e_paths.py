@@ -35,8 +35,8 @@ from agentless.local import LocalTransport
 from reconciler.clock import VirtualClock
 from reconciler.git.source import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
-from reconciler.loop.state import StateStore
 from reconciler.repo.loader import load_repo
+from reconciler.store.sqlite import SqliteStore
 
 Start = Callable[..., Opsmap]
 SENTINEL = "root:SENTINEL-PASSWD-LINE:0:0:root:/root:/bin/sh"
@@ -183,7 +183,7 @@ def test_materialize_writes_and_unlinks_only_inside_the_checkout(
     source = GitSource(remote.url, cache_dir=tmp_path / "cache", timeout_s=30)
     reconciler = Reconciler(
         source=source,
-        store=StateStore(state),
+        store=SqliteStore(state),
         transport=LocalTransport(),
         clock=VirtualClock(),
         metrics_registry=CollectorRegistry(),

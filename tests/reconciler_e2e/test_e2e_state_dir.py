@@ -17,7 +17,7 @@ from e2e_support import Opsmap, component, file_check, repo_files, stop_group
 from gitrepos import ALICE, BareRepo, Clone
 
 from reconciler.audit import AuditLog, verify_chain
-from reconciler.loop.state import APPLICATION_ID, SCHEMA_VERSION, StateStore
+from reconciler.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
 
 Start = Callable[..., Opsmap]
 REFUSAL_GUARD_S = 60
@@ -133,9 +133,9 @@ def test_a_second_reconciler_on_the_same_state_dir_exits_2_naming_the_first(
     assert running.status()["last_applied_revision"] == first  # the first one goes on
     assert stop_group(running.proc, signal.SIGTERM) == 0, running.stderr()
 
-    store = StateStore(state_dir)  # free again once the holder is gone
+    store = SqliteStore(state_dir)  # free again once the holder is gone
     try:
-        actions = [r.action for r in AuditLog(store.db).all_records()]
+        actions = [r.action for r in AuditLog(store.outbox).all_records()]
     finally:
         store.close()
     assert actions.count("revision.applied") == 1, actions
@@ -189,7 +189,7 @@ def test_a_file_that_is_no_database_is_refused(remote: BareRepo, state_dir: Path
 
 
 def test_a_database_of_a_newer_opsmap_is_refused(remote: BareRepo, state_dir: Path) -> None:
-    StateStore(state_dir).close()
+    SqliteStore(state_dir).close()
     with sqlite3.connect(state_dir / "opsmap.sqlite3") as db:
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.close()
@@ -274,8 +274,8 @@ def test_a_migration_that_fails_leaves_the_old_schema_as_it_was(
 
 
 def _records(state_dir: Path) -> list[object]:
-    store = StateStore(state_dir)
+    store = SqliteStore(state_dir)
     try:
-        return list(AuditLog(store.db).all_records())
+        return list(AuditLog(store.outbox).all_records())
     finally:
         store.close()

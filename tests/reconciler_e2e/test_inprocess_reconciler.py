@@ -27,7 +27,7 @@ from agentless.result import CommandResult
 from reconciler.clock import VirtualClock, settle
 from reconciler.git.source import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
-from reconciler.loop.state import StateStore
+from reconciler.store.sqlite import SqliteStore
 
 REAL_WAIT_S = 30.0
 """Bound on what runs in real time (git in a thread): a hang guard only."""
@@ -103,7 +103,7 @@ async def running(
     first = clone.commit("first", author=ALICE, files=repo_files([component("a", checks)]))
     clone.push()
     clock, registry = VirtualClock(), CollectorRegistry()
-    store = StateStore(tmp_path / "state")
+    store = SqliteStore(tmp_path / "state")
     reconciler = Reconciler(
         source=GitSource(remote.url, cache_dir=tmp_path / "cache", timeout_s=30),
         store=store,

@@ -39,9 +39,8 @@ from reconciler.actions import ActionRunner
 from reconciler.audit import AuditLog, verify_chain
 from reconciler.clock import VirtualClock
 from reconciler.git.source import GitSource
-from reconciler.loop.state import StateStore
-from reconciler.requests.journal import RequestJournal
 from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
+from reconciler.store.sqlite import SqliteStore
 
 REAL_WAIT_S = 30.0
 """Bound on what runs in real time (git in threads): a hang guard only."""
@@ -137,11 +136,11 @@ def test_requests_wait_for_the_journal_then_run_once_each_in_order(tmp_path: Pat
     source.fetch()
 
     disk = Disk()
-    store = StateStore(tmp_path / "state", connect=disk.connect())
+    store = SqliteStore(tmp_path / "state", connect=disk.connect())
     clock = VirtualClock()
     transport = RecordingTransport()
-    journal = RequestJournal(store.journal_db, writes=store.writes)
-    outbox = AuditLog(store.db, writes=store.writes)
+    journal = store.journal
+    outbox = AuditLog(store.outbox)
     counts = Counts()
     processor = RequestProcessor(
         source=source,

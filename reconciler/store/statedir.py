@@ -5,8 +5,8 @@
 1. the directory must be OpsMap's: empty (or absent), or carrying the marker file
    ``opsmap-state``, or laid out as a release before the marker left it (nothing but
    ``opsmap.sqlite3`` with its journal files, ``git/``, ``checkout/``, ``opsmap.lock``;
-   the database itself is checked next, by :mod:`reconciler.loop.state`). Any other non-empty
-   directory is refused before anything is created in it;
+   the database itself is checked next, by :mod:`reconciler.store.sqlite.schema`). Any
+   other non-empty directory is refused before anything is created in it;
 2. an exclusive ``flock`` on ``opsmap.lock``, which then holds the pid and start time of
    its holder: a second process is refused, naming them. The lock goes with the process
    (however it dies); the file stays, and its descriptor is not inherited by children;

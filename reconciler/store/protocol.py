@@ -1,0 +1,182 @@
+"""What the rest of OpsMap asks of the state store, whatever the database behind it.
+
+:class:`StateStore` is the state directory's database: the last result of every check,
+meta values and cursors, and two parts with a protocol of their own, the request
+:class:`Journal` and the audit :class:`Outbox`. Nothing here names a database module:
+:mod:`reconciler.store.sqlite` is the implementation now, another (PostgreSQL) may follow.
+
+Errors are the store's own. A write that fails for a while (disk full, I/O error, locked)
+is a :class:`~reconciler.store.writes.StateWriteError`, retried; any other failure of the
+database is a :class:`StoreError`; a store that cannot be opened at all (not OpsMap's, in
+use, written by a newer OpsMap) is a :class:`StateError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from reconciler.store.writes import StateWrites
+
+RequestState = Literal["denied", "running", "succeeded", "failed", "unknown"]
+
+CheckRow = tuple[Any, ...]
+"""One check's stored status: map, component, check, host, state, state type, hard state,
+attempt, message, value, last run, duration, last hard change (wall-clock epochs), flapping
+(0/1) and the history as a list."""
+
+JsonObject = dict[str, Any]
+
+
+class StateError(Exception):
+    """The state directory cannot be used: not OpsMap's, in use, unwritable, corrupt,
+    or written by a newer OpsMap."""
+
+
+class StoreError(Exception):
+    """The database failed otherwise than a write to retry (a read, a malformed row)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    path: str
+    commit: str
+    requester: str | None
+    approver: str | None
+    state: RequestState
+    rule: str
+    created_at: float
+    finished_at: float | None
+    outcome: dict[str, object] | None
+    identity: dict[str, object] | None = None
+    """Who asked and approved, verified or not (:meth:`Attribution.to_json`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chained:
+    """An outbox record once chained: its hash (the next record's ``prev_hash``) and JSON."""
+
+    hash: str
+    record: JsonObject
+
+
+class Journal(Protocol):
+    """The request journal, one entry per request file path (see
+    :mod:`reconciler.requests.journal` for what it guarantees). Each write is durable when
+    it returns; a failed one raises StateWriteError and changes nothing."""
+
+    def recent(self, limit: int) -> list[JournalEntry]:
+        """The ``limit`` newest requests, newest first (a bounded read)."""
+        ...
+
+    def count(self) -> int:
+        """How many requests the journal holds."""
+        ...
+
+    def get(self, path: str) -> JournalEntry | None: ...
+
+    def entries(self) -> list[JournalEntry]:
+        """Every request, oldest first."""
+        ...
+
+    def denied(
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        rule: str,
+        identity: dict[str, object] | None = None,
+    ) -> None: ...
+
+    def started(
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        rule: str,
+        identity: dict[str, object] | None = None,
+    ) -> None:
+        """Record that the request's action is about to run (durable before it does)."""
+        ...
+
+    def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None: ...
+
+    def recover(
+        self, on_unknown: Callable[[JournalEntry], None] | None = None
+    ) -> list[JournalEntry]:
+        """Requests left running by a process that died: now ``unknown``, returned once.
+
+        ``on_unknown`` is told of each as soon as it is marked. StateWriteError if one
+        cannot be marked: those marked before it were told of and are not found again;
+        it and the rest are, by the next call."""
+        ...
+
+
+class Outbox(Protocol):
+    """The audit records' storage: a chain numbered 1, 2, 3… with no gap, each record
+    pending until it is marked delivered. Records are JSON objects; chaining them (their
+    hash) is the caller's (:class:`reconciler.audit.AuditLog`)."""
+
+    def append(self, record_id: str, chain: Callable[[int, str], Chained]) -> JsonObject:
+        """Store the record ``record_id`` after the last one, once, in one transaction.
+
+        ``chain(seq, prev_hash)`` makes it, given its number and the last record's hash
+        (``""`` for the first: the caller knows its genesis hash). A record already stored
+        under ``record_id`` is not stored again: its JSON is returned. StateWriteError if
+        it cannot be written (nothing is)."""
+        ...
+
+    def pending(self, *, limit: int | None = None) -> list[JsonObject]:
+        """Records not delivered yet, in seq order; the first ``limit`` of them if given."""
+        ...
+
+    def pending_count(self) -> int: ...
+
+    def mark_delivered(self, seqs: Iterable[int]) -> None:
+        """Records ``seqs`` were delivered (StateWriteError: they stay pending)."""
+        ...
+
+    def all_records(self) -> list[JsonObject]:
+        """Every record, delivered or not, in seq order."""
+        ...
+
+
+class StateStore(Protocol):
+    """The reconciler's durable state (see the module's docstring)."""
+
+    @property
+    def writes(self) -> StateWrites:
+        """Which writes fail now and why (health, metrics, logs)."""
+        ...
+
+    @property
+    def journal(self) -> Journal: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    def get_meta(self) -> dict[str, object]: ...
+
+    def set_meta(self, values: Mapping[str, object], *, what: str = "meta") -> None:
+        """Store ``values``; StateWriteError (as ``what``) if the write fails."""
+        ...
+
+    def get_cursor(self, name: str) -> str | None:
+        """The commit a reader of history stopped at (None before it first ran)."""
+        ...
+
+    def set_cursor(self, name: str, sha: str) -> None:
+        """StateWriteError (``cursor``) if it cannot be written."""
+        ...
+
+    def load_check_rows(self) -> list[CheckRow]: ...
+
+    def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
+        """Replace the stored statuses with ``rows``; safe from a worker thread.
+        StateWriteError (``checks``) if the write fails (the stored rows stay)."""
+        ...
+
+    def close(self) -> None: ...

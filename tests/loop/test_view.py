@@ -1,0 +1,62 @@
+"""The typed snapshot and its JSON: the ``/api/v1/status`` document, byte for byte."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from snapshots import SHA, snapshot
+
+from reconciler.loop.view import encode_json
+
+EXPECTED = (
+    '{"last_applied_revision":"' + SHA + '","last_attempted_revision":"' + "b" * 40 + '",'
+    '"last_applied_at":"2026-12-01T10:00:00+00:00","last_attempted_at":"2026-12-01T10:05:00+00:00",'
+    '"last_applied_epoch":1796119200.0,"revision_rejected":true,'
+    '"validation_errors":[{"file":"maps/shop.yaml","line":3,"column":5,"code":"E1","message":"bad"}],'
+    '"validation_error_count":7,'
+    '"hosts":[{"name":"h1","reachable":false},{"name":"h2","reachable":true}],'
+    '"maps":[{"name":"shop","version":"1.0","components":['
+    '{"id":"db","name":"Database","type":"database","status":"error","impacted_by":[],'
+    '"impacted_by_more":0,"dependencies":[],"checks":[{"name":"port","host":"h1","type":"command",'
+    '"state":"CRITICAL","hard_state":"CRITICAL","state_type":"hard","attempt":1,"max_attempts":3,'
+    '"flapping":true,"message":"exit 2","value":null,"duration_s":0.25,'
+    '"last_run":"2026-12-01T10:00:00+00:00","last_state_change":null}]},'
+    '{"id":"api","name":null,"type":"service","status":"ok","impacted_by":["db"],'
+    '"impacted_by_more":0,"dependencies":["db"],"checks":[{"name":"health","host":"h2",'
+    '"type":"command","state":"OK","hard_state":"OK","state_type":"hard","attempt":1,'
+    '"max_attempts":3,"flapping":false,"message":"exit 2","value":null,"duration_s":0.25,'
+    '"last_run":"2026-12-01T10:00:00+00:00","last_state_change":null}]}]}],'
+    '"fetch_error":null,"ssh_connections":2,'
+    '"state_write_errors":{"audit":{"reason":"disk full","since":1.0,"failures":3}},'
+    '"audit_pending":4,"requests":[]}\n'
+).encode()
+
+
+def test_the_json_document_keeps_the_status_api_keys_and_their_order() -> None:
+    assert encode_json(snapshot(audit_pending=4, requests=[]).to_json()) == EXPECTED
+
+
+def test_the_encoder_in_pieces_writes_what_one_call_would() -> None:
+    document = snapshot(audit_pending=4, requests=[]).to_json()
+    assert encode_json(document) == json.dumps(document, separators=(",", ":")).encode() + b"\n"
+
+
+def test_extras_come_last_and_are_json_as_given() -> None:
+    document = snapshot(requests_pending=[{"path": "requests/r.yaml"}]).to_json()
+    assert list(document)[-1] == "requests_pending"
+    assert document["requests_pending"] == [{"path": "requests/r.yaml"}]
+
+
+def test_the_snapshot_cannot_be_changed_once_built() -> None:
+    snap = snapshot()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.maps[0].components[0].status = "ok"  # type: ignore[misc]
+    assert isinstance(snap.maps[0].components, tuple)
+
+
+def test_a_count_in_the_extras_reads_as_a_number_or_zero() -> None:
+    assert snapshot(audit_pending=4).extra_count("audit_pending") == 4.0
+    assert snapshot().extra_count("audit_pending") == 0.0
+    assert snapshot(audit_pending="4").extra_count("audit_pending") == 0.0
