@@ -7,6 +7,8 @@ checkout: the OpsMap files of a tree (:meth:`GitSource.files_at`), the first-par
 history between two heads with the request files each commit added, and what the commits
 a merge brought in did to request files, and who signed them.
 
+Blobs are read by one long-lived ``git cat-file`` per mirror
+(:class:`~reconciler.git.blobs.BlobReader`), ended by :meth:`GitSource.close`.
 It is synchronous (git runs as a child process); the reconciler calls it through
 ``asyncio.to_thread``. A lock makes every call safe from any thread, one at a time. Every
 git command has a timeout, never prompts, and for SSH never accepts an unknown host key.
@@ -28,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from reconciler.git.attribution import MergedHistory
+from reconciler.git.blobs import BlobReader, BlobTooLarge
 from reconciler.git.changes import AllowedSigner, read_blobs, read_changes
 from reconciler.git.errors import GitSourceError, RemoteUnreachable, UnknownCommit, mask_secrets
 from reconciler.git.history import Commit, Person, added_requests, read_commit, read_commits
@@ -36,9 +39,11 @@ from reconciler.git.tree import LS_TREE_ARGS, PROBE_ARGS, opsmap_entries, probe_
 from reconciler.git.watch import is_local, local_path, watch_local
 from reconciler.model.common import CommitSha
 from reconciler.repo.loader import RepoFile
+from reconciler.repo.source import MAX_FILE_BYTES
 from reconciler.rules.files import PathInfo, Probe
 
 __all__ = [
+    "BlobTooLarge",
     "Commit",
     "CommitSha",
     "FetchResult",
@@ -85,6 +90,9 @@ class GitSource:
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", PurePosixPath(self.display).name)
         self.mirror = Path(cache_dir) / f"{name.removesuffix('.git') or 'repo'}-{digest}.git"
         self._runner = GitRunner(remote=self.display, timeout_s=timeout_s)
+        self._blobs = BlobReader(
+            self.mirror, remote=self.display, timeout_s=timeout_s, max_bytes=MAX_FILE_BYTES
+        )
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -164,14 +172,27 @@ class GitSource:
         return probe
 
     def read_file(self, sha: str, path: str) -> bytes | None:
-        """The content of ``path`` (repo-relative) at ``sha``; None if it is not a file there."""
+        """The content of ``path`` (repo-relative) at ``sha``; None if it is not a file there.
+
+        Raises :class:`BlobTooLarge` for a file over the repo's file size cap
+        (:data:`~reconciler.repo.source.MAX_FILE_BYTES`), unread.
+        """
         clean = PurePosixPath(path)
         if clean.is_absolute() or ".." in clean.parts or not clean.parts:
             return None
         with self._lock:
             commit = self._commit(sha)
-            status, out = self._run("cat-file", "blob", f"{commit}:{clean}", ok=(0, 128))
-        return out if status == 0 else None
+        if "\n" in str(clean) or "\0" in str(clean):  # not one line: a process of its own
+            with self._lock:
+                status, out = self._run("cat-file", "blob", f"{commit}:{clean}", ok=(0, 128))
+            if status == 0 and len(out) > MAX_FILE_BYTES:
+                raise BlobTooLarge(self.display, f"{commit}:{clean}", len(out), MAX_FILE_BYTES)
+            return out if status == 0 else None
+        return self._blobs.read(f"{commit}:{clean}")
+
+    def close(self) -> None:
+        """End the git process this source keeps for reading blobs (a later read restarts it)."""
+        self._blobs.close()
 
     def first_parent_path(self, old: str | None, new: str) -> list[Commit]:
         """The commits of ``new``'s first-parent chain after ``old``, oldest first.
@@ -226,8 +247,10 @@ class GitSource:
 
     def _reader(self, blob: str) -> Callable[[], bytes]:
         def read() -> bytes:
-            with self._lock:
-                return self._run("cat-file", "blob", blob)[1]
+            content = self._blobs.read(blob)
+            if content is None:
+                raise GitSourceError(self.display, f"blob {blob} is not in the mirror")
+            return content
 
         return read
 

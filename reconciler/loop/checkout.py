@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from agentless.safefile import MAX_KNOWN_HOSTS_BYTES, relative_problem, shown_name
+from reconciler.git.blobs import BlobTooLarge
 from reconciler.repo.loader import MapRepo
 
 log = logging.getLogger(__name__)
 
 ReadFile = Callable[[str, str], "bytes | None"]
-"""``read_file(sha, path)``: a file's bytes at a revision, None when it is not a file."""
+"""``read_file(sha, path)``: a file's bytes at a revision, None when it is not a file
+(:class:`~reconciler.git.blobs.BlobTooLarge` over the repo's file size cap)."""
 
 
 def materialize(checkout: Path | None, sha: str, repo: MapRepo, read_file: ReadFile) -> None:
@@ -44,7 +46,10 @@ def materialize(checkout: Path | None, sha: str, repo: MapRepo, read_file: ReadF
             )
             continue
         target = root / relative
-        content = read_file(sha, relative)
+        try:
+            content = read_file(sha, relative)
+        except BlobTooLarge:
+            content = None
         if content is None or len(content) > MAX_KNOWN_HOSTS_BYTES:
             log.warning(
                 "revision %s: known_hosts %s is not a file of the repo (or too large)",

@@ -33,7 +33,7 @@ from agentless.inventory import Host
 from reconciler.clock import Clock, RealClock
 from reconciler.git.attribution import Attribution, attribute
 from reconciler.git.changes import AllowedSigner
-from reconciler.git.source import Commit, GitSource, GitSourceError
+from reconciler.git.source import BlobTooLarge, Commit, GitSource, GitSourceError
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.requests import ALL_COMPONENTS
 from reconciler.policy.judge import Base, Judgement, judge
@@ -445,7 +445,10 @@ class RequestProcessor:
         )
 
     def _read_request(self, sha: str, path: str) -> tuple[Request | None, str]:
-        raw = self.source.read_file(sha, path)
+        try:
+            raw = self.source.read_file(sha, path)
+        except BlobTooLarge as exc:
+            return None, f"{path}: {exc.size} bytes, over the {exc.limit}-byte limit"
         if raw is None:
             return None, f"{path} is not in commit {sha[:12]}"
         try:

@@ -153,6 +153,7 @@ async def run_service(
     finally:
         http.stop()
         await transport.aclose()
+        source.close()
         _store_last_records(operations.outbox)
         store.close()
         if install_signal_handlers:
