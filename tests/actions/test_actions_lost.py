@@ -10,11 +10,12 @@ import asyncio
 import json
 
 import pytest
-from actions_support import FakeTransport, Responder, action, host, load_map, result
+from actions_support import action, host, load_map
 
 from agentless.errors import AgentlessError, ConnectionLost, HostKeyError, HostUnreachable
 from agentless.inventory import Host
 from agentless.result import CommandResult
+from agentless.testing import FakeTransport, Handler, reply
 from reconciler.actions import ActionOutcome, ActionRunner, StepStatus
 from reconciler.clock import VirtualClock
 from reconciler.model.maps import Action
@@ -23,7 +24,7 @@ H1, H2, H3 = host("h1"), host("h2"), host("h3")
 ACT = action(name="deploy", command="sleep 3; touch marker", timeout_secs=60)
 
 
-def run(respond: Responder, hosts: list[Host], act: Action = ACT) -> ActionOutcome:
+def run(respond: Handler, hosts: list[Host], act: Action = ACT) -> ActionOutcome:
     runner = ActionRunner(FakeTransport(respond), clock=VirtualClock())
 
     async def go() -> ActionOutcome:
@@ -36,7 +37,7 @@ def test_a_connection_lost_after_the_start_is_unknown_and_the_others_keep_their_
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
         if h.name == "h2":
             raise ConnectionLost("h2", "Connection lost", stdout="half of it\n")
-        return result(h, command, stdout="done\n")
+        return reply(h, command, stdout="done\n")
 
     outcome = run(respond, [H1, H2, H3])
     assert outcome.result == "unknown"
@@ -90,7 +91,7 @@ def test_an_engine_error_after_the_start_is_unknown() -> None:
 
 def test_a_timeout_with_an_exit_status_failed_one_abandoned_by_the_client_is_unknown() -> None:
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
-        timed = result(h, command, timed_out=True, duration_s=limit)
+        timed = reply(h, command, timed_out=True, duration_s=limit)
         if h.name == "h2":  # the client closed the channel: no exit status came back
             return CommandResult(
                 timed.host, command, None, "", "", limit, timed_out=True, abandoned=True
@@ -108,7 +109,7 @@ def test_one_host_failed_and_one_unknown_is_failed_overall_with_both_results() -
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
         if h.name == "h1":
             raise ConnectionLost("h1", "reset")
-        return result(h, command, exit_status=1)
+        return reply(h, command, exit_status=1)
 
     outcome = run(respond, [H1, H2])
     assert outcome.result == "failed"
@@ -130,7 +131,7 @@ ASYNC = action(
 )
 
 
-def run_async(respond: Responder) -> ActionOutcome:
+def run_async(respond: Handler) -> ActionOutcome:
     clock = VirtualClock()
     runner = ActionRunner(FakeTransport(respond), clock=clock)
     outcomes: list[ActionOutcome] = []
@@ -151,7 +152,7 @@ def run_async(respond: Responder) -> ActionOutcome:
 def test_a_completion_check_that_cannot_reach_the_host_is_unknown() -> None:
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
         if command == "svc start":
-            return result(h, command)
+            return reply(h, command)
         raise ConnectionLost("h1", "reset by peer")
 
     outcome = run_async(respond)
@@ -166,8 +167,8 @@ def test_a_completion_check_that_cannot_reach_the_host_is_unknown() -> None:
 def test_a_completion_check_that_ran_on_the_reachable_host_and_failed_is_failed() -> None:
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
         if command == "svc start":
-            return result(h, command)
-        return result(h, command, exit_status=2, stdout="CRITICAL - not up")
+            return reply(h, command)
+        return reply(h, command, exit_status=2, stdout="CRITICAL - not up")
 
     outcome = run_async(respond)
     assert outcome.result == "failed"
@@ -197,7 +198,7 @@ def test_a_whole_map_run_stops_at_an_unknown_step_and_is_unknown() -> None:
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
         if command == "start-api":
             raise ConnectionLost(str(h.name), "broken pipe")
-        return result(h, command)
+        return reply(h, command)
 
     fake = FakeTransport(respond)
     runner = ActionRunner(fake, clock=VirtualClock())

@@ -16,7 +16,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from sshd import Fleet, free_port
 
 from agentless.inventory import Host
 from agentless.result import CommandResult
-from agentless.ssh import SshTransport
+from agentless.testing import FakeTransport
 from reconciler.actions import ActionOutcome, ActionRunner, StepStatus
 from reconciler.clock import RealClock
 from reconciler.model.maps import Map
@@ -155,22 +155,6 @@ def service_map(site: Site, port: int) -> Map:
 Seen = tuple[str, ComponentStatus | None]
 
 
-class PhaseSeen:
-    """A Transport around the real one that notes the component's phase at each command."""
-
-    def __init__(self, inner: SshTransport, phases: Phases) -> None:
-        self.inner = inner
-        self.phases = phases
-        self.seen: list[Seen] = []
-
-    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109
-        self.seen.append((command, self.phases.current.get(("svc", "web"))))
-        return await self.inner.run(host, command, timeout=timeout)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 def test_start_then_stop_a_real_service(sshd_fleet: Fleet, host: Host, site: Site) -> None:
     port = free_port()
     web = service_map(site, port).components[0]
@@ -180,15 +164,22 @@ def test_start_then_stop_a_real_service(sshd_fleet: Fleet, host: Host, site: Sit
     phases = Phases()
 
     async def scenario() -> tuple[ActionOutcome, bool, ActionOutcome, list[Seen]]:
-        transport = PhaseSeen(transport_for(sshd_fleet), phases)
-        runner = ActionRunner(transport, clock=RealClock(), set_phase=phases)
+        ssh = transport_for(sshd_fleet)
+        seen: list[Seen] = []
+
+        def note_phase(h: Host, command: str, timeout: float) -> Awaitable[CommandResult]:
+            # The real SSH transport behind the fake, noting the phase at each command.
+            seen.append((command, phases.current.get(("svc", "web"))))
+            return ssh.run(h, command, timeout=timeout)
+
+        runner = ActionRunner(FakeTransport(note_phase), clock=RealClock(), set_phase=phases)
         try:
             started = await runner.run_action("svc", web, start, [host])
             up = listening(port)
             stopped = await runner.run_action("svc", web, stop, [host])
         finally:
-            await transport.aclose()
-        return started, up, stopped, list(transport.seen)
+            await ssh.aclose()
+        return started, up, stopped, seen
 
     started, up, stopped, seen = asyncio.run(scenario())
     assert started.succeeded, started.to_json()

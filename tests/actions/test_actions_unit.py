@@ -9,11 +9,12 @@ import shlex
 from collections.abc import Awaitable
 
 import pytest
-from actions_support import FakeTransport, Phases, action, host, load_map, result
+from actions_support import Phases, action, host, load_map
 
 from agentless.errors import HostUnreachable
 from agentless.inventory import Host
 from agentless.result import CommandResult
+from agentless.testing import FakeTransport, reply, succeed
 from reconciler.actions import (
     ActionOutcome,
     ActionRunner,
@@ -76,7 +77,7 @@ def run_now(runner: ActionRunner, act: Action, hosts: list[Host]) -> ActionOutco
 
 def test_success_on_every_host_with_digest_and_excerpt() -> None:
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
-        return result(h, command, stdout=f"hello from {h.name}\n", stderr="warn\n")
+        return reply(h, command, stdout=f"hello from {h.name}\n", stderr="warn\n")
 
     fake = FakeTransport(respond)
     outcome = run_now(
@@ -94,7 +95,7 @@ def test_success_on_every_host_with_digest_and_excerpt() -> None:
 
 def test_the_actions_timeout_is_passed_and_a_timed_out_host_fails() -> None:
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
-        return result(h, command, timed_out=h.name == "h2", duration_s=limit)
+        return reply(h, command, timed_out=h.name == "h2", duration_s=limit)
 
     fake = FakeTransport(respond)
     act = action(name="backup", command="dump", timeout_secs=7)
@@ -109,7 +110,7 @@ def test_the_actions_timeout_is_passed_and_a_timed_out_host_fails() -> None:
 
 def test_a_non_zero_exit_fails_and_is_recorded() -> None:
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
-        return result(h, command, exit_status=3)
+        return reply(h, command, exit_status=3)
 
     outcome = run_now(
         ActionRunner(FakeTransport(respond), clock=VirtualClock()),
@@ -124,7 +125,7 @@ def test_an_unreachable_host_fails_with_its_reason_and_the_others_still_run() ->
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
         if h.name == "h1":
             raise HostUnreachable("h1", "connection refused")
-        return result(h, command)
+        return reply(h, command)
 
     fake = FakeTransport(respond)
     outcome = run_now(ActionRunner(fake, clock=VirtualClock()), ASYNC_START, [H1, H2])
@@ -138,14 +139,16 @@ def test_an_unreachable_host_fails_with_its_reason_and_the_others_still_run() ->
 
 def test_no_hosts_is_a_failure_not_a_vacuous_success() -> None:
     outcome = run_now(
-        ActionRunner(FakeTransport(), clock=VirtualClock()), action(name="x", command="x"), []
+        ActionRunner(FakeTransport(succeed), clock=VirtualClock()),
+        action(name="x", command="x"),
+        [],
     )
     assert not outcome.succeeded
     assert outcome.error == "no hosts to run on"
 
 
 def test_a_host_listed_twice_runs_once() -> None:
-    fake = FakeTransport()
+    fake = FakeTransport(succeed)
     run_now(ActionRunner(fake, clock=VirtualClock()), action(name="x", command="x"), [H1, H1])
     assert fake.commands() == ["x"]
 
@@ -158,7 +161,7 @@ def test_long_output_keeps_head_and_tail_around_a_marker_and_never_the_whole() -
     stdout = "HEAD-" + "a" * 3000 + middle + "b" * 3000 + "-TAIL"
 
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
-        return result(h, command, stdout=stdout)
+        return reply(h, command, stdout=stdout)
 
     runner = ActionRunner(FakeTransport(respond), clock=VirtualClock(), output_limit=1024)
     outcome = run_now(runner, action(name="x", command="x"), [H1])
@@ -195,8 +198,8 @@ def ready_after(clock: VirtualClock, attempts: int) -> tuple[FakeTransport, list
         if command == "svc ready":
             probes.append(clock.now())
             status = 0 if len(probes) >= attempts else 2
-            return result(h, command, exit_status=status, stdout=f"CRITICAL - try {len(probes)}")
-        return result(h, command)
+            return reply(h, command, exit_status=status, stdout=f"CRITICAL - try {len(probes)}")
+        return reply(h, command)
 
     return FakeTransport(respond), probes
 
@@ -259,9 +262,9 @@ def test_no_completion_check_when_the_action_is_not_async_or_its_command_failed(
     sync = action(name="start", command="svc start", completion_check=ASYNC_START.completion_check)
 
     async def failing(h: Host, command: str, limit: float) -> CommandResult:
-        return result(h, command, exit_status=1)
+        return reply(h, command, exit_status=1)
 
-    fake = FakeTransport()
+    fake = FakeTransport(succeed)
     assert run_now(ActionRunner(fake, clock=VirtualClock()), sync, [H1]).succeeded
     failed = FakeTransport(failing)
     assert not run_now(ActionRunner(failed, clock=VirtualClock()), ASYNC_START, [H1]).succeeded
@@ -282,7 +285,7 @@ async def collect(run: Awaitable[ActionOutcome], into: list[ActionOutcome]) -> N
 def test_phase_of_start_restart_and_stop(name: str, expected: list[object]) -> None:
     phases = Phases()
     run_now(
-        ActionRunner(FakeTransport(), clock=VirtualClock(), set_phase=phases),
+        ActionRunner(FakeTransport(succeed), clock=VirtualClock(), set_phase=phases),
         action(name=name, command="x"),
         [H1],
     )
@@ -292,7 +295,7 @@ def test_phase_of_start_restart_and_stop(name: str, expected: list[object]) -> N
 def test_a_custom_action_does_not_change_the_phase() -> None:
     phases = Phases()
     run_now(
-        ActionRunner(FakeTransport(), clock=VirtualClock(), set_phase=phases),
+        ActionRunner(FakeTransport(succeed), clock=VirtualClock(), set_phase=phases),
         action(name="clear_cache", command="x"),
         [H1],
     )
@@ -321,7 +324,7 @@ class Gate:
 
     async def respond(self, h: Host, command: str, limit: float) -> CommandResult:
         await self.opened.wait()
-        return result(h, command)
+        return reply(h, command)
 
 
 def test_two_actions_on_one_host_never_overlap_but_other_hosts_run_at_once() -> None:
@@ -423,7 +426,7 @@ def by_component(m: Map) -> dict[str, list[Host]]:
 
 def test_whole_map_stop_runs_dependents_first_and_skips_components_without_it() -> None:
     shop = load_map(SHOP)
-    fake = FakeTransport()
+    fake = FakeTransport(succeed)
     phases = Phases()
     runner = ActionRunner(fake, clock=VirtualClock(), set_phase=phases)
     outcome = asyncio.run(runner.run_whole_map(shop, "stop", by_component(shop)))
@@ -440,7 +443,7 @@ def test_whole_map_start_stops_at_the_first_failure() -> None:
     shop = load_map(SHOP)
 
     async def respond(h: Host, command: str, limit: float) -> CommandResult:
-        return result(h, command, exit_status=1 if command == "start-api" else 0)
+        return reply(h, command, exit_status=1 if command == "start-api" else 0)
 
     fake = FakeTransport(respond)
     runner = ActionRunner(fake, clock=VirtualClock())
@@ -496,7 +499,7 @@ def test_whole_map_waits_for_each_completion_check_before_the_next_component() -
 
 def test_whole_map_component_without_hosts_is_skipped() -> None:
     shop = load_map(SHOP)
-    fake = FakeTransport()
+    fake = FakeTransport(succeed)
     runner = ActionRunner(fake, clock=VirtualClock())
     outcome = asyncio.run(runner.run_whole_map(shop, "start", {"db": [H1]}))
     assert outcome.succeeded

@@ -19,9 +19,7 @@ import yaml
 from actions_support import hostile_reason, transport_for
 from sshd import Fleet
 
-from agentless.inventory import Host
-from agentless.result import CommandResult
-from agentless.ssh import SshTransport
+from agentless.testing import FakeTransport
 from reconciler.actions import ActionOutcome, ActionRunner, action_command
 from reconciler.clock import RealClock
 from reconciler.repo.loader import load_repo, read_tree
@@ -307,21 +305,6 @@ def test_branch_needs_a_git_checkout(repo: Path, home: dict[str, str]) -> None:
 # -- a hostile request, run for real --------------------------------------------------------
 
 
-class Recording:
-    """The real SSH transport, keeping every command it sends."""
-
-    def __init__(self, inner: SshTransport) -> None:
-        self.inner = inner
-        self.commands: list[str] = []
-
-    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109
-        self.commands.append(command)
-        return await self.inner.run(host, command, timeout=timeout)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 @pytest.mark.sshd
 def test_a_hostile_request_never_reaches_a_shell(sshd_fleet: Fleet, tmp_path: Path) -> None:
     [server] = sshd_fleet.start(1)
@@ -352,13 +335,15 @@ def test_a_hostile_request_never_reaches_a_shell(sshd_fleet: Fleet, tmp_path: Pa
         assert fragment not in command
 
     async def scenario() -> tuple[ActionOutcome, list[str]]:
-        transport = Recording(transport_for(sshd_fleet))
+        ssh = transport_for(sshd_fleet)
+        # The real SSH transport behind the fake, which keeps every command it sends.
+        transport = FakeTransport(lambda h, c, t: ssh.run(h, c, timeout=t))
         try:
             runner = ActionRunner(transport, clock=RealClock())
             outcome = await runner.run_action(request.map, component, action, [host])
         finally:
-            await transport.aclose()
-        return outcome, transport.commands
+            await ssh.aclose()
+        return outcome, transport.commands()
 
     try:
         outcome, sent = asyncio.run(scenario())

@@ -15,6 +15,7 @@ from agentless.inventory import Host
 from agentless.local import LocalTransport
 from agentless.result import CheckState, CommandResult, HostName
 from agentless.runner import CheckTarget, run_checks
+from agentless.testing import FakeTransport, succeed
 from agentless.transport import TransportRouter, raise_for_timeout
 
 LOCAL = Host(name=HostName("localhost"), address="localhost", transport="local")
@@ -95,26 +96,16 @@ def test_checks_run_locally() -> None:
     assert runs[3].outcome.message == "timed out after 0.3s"
 
 
-class _Recorder:
-    """A Transport fake at the seam: records which hosts it was asked to run on."""
+def _refuse(host: Host, command: str, timeout: float) -> CommandResult:
+    raise HostUnreachable(host.name, "connection refused")
 
-    def __init__(self, *, fail: bool = False) -> None:
-        self.hosts: list[str] = []
-        self.closed = False
-        self.fail = fail
 
-    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
-        self.hosts.append(host.name)
-        if self.fail:
-            raise HostUnreachable(host.name, "connection refused")
-        return CommandResult(host.name, command, 0, "", "", 0.0)
-
-    async def aclose(self) -> None:
-        self.closed = True
+def _hosts(transport: FakeTransport) -> list[str]:
+    return [name for name, _command, _timeout in transport.calls]
 
 
 def test_router_picks_transport_by_host() -> None:
-    ssh, local = _Recorder(), _Recorder()
+    ssh, local = FakeTransport(succeed), FakeTransport(succeed)
     router = TransportRouter(ssh=ssh, local=local)
     remote = Host(name=HostName("web1"), address="10.0.0.1")
 
@@ -124,16 +115,16 @@ def test_router_picks_transport_by_host() -> None:
         await router.aclose()
 
     asyncio.run(scenario())
-    assert (ssh.hosts, local.hosts) == (["web1"], ["localhost"])
+    assert (_hosts(ssh), _hosts(local)) == (["web1"], ["localhost"])
     assert ssh.closed
     assert local.closed
 
 
 def test_runner_does_not_retry_an_unreachable_host() -> None:
-    dead = _Recorder(fail=True)
+    dead = FakeTransport(_refuse)
     host = Host(name=HostName("db1"), address="10.0.0.2")
     targets = [CheckTarget(f"t{i}", host, "tcp", TcpConfig(port=5432), 5) for i in range(6)]
     runs = asyncio.run(run_checks(targets, transport=dead, concurrency=1))
-    assert dead.hosts == ["db1"]
+    assert _hosts(dead) == ["db1"]
     assert all(r.outcome.state is CheckState.UNKNOWN and r.host_unreachable for r in runs)
     assert {r.outcome.message for r in runs} == {"host unreachable: connection refused"}

@@ -2,8 +2,8 @@
 kept across an apply that does not change a map's checks.
 
 Git is real (a bare repo, a clone, :class:`~reconciler.git.source.GitSource`); the only fake
-is at the Transport seam: :class:`ScriptedTransport` answers each command with the exit
-status the test chose, so no check runs for real and no test sleeps on a schedule.
+is at the Transport seam: :class:`~agentless.testing.FakeTransport` answers each command
+with the exit status the test chose, so no check runs for real and no test sleeps on a schedule.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import random
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from agentless.inventory import Host
 from agentless.result import CommandResult
+from agentless.testing import FakeTransport, reply
 from reconciler.clock import VirtualClock, settle
 from reconciler.git.source import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
@@ -35,33 +36,26 @@ PROBE = "probe a"
 
 
 @dataclass
-class ScriptedTransport:
-    """A Transport whose commands exit with ``exit_status(command)``; counts every call."""
+class Script:
+    """A FakeTransport handler: each command exits with ``exit_status(command)``."""
 
     exit_status: Callable[[str], int] = lambda _command: 0
-    calls: Counter[str] = field(default_factory=Counter)
 
-    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
-        self.calls[command] += 1
+    def __call__(self, host: Host, command: str, timeout: float) -> CommandResult:
         status = self.exit_status(command)
-        return CommandResult(
-            host=host.name,
-            command=command,
-            exit_status=status,
-            stdout=f"exit {status}\n",
-            stderr="",
-            duration_s=0.001,
-        )
+        return reply(host, command, exit_status=status, stdout=f"exit {status}\n", duration_s=0.001)
 
-    async def aclose(self) -> None:
-        pass
+
+def calls(transport: FakeTransport) -> Counter[str]:
+    """How many times each command was sent."""
+    return Counter(transport.commands())
 
 
 @dataclass
 class Harness:
     reconciler: Reconciler
     clock: VirtualClock
-    transport: ScriptedTransport
+    transport: FakeTransport
     clone: Clone
     registry: CollectorRegistry
 
@@ -96,7 +90,7 @@ class Harness:
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, checks: list[dict[str, Any]], transport: ScriptedTransport
+    tmp_path: Path, checks: list[dict[str, Any]], transport: FakeTransport
 ) -> AsyncIterator[Harness]:
     remote = BareRepo.create(tmp_path / "remote.git")
     clone = Clone.create(remote, tmp_path / "work")
@@ -136,7 +130,8 @@ def map_worker() -> asyncio.Task[Any]:
 
 
 def test_a_failing_check_goes_soft_then_hard_at_the_retry_interval(tmp_path: Path) -> None:
-    transport = ScriptedTransport(exit_status=lambda _: 2)
+    script = Script(exit_status=lambda _: 2)
+    transport = FakeTransport(script)
     probe = command_check("probe", PROBE, interval=60, timeout=5, attempts=3)
     probe["retry_interval_secs"] = 10
 
@@ -159,14 +154,14 @@ def test_a_failing_check_goes_soft_then_hard_at_the_retry_interval(tmp_path: Pat
                 ("CRITICAL", "hard", 3, "CRITICAL", "error"),
             ]
             # retried every ~10 s until hard, then back to the 60 s interval
-            assert transport.calls[PROBE] == 3
+            assert calls(transport)[PROBE] == 3
             metrics = h.metrics()
             assert value_of(metrics, "opsmap_component_status", status="error") == 1.0
             assert value_of(metrics, "opsmap_check_status", check="probe") == 2.0
 
-            transport.exit_status = lambda _: 0
+            script.exit_status = lambda _: 0
             await h.advance(70)
-            assert transport.calls[PROBE] == 4
+            assert calls(transport)[PROBE] == 4
             assert (h.check()["hard_state"], h.check()["state_type"]) == ("OK", "hard")
             assert h.component()["status"] == "ok"
 
@@ -177,22 +172,23 @@ def test_flapping_shows_in_the_snapshot_and_stops_when_the_check_settles(
     tmp_path: Path,
 ) -> None:
     results = iter([0, 2] * 20)
-    transport = ScriptedTransport(exit_status=lambda _: next(results, 0))
+    script = Script(exit_status=lambda _: next(results, 0))
+    transport = FakeTransport(script)
     probe = command_check("probe", PROBE, interval=10, timeout=5, attempts=1)
 
     async def scenario() -> None:
         async with running(tmp_path, [probe], transport) as h:
             await h.advance(5)
-            assert transport.calls[PROBE] == 1
+            assert calls(transport)[PROBE] == 1
             assert h.check()["flapping"] is False
             await h.advance(110)  # about ten more runs, alternating OK and CRITICAL
-            assert 10 <= transport.calls[PROBE] <= 14
+            assert 10 <= calls(transport)[PROBE] <= 14
             assert h.check()["flapping"] is True
             assert value_of(h.metrics(), "opsmap_check_flapping", check="probe") == 1.0
 
             results_left = list(results)
             assert results_left, "the alternating script ran out too early"
-            transport.exit_status = lambda _: 0
+            script.exit_status = lambda _: 0
             await h.advance(300)  # more than a whole window of OK results
             assert h.check()["flapping"] is False
             assert h.check()["hard_state"] == "OK"
@@ -204,13 +200,14 @@ def test_flapping_shows_in_the_snapshot_and_stops_when_the_check_settles(
 def test_applying_a_revision_that_keeps_the_checks_keeps_the_worker_and_its_schedule(
     tmp_path: Path,
 ) -> None:
-    transport = ScriptedTransport()
+    script = Script()
+    transport = FakeTransport(script)
     checks = [command_check("probe", PROBE, interval=30, timeout=5)]
 
     async def scenario() -> None:
         async with running(tmp_path, checks, transport) as h:
             await h.advance(6)
-            assert transport.calls[PROBE] == 1
+            assert calls(transport)[PROBE] == 1
             worker, last_run = map_worker(), h.check()["last_run"]
 
             # an empty commit, then one that changes the map but none of its checks
@@ -222,11 +219,11 @@ def test_applying_a_revision_that_keeps_the_checks_keeps_the_worker_and_its_sche
             await h.push("reword the description", files)
             await settle()
             assert map_worker() is worker, "the map's worker was restarted"
-            assert transport.calls[PROBE] == 1, "an apply ran the check out of schedule"
+            assert calls(transport)[PROBE] == 1, "an apply ran the check out of schedule"
             assert h.check()["last_run"] == last_run
 
             await h.advance(35)  # the schedule goes on: the next run at ~30 s
-            assert transport.calls[PROBE] == 2
+            assert calls(transport)[PROBE] == 2
             assert map_worker() is worker
 
             changed = [command_check("probe", "probe b", interval=30, timeout=5)]
@@ -234,6 +231,6 @@ def test_applying_a_revision_that_keeps_the_checks_keeps_the_worker_and_its_sche
             await settle()
             assert map_worker() is not worker, "a changed check must restart the worker"
             await h.advance(35)
-            assert transport.calls["probe b"] >= 1
+            assert calls(transport)["probe b"] >= 1
 
     asyncio.run(scenario())

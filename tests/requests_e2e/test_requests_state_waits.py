@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from requests_e2e_support import (
 
 from agentless.inventory import Host
 from agentless.result import CommandResult
+from agentless.testing import FakeTransport, reply
 from reconciler.actions import ActionRunner
 from reconciler.audit import AuditLog, verify_chain
 from reconciler.clock import VirtualClock
@@ -74,18 +75,9 @@ class Disk:
             raise sqlite3.OperationalError("database or disk is full")
 
 
-@dataclass
-class RecordingTransport:
-    """The Transport seam: every command succeeds and is recorded, in order."""
-
-    commands: list[str] = field(default_factory=list)
-
-    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
-        self.commands.append(command)
-        return CommandResult(host.name, command, 0, "ok\n", "", 0.001)
-
-    async def aclose(self) -> None:
-        pass
+def succeed_ok(host: Host, command: str, timeout: float) -> CommandResult:
+    """Every command succeeds, printing ``ok`` (the FakeTransport records them in order)."""
+    return reply(host, command, stdout="ok\n", duration_s=0.001)
 
 
 class Counts:
@@ -138,7 +130,7 @@ def test_requests_wait_for_the_journal_then_run_once_each_in_order(tmp_path: Pat
     disk = Disk()
     store = SqliteStore(tmp_path / "state", connect=disk.connect())
     clock = VirtualClock()
-    transport = RecordingTransport()
+    transport = FakeTransport(succeed_ok)
     journal = store.journal
     outbox = AuditLog(store.outbox)
     counts = Counts()
@@ -166,7 +158,7 @@ def test_requests_wait_for_the_journal_then_run_once_each_in_order(tmp_path: Pat
         assert "database or disk is full" in waiting["reason"]
         refused = disk.refused
         await wait_until(lambda: disk.refused > refused + 2, clock, "retries, with backoff")
-        assert transport.commands == []
+        assert transport.commands() == []
         assert journal.entries() == []
         assert processor.cursor == base
 
@@ -176,7 +168,7 @@ def test_requests_wait_for_the_journal_then_run_once_each_in_order(tmp_path: Pat
 
     try:
         asyncio.run(scenario())
-        assert transport.commands == ["echo first", "echo second"], "each ran once, in order"
+        assert transport.commands() == ["echo first", "echo second"], "each ran once, in order"
         assert [(e.path, e.state) for e in journal.entries()] == [
             (paths[0], "succeeded"),
             (paths[1], "succeeded"),

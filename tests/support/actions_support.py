@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import yaml
@@ -12,7 +10,7 @@ from sshd import Fleet
 
 from agentless.backoff import Backoff
 from agentless.inventory import Host
-from agentless.result import CommandResult, HostName
+from agentless.result import HostName
 from agentless.ssh import SshSettings, SshTransport
 from reconciler.model.maps import Action, Map
 from reconciler.model.status import ComponentStatus
@@ -57,62 +55,3 @@ class Phases:
     def __call__(self, map_name: str, component: str, phase: ComponentStatus | None) -> None:
         self.calls.append((map_name, component, phase))
         self.current[(map_name, component)] = phase
-
-
-Responder = Callable[[Host, str, float], Awaitable[CommandResult]]
-
-
-class FakeTransport:
-    """The one fake seam: a Transport whose answers a test scripts with ``respond``.
-
-    Every call is kept in ``calls`` as (host name, command, timeout); ``running`` counts
-    the commands in flight per host and ``max_running`` the most seen at once.
-    """
-
-    def __init__(self, respond: Responder | None = None) -> None:
-        self.respond = respond or ok_responder
-        self.calls: list[tuple[str, str, float]] = []
-        self.running: dict[str, int] = {}
-        self.max_running: dict[str, int] = {}
-
-    async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109
-        name = str(host.name)
-        self.calls.append((name, command, timeout))
-        self.running[name] = self.running.get(name, 0) + 1
-        self.max_running[name] = max(self.max_running.get(name, 0), self.running[name])
-        try:
-            return await self.respond(host, command, timeout)
-        finally:
-            self.running[name] -= 1
-
-    async def aclose(self) -> None:
-        return None
-
-    def commands(self, host_name: str | None = None) -> list[str]:
-        return [c for h, c, _ in self.calls if host_name is None or h == host_name]
-
-
-def result(
-    host: Host,
-    command: str,
-    *,
-    exit_status: int | None = 0,
-    stdout: str = "",
-    stderr: str = "",
-    timed_out: bool = False,
-    duration_s: float = 0.01,
-) -> CommandResult:
-    return CommandResult(
-        host=host.name,
-        command=command,
-        exit_status=None if timed_out else exit_status,
-        stdout=stdout,
-        stderr=stderr,
-        duration_s=duration_s,
-        timed_out=timed_out,
-    )
-
-
-async def ok_responder(host: Host, command: str, limit: float) -> CommandResult:
-    await asyncio.sleep(0)
-    return result(host, command)
