@@ -23,6 +23,7 @@ from reconciler.audit import (
     verify_chain,
 )
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
+from reconciler.cli.table import render_table
 from reconciler.inert import for_log, one_line
 
 SUMMARY_WIDTH = 80
@@ -90,7 +91,7 @@ def _list(reader: NotesReader, args: argparse.Namespace) -> int:
 
 def _table(records: Sequence[AuditRecord]) -> str:
     header = ("SEQ", "TIME", "ACTION", "ACTOR", "TARGET", "COMMIT", "SUMMARY")
-    rows = [header]
+    rows = []
     for r in records:
         summary = _one_line(summary_of(r))
         rows.append(
@@ -105,12 +106,7 @@ def _table(records: Sequence[AuditRecord]) -> str:
             )
         )
     shown = [tuple(one_line(cell) for cell in row) for row in rows]  # repo and host text
-    widths = [max(len(row[i]) for row in shown) for i in range(len(header) - 1)]
-    out = []
-    for row in shown:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
-        out.append("  ".join([*cells, row[-1]]).rstrip() + "\n")
-    return "".join(out)
+    return render_table(header, shown)
 
 
 def actor_of(record: AuditRecord) -> str:

@@ -14,6 +14,7 @@ from agentless.runner import CheckRun, CheckTarget, run_checks
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
 from reconciler.cli.loading import load_valid_repo
 from reconciler.cli.run import add_key_dir_argument, key_dir_argument
+from reconciler.cli.table import render_table
 from reconciler.inert import one_line
 from reconciler.loop.scheduler import CheckKey
 from reconciler.loop.targets import scheduled_checks
@@ -115,7 +116,7 @@ def _masked(run: CheckRun, masker: Masker) -> CheckRun:
 
 def _table(rows: Sequence[tuple[CheckKey, CheckRun]]) -> str:
     header = ("MAP", "COMPONENT", "HOST", "CHECK", "STATE", "DURATION", "MESSAGE")
-    lines: list[tuple[str, ...]] = [header]
+    lines: list[tuple[str, ...]] = []
     for key, r in rows:
         message = one_line(" ".join(r.outcome.message.split()))
         if len(message) > MESSAGE_WIDTH:
@@ -123,9 +124,4 @@ def _table(rows: Sequence[tuple[CheckKey, CheckRun]]) -> str:
         duration = f"{r.duration_s * 1000:.0f}ms" if r.duration_s < 10 else f"{r.duration_s:.1f}s"
         names = (key.map, key.component, key.host, key.check)
         lines.append((*(one_line(n) for n in names), r.outcome.state.name, duration, message))
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header) - 1)]
-    out = []
-    for row in lines:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
-        out.append("  ".join([*cells, row[-1]]).rstrip() + "\n")
-    return "".join(out)
+    return render_table(header, lines)
