@@ -106,5 +106,10 @@ class LocalTransport:
         except TimeoutError:
             log.warning("pipes still open %gs after killing pid %d", _DRAIN_AFTER_KILL_S, proc.pid)
 
+    @property
+    def connections(self) -> int:
+        """Always 0: a command is a child process, nothing stays open between commands."""
+        return 0
+
     async def aclose(self) -> None:
         """Nothing is kept open between commands."""

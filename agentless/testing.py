@@ -68,6 +68,8 @@ class FakeTransport:
         self.running: dict[str, int] = {}
         self.max_running: dict[str, int] = {}
         self.closed = False
+        self.connections = 0
+        """What the fake reports as open connections (a test sets it)."""
 
     async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
         """Record the call and return what the handler answers (or raise what it raises).

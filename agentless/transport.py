@@ -73,6 +73,11 @@ class Transport(Protocol):
         """Close every connection and process this transport holds."""
         ...
 
+    @property
+    def connections(self) -> int:
+        """How many connections this transport holds open now (0 for one that keeps none)."""
+        ...
+
 
 def raise_for_timeout(result: CommandResult) -> CommandResult:
     """Return ``result``, or raise :class:`CommandTimeout` carrying it when it timed out."""
@@ -190,6 +195,10 @@ class TransportRouter:
     async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
         transport = self._local if host.transport == "local" else self._ssh
         return await transport.run(host, command, timeout=timeout)
+
+    @property
+    def connections(self) -> int:
+        return self._ssh.connections + self._local.connections
 
     async def aclose(self) -> None:
         try:

@@ -215,6 +215,11 @@ class SshTransport:
         pool = self._pools.get(_key(host))
         return pool is not None and pool.conn is not None
 
+    @property
+    def connections(self) -> int:
+        """Hosts with an open connection now (one connection per host)."""
+        return sum(1 for pool in self._pools.values() if pool.conn is not None)
+
     def connections_opened(self, host: Host) -> int:
         """How many times a connection to ``host`` was established (1 = never reconnected)."""
         pool = self._pools.get(_key(host))

@@ -424,7 +424,7 @@ class Reconciler:
             hosts_reachable=self.hosts_reachable,
             actions=self._phases.phases(),
             fetch_error=self.fetch_error,
-            ssh_connections=getattr(self.transport, "connection_count", 0),
+            ssh_connections=self.transport.connections,
             state_write_errors=self.store.writes.failing(),
             extra=self._extras.snapshot_extra(),
         )

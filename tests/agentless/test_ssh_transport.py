@@ -12,8 +12,9 @@ from agentless_support import live_pids, transport_for, wait_until
 from sshd import Fleet, Sshd, free_port
 
 from agentless.errors import HostKeyError, HostUnreachable
+from agentless.local import LocalTransport
 from agentless.ssh import Mode, SshTransport
-from agentless.transport import Inline
+from agentless.transport import Inline, TransportRouter
 
 pytestmark = pytest.mark.sshd
 MODES = pytest.mark.parametrize("mode", ["shell", "exec"])
@@ -267,3 +268,24 @@ def test_inline_text_runs_in_both_modes(sshd_fleet: Fleet, server: Sshd, mode: M
         assert (result.stdout, result.exit_status) == ("MemTotal:\n[]\n", 0)
 
     with_transport(sshd_fleet, body, mode=mode)
+
+
+def test_connections_counts_the_hosts_connected_now(sshd_fleet: Fleet) -> None:
+    first, second = sshd_fleet.start(2)
+    hosts = [sshd_fleet.host(first), sshd_fleet.host(second)]
+    seen: list[int] = []
+
+    async def body(t: SshTransport) -> None:
+        seen.append(t.connections)
+        for host in hosts:
+            assert (await t.run(host, "true", timeout=10)).ok
+            seen.append(t.connections)
+        await t.run(hosts[0], "true", timeout=10)  # one connection per host, kept
+        seen.append(t.connections)
+        router = TransportRouter(ssh=t, local=LocalTransport())
+        seen.append(router.connections)
+        await t.aclose()
+        seen.append(t.connections)
+
+    with_transport(sshd_fleet, body)
+    assert seen == [0, 1, 2, 2, 2, 0]

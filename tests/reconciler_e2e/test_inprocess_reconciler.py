@@ -234,3 +234,16 @@ def test_applying_a_revision_that_keeps_the_checks_keeps_the_worker_and_its_sche
             assert calls(transport)["probe b"] >= 1
 
     asyncio.run(scenario())
+
+
+def test_the_ssh_connections_gauge_is_the_transports_count(tmp_path: Path) -> None:
+    transport = FakeTransport(Script())
+    checks = [command_check("probe", PROBE, interval=30, timeout=5)]
+
+    async def scenario() -> list[float | None]:
+        async with running(tmp_path, checks, transport) as h:
+            before = h.registry.get_sample_value("opsmap_ssh_connections")
+            transport.connections = 3
+            return [before, h.registry.get_sample_value("opsmap_ssh_connections")]
+
+    assert asyncio.run(scenario()) == [0.0, 3.0]
