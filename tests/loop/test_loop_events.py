@@ -40,6 +40,8 @@ class Exits:
     """A Transport whose commands exit with ``status``."""
 
     status: int = 0
+    connections: int = 0
+    """Open connections, as the Transport protocol reports them (a fake holds none)."""
 
     async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
         return CommandResult(host.name, command, self.status, "", "", 0.001)
