@@ -17,10 +17,8 @@ git's minimal environment (:func:`reconciler.git.runner.git_environment`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
-import signal
 import subprocess
 import threading
 import time
@@ -28,7 +26,7 @@ import weakref
 from pathlib import Path
 
 from reconciler.git.errors import GitSourceError
-from reconciler.git.runner import git_environment
+from reconciler.git.runner import git_environment, kill_session
 
 _CHUNK = 1 << 16
 
@@ -129,7 +127,7 @@ class BlobReader:
         except OSError as exc:
             raise GitSourceError(self.remote, f"cannot run git: {exc.strerror}") from exc
         self._proc, self._buffer = proc, b""
-        self._finalizer = weakref.finalize(self, _kill, proc)
+        self._finalizer = weakref.finalize(self, kill_session, proc)
         return proc
 
     def _request(self, proc: subprocess.Popen[bytes], line: str, deadline: float) -> bytes:
@@ -183,7 +181,7 @@ class BlobReader:
             self._finalizer.detach()
             self._finalizer = None
         if proc is not None:
-            _kill(proc)
+            kill_session(proc)
 
 
 def _parse_header(header: bytes, name: str, remote: str) -> tuple[str | None, int]:
@@ -194,16 +192,3 @@ def _parse_header(header: bytes, name: str, remote: str) -> tuple[str | None, in
     if words[-1:] in (["missing"], ["ambiguous"]):
         return None, 0
     raise GitSourceError(remote, f"git cat-file: unexpected answer for {name}: {header[:200]!r}")
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    """End git (its whole session) and reap it; close its pipes."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            with contextlib.suppress(OSError):
-                pipe.close()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)

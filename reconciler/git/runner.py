@@ -81,12 +81,12 @@ class GitRunner:
         try:
             stdout, stderr = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired as exc:
-            _kill_session(proc)
+            kill_session(proc)
             reason = f"git {args[0]} timed out after {self.timeout_s:g}s"
             raise error(self.remote, reason) from exc
         finally:
             if proc.returncode is None:
-                _kill_session(proc)
+                kill_session(proc)
         status = proc.returncode
         if status in ok:
             return status, stdout + stderr if stderr_too else stdout
@@ -96,12 +96,18 @@ class GitRunner:
         raise error(self.remote, reason)
 
 
-def _kill_session(proc: subprocess.Popen[bytes]) -> None:
-    """Kill git and whatever it started (ssh, remote helpers), then reap it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+def kill_session(proc: subprocess.Popen[bytes]) -> None:
+    """Kill git and whatever it started (ssh, remote helpers), close our ends of its
+    pipes, and reap it: for a command that timed out, and for the long-lived blob reader."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.communicate(timeout=5)
+        proc.wait(timeout=5)
 
 
 def _reason(stderr: str) -> str:
