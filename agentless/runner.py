@@ -59,15 +59,20 @@ class CheckRun:
     host_unreachable: bool = False
 
 
-async def run_check(target: CheckTarget, *, transport: Transport) -> CheckRun:
-    """Run one check; every failure becomes an UNKNOWN outcome, nothing raises."""
-    run, _reason = await _run_check(target, transport)
+async def run_check(
+    target: CheckTarget, *, transport: Transport, wall: Callable[[], float] = time.time
+) -> CheckRun:
+    """Run one check; every failure becomes an UNKNOWN outcome, nothing raises. Its start
+    time is read from ``wall`` (epoch seconds; the caller's clock)."""
+    run, _reason = await _run_check(target, transport, wall)
     return run
 
 
-async def _run_check(target: CheckTarget, transport: Transport) -> tuple[CheckRun, str | None]:
+async def _run_check(
+    target: CheckTarget, transport: Transport, wall: Callable[[], float]
+) -> tuple[CheckRun, str | None]:
     """The run, and the reason its host is unreachable if it is."""
-    started_at = time.time()
+    started_at = wall()
     started = time.monotonic()
     command = probe_command(target.config, timeout_s=target.timeout_s)
     unreachable: str | None = None
@@ -117,7 +122,7 @@ async def run_checks(
             if reason is not None:
                 run = _skipped(target, reason)
             else:
-                run, reason = await _run_check(target, transport)
+                run, reason = await _run_check(target, transport, time.time)
                 if reason is not None:
                     dead.setdefault(target.host.name, reason)
         runs[index] = run

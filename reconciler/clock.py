@@ -1,8 +1,14 @@
-"""Time for the scheduler: the real monotonic clock, or a virtual one for tests.
+"""Time for the reconciler: the real clocks, or a virtual one for tests.
 
-Every interval, retry and backoff of the reconciler waits through a :class:`Clock`, so a
-test can run hours of schedule in virtual time with :class:`VirtualClock` (as trio's
-``MockClock`` or kopf's ``looptime`` do) and never sleep for real.
+One :class:`Clock` is threaded through the service: every interval, retry and backoff
+waits through it and every duration is measured on it (:meth:`Clock.now`, monotonic),
+and every timestamp the reconciler stores or shows is read from it (:meth:`Clock.wall`,
+epoch seconds). So a test can run hours of schedule in virtual time with
+:class:`VirtualClock` (as trio's ``MockClock`` or kopf's ``looptime`` do), its
+timestamps moving with it, and never sleep for real.
+
+What measures the machine itself stays on real time: the event loop's heartbeat (a
+stalled loop is a real-time fact) and the deadlines of git and SSH I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ class Clock(Protocol):
         """Seconds on a monotonic scale."""
         ...
 
+    def wall(self) -> float:
+        """Seconds since the epoch (UTC): for timestamps, never for durations."""
+        ...
+
     async def sleep(self, seconds: float) -> None: ...
 
 
@@ -26,20 +36,31 @@ class RealClock:
     def now(self) -> float:
         return time.monotonic()
 
+    def wall(self) -> float:
+        return time.time()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0))
 
 
 class VirtualClock:
-    """A clock that moves only when a test calls :meth:`advance`."""
+    """A clock that moves only when a test calls :meth:`advance`.
 
-    def __init__(self, start: float = 0.0) -> None:
+    Its wall time starts at ``wall_start`` (default: the real time when it is made) and
+    moves with :meth:`now`.
+    """
+
+    def __init__(self, start: float = 0.0, *, wall_start: float | None = None) -> None:
         self._now = start
+        self._wall_offset = (time.time() if wall_start is None else wall_start) - start
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> float:
+        return self._now + self._wall_offset
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:

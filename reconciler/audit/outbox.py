@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,13 +28,15 @@ from typing import Any
 
 from reconciler.audit.errors import AuditFormatError, AuditStoreError
 from reconciler.audit.record import GENESIS_HASH, AuditRecord
+from reconciler.clock import Clock, RealClock
 from reconciler.store.protocol import Chained, JsonObject, Outbox, StoreError
 from reconciler.store.writes import StateWriteError
 
 
-def utc_timestamp() -> str:
-    """Now, as ISO 8601 in UTC with milliseconds: ``2026-11-22T10:15:00.123Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def utc_timestamp(wall: float) -> str:
+    """``wall`` (epoch seconds) in ISO 8601, UTC, milliseconds: ``2026-11-22T10:15:00.123Z``."""
+    moment = datetime.fromtimestamp(wall, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +74,10 @@ class AuditLog:
         self,
         outbox: Outbox,
         *,
-        clock: Callable[[], str] = utc_timestamp,
+        clock: Clock | None = None,
     ) -> None:
         self._outbox = outbox
-        self._clock = clock
+        self._clock = clock or RealClock()
         self._lock = threading.Lock()
         self._backlog: deque[_Unstored] = deque()
 
@@ -97,7 +99,14 @@ class AuditLog:
         :class:`AuditStoreError` for any other failure of the database.
         """
         entry = _Unstored(
-            uuid.uuid4().hex, self._clock(), action, actor, target, details, commit, revision
+            uuid.uuid4().hex,
+            utc_timestamp(self._clock.wall()),
+            action,
+            actor,
+            target,
+            details,
+            commit,
+            revision,
         )
         entry.chained(1, GENESIS_HASH)  # the ValueError of a bad record now, not at flush
         with self._lock:

@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +129,7 @@ class Reconciler:
         self.masker = Masker()
         """The applied revision's ``mask:`` patterns (check messages, action output)."""
         self.fetch_error: str | None = None
-        self.wall_offset = time.time() - clock.now()
+        self.wall_offset = clock.wall() - clock.now()
         self.applied_event = asyncio.Event()
         self._fetch_now = asyncio.Event()
         self._workers: dict[str, tuple[tuple[object, ...], asyncio.Task[None]]] = {}
@@ -204,7 +203,7 @@ class Reconciler:
             log.warning(
                 "branch is back at the applied revision %s: rejection cleared", fetched.head[:12]
             )
-            self.revisions.attempted, self.revisions.attempted_at = fetched.head, time.time()
+            self.revisions.attempted, self.revisions.attempted_at = fetched.head, self.clock.wall()
             self.revisions.clear_errors()
             self.persist_meta()
         elif fetched.head != self.revisions.attempted:
@@ -219,7 +218,7 @@ class Reconciler:
         except self._source_errors as exc:
             findings = [Finding(Location("."), Severity.ERROR, "unreadable-revision", str(exc))]
             repo = None
-        self.revisions.attempted, self.revisions.attempted_at = sha, time.time()
+        self.revisions.attempted, self.revisions.attempted_at = sha, self.clock.wall()
         problems = blocking_errors(findings)
         if repo is None or problems:
             self.revisions.reject(problems)
@@ -270,7 +269,7 @@ class Reconciler:
         self._restart_workers(scheduled)
         self.repo, self.scheduled = repo, scheduled
         if not resumed:
-            self.revisions.applied, self.revisions.applied_at = sha, time.time()
+            self.revisions.applied, self.revisions.applied_at = sha, self.clock.wall()
         self.revisions.attempted = self.revisions.attempted or sha
         if self.revisions.attempted == sha:
             self.revisions.clear_errors()
@@ -313,13 +312,13 @@ class Reconciler:
     async def _run_check(self, check: ScheduledCheck) -> CheckRun:
         """Run one check; a bug below shows as an UNKNOWN check, never a dead reconciler."""
         try:
-            run = await run_check(check.target, transport=self.transport)
+            run = await run_check(check.target, transport=self.transport, wall=self.clock.wall)
         except Exception as exc:  # the engine's contract is to raise nothing; keep running
             log.exception("check %s failed inside OpsMap", check.target.key)
             outcome = CheckOutcome(
                 CheckState.UNKNOWN, f"internal error: {type(exc).__name__}: {exc}"
             )
-            return CheckRun(check.target, outcome, 0.0, time.time())
+            return CheckRun(check.target, outcome, 0.0, self.clock.wall())
         if not self.masker.patterns:
             return run
         message = self.masker.apply(run.outcome.message)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
@@ -204,7 +203,7 @@ class RequestProcessor:
             "commit": commit or None,
             "step": step,
             "reason": str(exc),
-            "since": previous["since"] if same and previous else time.time(),
+            "since": previous["since"] if same and previous else self._clock.wall(),
         }
 
     def _resumed(self) -> None:

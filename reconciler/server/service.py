@@ -78,8 +78,9 @@ async def run_service(
     # The HTTP thread shares the interpreter lock with the loop: hand it over every
     # millisecond rather than every 5, so /healthz answers quickly while the loop computes.
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+    clock = clock or RealClock()  # the one clock: the loop, requests, their actions, audit, state
     try:
-        store = SqliteStore(state_dir)  # claims the directory first: nothing is touched before
+        store = SqliteStore(state_dir, clock=clock)  # claims the directory before anything
     except StateError as exc:
         raise ServiceError(str(exc), exit_code=2) from exc
     try:
@@ -92,12 +93,12 @@ async def run_service(
     transport = TransportRouter(ssh=ssh, local=LocalTransport())
     metrics = Metrics(registry or CollectorRegistry())
     phases = ActionPhases()
-    operations = _operations(source, store, metrics, phases, transport)
+    operations = _operations(source, store, metrics, phases, transport, clock)
     reconciler = Reconciler(
         source=source,
         store=store,
         transport=transport,
-        clock=clock or RealClock(),
+        clock=clock,
         metrics=metrics,
         options=ReconcilerOptions(poll_interval_s=poll_interval_s, checkout_dir=checkout),
         source_errors=(GitSourceError,),
@@ -168,17 +169,18 @@ def _operations(
     metrics: Metrics,
     phases: ActionPhases,
     transport: TransportRouter,
+    clock: Clock,
 ) -> Operations:
     """Requests, their actions, and the audit trail delivered as notes to the map repo."""
     applied = AppliedRevision()
-    outbox = AuditLog(store.outbox)
+    outbox = AuditLog(store.outbox, clock=clock)
     processor = RequestProcessor(
         source=source,
         journal=store.journal,
         auditor=outbox,
         executor=ActionRunner(
             transport,
-            clock=RealClock(),
+            clock=clock,
             set_phase=phases.set_phase,
             masker=lambda: applied.masker,
         ),
@@ -186,6 +188,7 @@ def _operations(
         cursor=store.get_cursor(CURSOR_KEY),
         save_cursor=lambda sha: store.set_cursor(CURSOR_KEY, sha),
         applied_revision=lambda: applied.sha,
+        clock=clock,
     )
     return Operations(
         processor=processor,

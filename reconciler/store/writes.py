@@ -20,14 +20,13 @@ import logging
 import random
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
 from agentless.backoff import Backoff
-from reconciler.clock import Clock
+from reconciler.clock import Clock, RealClock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -63,8 +62,15 @@ class _Failing:
 class StateWrites:
     """Which kinds of state write fail now, and why (see the module's docstring)."""
 
-    def __init__(self, *, backoff: Backoff = RETRY, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        backoff: Backoff = RETRY,
+        rng: random.Random | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self._backoff = backoff
+        self._clock = clock or RealClock()
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._failing: dict[str, _Failing] = {}
@@ -86,7 +92,7 @@ class StateWrites:
         with self._lock:
             current = self._failing.get(what)
             if current is None:
-                current = self._failing[what] = _Failing(reason, time.time(), 0)
+                current = self._failing[what] = _Failing(reason, self._clock.wall(), 0)
                 changed = True
             else:
                 changed = current.reason != reason
@@ -109,7 +115,7 @@ class StateWrites:
                 "state: %s written again, after %d failed attempt(s) in %.0f s",
                 what,
                 gone.failures,
-                time.time() - gone.since,
+                self._clock.wall() - gone.since,
             )
 
     def failing(self) -> dict[str, dict[str, object]]:

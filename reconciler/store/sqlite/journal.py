@@ -20,9 +20,12 @@ class SqliteJournal:
     """The ``requests`` table (event-loop thread only), on the store's ``synchronous=FULL``
     connection: each write is on the disk when it returns."""
 
-    def __init__(self, db: sqlite3.Connection, writes: StateWrites) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, writes: StateWrites, *, wall: Callable[[], float] = time.time
+    ) -> None:
         self._db = db
         self._writes = writes
+        self._wall = wall
 
     def recent(self, limit: int) -> list[JournalEntry]:
         """The ``limit`` newest requests, newest first (a bounded read for the status)."""
@@ -68,7 +71,7 @@ class SqliteJournal:
         with self._writes.guard("journal"), self._db:
             self._db.execute(
                 "UPDATE requests SET state = ?, finished_at = ?, outcome = ? WHERE path = ?",
-                (state, time.time(), json.dumps(outcome, sort_keys=True), path),
+                (state, self._wall(), json.dumps(outcome, sort_keys=True), path),
             )
 
     def recover(
@@ -101,7 +104,7 @@ class SqliteJournal:
         *,
         finished: bool,
     ) -> None:
-        now = time.time()
+        now = self._wall()
         people = None if identity is None else json.dumps(identity, sort_keys=True)
         with self._writes.guard("journal"), self._db:
             self._db.execute(

@@ -29,9 +29,12 @@ from reconciler.store.writes import StateWrites
 class SqliteOutbox:
     """:class:`~reconciler.store.protocol.Outbox` on the store's connection."""
 
-    def __init__(self, db: sqlite3.Connection, writes: StateWrites) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, writes: StateWrites, *, wall: Callable[[], float] = time.time
+    ) -> None:
         self._db = db
         self._writes = writes
+        self._wall = wall
         self._lock = threading.Lock()
 
     def append(self, record_id: str, chain: Callable[[int, str], Chained]) -> JsonObject:
@@ -56,7 +59,7 @@ class SqliteOutbox:
                 self._db.execute(
                     "INSERT INTO audit_records (seq, id, hash, record, created_at) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (seq, record_id, made.hash, json.dumps(made.record), time.time()),
+                    (seq, record_id, made.hash, json.dumps(made.record), self._wall()),
                 )
             return made.record
 
@@ -73,7 +76,7 @@ class SqliteOutbox:
             return int(row[0])
 
     def mark_delivered(self, seqs: Iterable[int]) -> None:
-        now = time.time()
+        now = self._wall()
         rows = [(now, seq) for seq in seqs]
         doing = "mark audit records delivered"
         with self._lock, _store(doing), self._writes.guard("audit"), self._db:

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from reconciler.clock import Clock, RealClock
 from reconciler.store import statedir
 from reconciler.store.protocol import CheckRow, StateError
 from reconciler.store.sqlite.journal import SqliteJournal
@@ -37,10 +38,14 @@ class SqliteStore:
     """:class:`~reconciler.store.protocol.StateStore` in the state directory ``state_dir``
     (claimed for this process); used from the event loop's thread, but for
     :meth:`write_check_rows`. ``connect`` is ``sqlite3.connect`` or a function like it
-    (the seam where tests make writes fail)."""
+    (the seam where tests make writes fail). Every time it stores is read from ``clock``'s
+    wall."""
 
-    def __init__(self, state_dir: Path, *, connect: Connect = sqlite3.connect) -> None:
-        self._writes = StateWrites()
+    def __init__(
+        self, state_dir: Path, *, connect: Connect = sqlite3.connect, clock: Clock | None = None
+    ) -> None:
+        self._clock = clock or RealClock()
+        self._writes = StateWrites(clock=self._clock)
         self._connect = connect
         try:
             self._claim = statedir.claim(state_dir)
@@ -67,8 +72,8 @@ class SqliteStore:
             raise StateError(str(exc)) from exc
         self._rows_db: sqlite3.Connection | None = None
         self._rows_lock = threading.Lock()
-        self._journal = SqliteJournal(self._journal_db, self._writes)
-        self._outbox = SqliteOutbox(self._db, self._writes)
+        self._journal = SqliteJournal(self._journal_db, self._writes, wall=self._clock.wall)
+        self._outbox = SqliteOutbox(self._db, self._writes, wall=self._clock.wall)
 
     @property
     def writes(self) -> StateWrites:
