@@ -173,7 +173,7 @@ def write_map_repo(fleet: Fleet, hosts: Sequence[Host], tcp_port: int) -> Path:
     repo = fleet.workdir / "map-repo"
     (repo / "inventory").mkdir(parents=True, exist_ok=True)
     (repo / "maps").mkdir(exist_ok=True)
-    (repo / "opsmap.yaml").write_text("branch: main\n")
+    (repo / "opsmap.yaml").write_text("poll_interval_secs: 30\n")
     shutil.copyfile(fleet.known_hosts, repo / "inventory" / "known_hosts")
     inventory = {
         "defaults": {

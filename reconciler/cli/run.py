@@ -43,9 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll-interval",
         type=float,
-        default=30.0,
+        default=None,
         metavar="SECONDS",
-        help="how often to ask the remote for its head, with jitter (default 30)",
+        help="how often to ask the remote for its head, with jitter (default: the applied "
+        "revision's poll_interval_secs in opsmap.yaml, 30 without one)",
     )
     parser.add_argument(
         "--stop-grace",
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         listen = parse_listen(args.listen)
     except ValueError as exc:
         return usage_error(str(exc))
-    if args.poll_interval <= 0:
+    if args.poll_interval is not None and args.poll_interval <= 0:
         return usage_error("--poll-interval must be positive")
     if not 0 <= args.stop_grace <= 3600:
         return usage_error("--stop-grace must be between 0 and 3600 seconds")

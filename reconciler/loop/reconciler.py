@@ -41,6 +41,7 @@ from reconciler.loop.state import check_rows, load_checks
 from reconciler.loop.targets import scheduled_checks
 from reconciler.loop.view import Revisions, Snapshot, build_snapshot, encode_json
 from reconciler.model.masking import Masker
+from reconciler.model.requests import Settings
 from reconciler.model.status import component_status
 from reconciler.repo.loader import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo
@@ -76,7 +77,9 @@ class RepoSource(Protocol):
 
 @dataclass(frozen=True)
 class ReconcilerOptions:
-    poll_interval_s: float = 30.0
+    poll_interval_s: float | None = None
+    """Seconds between asks for the remote's head; None: the applied revision's
+    ``poll_interval_secs`` (``opsmap.yaml``), its default before one is applied."""
     max_concurrent_checks_per_map: int = 64
     checkout_dir: Path | None = None
     """Where files the inventory points at (``known_hosts``) are written for each revision."""
@@ -172,13 +175,19 @@ class Reconciler:
         """Ask for a fetch as soon as possible; callable from any thread."""
         self.bridge.call_soon(self._fetch_now.set)
 
+    def poll_interval_s(self) -> float:
+        """The poll interval in force: the option when given, else the applied revision's."""
+        if self.options.poll_interval_s is not None:
+            return self.options.poll_interval_s
+        repo = self.repo
+        settings = repo.effective_settings if repo is not None else Settings()
+        return settings.poll_interval_secs
+
     async def _follow(self) -> None:
         while True:
             self._fetch_now.clear()
             await self.fetch_and_reconcile()
-            delay = self.options.poll_interval_s * self._rng.uniform(
-                1 - POLL_JITTER, 1 + POLL_JITTER
-            )
+            delay = self.poll_interval_s() * self._rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
             try:
                 async with asyncio.timeout(delay):
                     await self._fetch_now.wait()

@@ -80,8 +80,20 @@ MaskPattern = Annotated[
 class Settings(StrictModel):
     """``opsmap.yaml``: how the reconciler follows and treats this repo."""
 
-    branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]+$")
-    poll_interval_secs: float = Field(default=30, ge=MIN_INTERVAL_SECS, le=86400)
+    branch: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="Ignored, with a warning: opsmap run follows its --branch (default main). "
+        "A repo cannot name the branch it is read from, or a pull request could point the "
+        "reconciler at an unreviewed one.",
+    )
+    poll_interval_secs: float = Field(
+        default=30,
+        ge=MIN_INTERVAL_SECS,
+        le=86400,
+        description="Seconds between asks for the remote's head, with jitter, once this "
+        "revision is applied (opsmap run --poll-interval overrides it)",
+    )
     require_signed_commits: bool = False
     checks: CheckDefaults = Field(default_factory=CheckDefaults)
     audit: AuditSettings = Field(default_factory=AuditSettings)

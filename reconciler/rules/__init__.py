@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from reconciler.findings import Finding, Severity
 from reconciler.repo.loader import MapRepo
-from reconciler.rules import files, maps, references
+from reconciler.rules import files, maps, references, settings
 from reconciler.rules.files import PathInfo, Probe, working_tree_probe
 
 Rule = Callable[[MapRepo], Iterable[Finding]]
@@ -22,6 +22,7 @@ RULES: tuple[Rule, ...] = (
     references.requests,
     references.inventory_hosts,
     references.signers,
+    settings.ignored_settings,
 )
 
 

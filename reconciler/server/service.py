@@ -59,7 +59,7 @@ async def run_service(
     branch: str,
     listen: tuple[str, int],
     state_dir: Path,
-    poll_interval_s: float,
+    poll_interval_s: float | None,
     webhook_secret: bytes | None,
     ssh_key_dir: Path | None = None,
     install_signal_handlers: bool = False,

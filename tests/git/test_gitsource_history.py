@@ -48,7 +48,7 @@ def test_files_at_lists_files_in_read_tree_order(source: GitSource, clone: Clone
         "many files",
         author=ALICE,
         files={
-            "opsmap.yaml": "branch: main\n",
+            "opsmap.yaml": "poll_interval_secs: 30\n",
             "maps/z.yaml": "a\n",
             "maps/sub/b.yaml": "b\n",
             "maps/sub/a.yml": "c\n",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from e2e_support import MAP, command_check, component, find_check, find_component, repo_files
 from e2e_support import sample_value as value_of
 from gitrepos import ALICE, BareRepo, Clone
@@ -90,11 +91,19 @@ class Harness:
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, checks: list[dict[str, Any]], transport: FakeTransport
+    tmp_path: Path,
+    checks: list[dict[str, Any]],
+    transport: FakeTransport,
+    *,
+    poll_interval_s: float | None = 3600,
+    settings: str | None = None,
 ) -> AsyncIterator[Harness]:
     remote = BareRepo.create(tmp_path / "remote.git")
     clone = Clone.create(remote, tmp_path / "work")
-    first = clone.commit("first", author=ALICE, files=repo_files([component("a", checks)]))
+    files = repo_files([component("a", checks)])
+    if settings is not None:
+        files["opsmap.yaml"] = settings
+    first = clone.commit("first", author=ALICE, files=files)
     clone.push()
     clock, registry = VirtualClock(), CollectorRegistry()
     store = SqliteStore(tmp_path / "state")
@@ -104,7 +113,7 @@ async def running(
         transport=transport,
         clock=clock,
         metrics_registry=registry,
-        options=ReconcilerOptions(poll_interval_s=3600),
+        options=ReconcilerOptions(poll_interval_s=poll_interval_s),
         source_errors=(GitSourceError,),
         rng=random.Random(4),
     )
@@ -247,3 +256,27 @@ def test_the_ssh_connections_gauge_is_the_transports_count(tmp_path: Path) -> No
             return [before, h.registry.get_sample_value("opsmap_ssh_connections")]
 
     assert asyncio.run(scenario()) == [0.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("flag", "settings", "in_force"),
+    [
+        (None, "poll_interval_secs: 45\n", 45),
+        (3600, "poll_interval_secs: 45\n", 3600),
+        (None, None, 30),
+    ],
+    ids=["opsmap.yaml", "the flag overrides it", "default"],
+)
+def test_the_poll_interval_is_the_flag_else_the_applied_settings(
+    tmp_path: Path, flag: float | None, settings: str | None, in_force: float
+) -> None:
+    transport = FakeTransport(Script())
+    checks = [command_check("probe", PROBE, interval=30, timeout=5)]
+
+    async def scenario() -> float:
+        async with running(
+            tmp_path, checks, transport, poll_interval_s=flag, settings=settings
+        ) as h:
+            return h.reconciler.poll_interval_s()
+
+    assert asyncio.run(scenario()) == in_force

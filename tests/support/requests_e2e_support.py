@@ -284,7 +284,7 @@ def policy_yaml(
 
 
 def settings_yaml(**extra: Any) -> str:
-    return yaml.safe_dump({"branch": "main", "poll_interval_secs": 1, **extra}, sort_keys=False)
+    return yaml.safe_dump({"poll_interval_secs": 1, **extra}, sort_keys=False)
 
 
 def request_yaml(

@@ -330,10 +330,22 @@ def test_loose_file_at_a_repo_root_is_a_map_of_that_repo(repo: Repo) -> None:
 
 
 def test_settings_file_argument(repo: Repo) -> None:
-    repo.write("opsmap.yaml", "branch: main\npoll_interval_secs: 0\n")
+    repo.write("opsmap.yaml", "require_signed_commits: false\npoll_interval_secs: 0\n")
     outcome = repo.validate("opsmap.yaml")
     assert outcome.code == 1
     repo.assert_at(outcome.one("interval-too-short"), "opsmap.yaml", "poll_interval_secs")
+
+
+def test_a_branch_in_the_settings_is_a_warning_that_it_is_ignored(repo: Repo) -> None:
+    """A repo cannot name the branch it is read from: the key is accepted (older repos set
+    it), said to be ignored at its line, and an error only under --strict."""
+    repo.write("opsmap.yaml", "poll_interval_secs: 45\nbranch: release\n")
+    outcome = repo.validate("opsmap.yaml")
+    assert outcome.code == 0
+    finding = outcome.one("setting-ignored", severity="warning")
+    repo.assert_at(finding, "opsmap.yaml", "branch")
+    assert "--branch" in finding["message"]
+    assert repo.validate("--strict", "opsmap.yaml").code == 1
 
 
 @pytest.mark.parametrize("rel", ["maps/notes.txt", "maps/.drafts/shop.yaml", "maps/shop.json"])

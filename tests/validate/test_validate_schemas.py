@@ -110,7 +110,7 @@ VALID: dict[str, dict[str, Any]] = {
         "hosts": [{"name": "app-1", "address": "10.0.0.1", "labels": {"role": "app"}}],
     },
     "request": {"map": "shop", "component": "api", "action": "start", "reason": "deploy"},
-    "settings": {"branch": "main", "poll_interval_secs": 30},
+    "settings": {"require_signed_commits": False, "poll_interval_secs": 30},
 }
 
 # (kind, where to put the typo: a path of keys and indexes, the typo'd key)

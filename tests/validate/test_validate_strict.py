@@ -89,7 +89,7 @@ def test_unknown_key_in_a_map_at_the_typo_with_a_suggestion(
         (
             "opsmap.yaml",
             """
-            branch: main
+            require_signed_commits: false
             poll_intervall_secs: 10
             """,
             "poll_intervall_secs",
