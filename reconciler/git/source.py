@@ -38,6 +38,7 @@ from reconciler.git.runner import GitRunner
 from reconciler.git.tree import LS_TREE_ARGS, PROBE_ARGS, opsmap_entries, probe_entry
 from reconciler.git.watch import is_local, local_path, watch_local
 from reconciler.model.common import CommitSha
+from reconciler.model.runtime import GitSettings
 from reconciler.repo.loader import RepoFile
 from reconciler.repo.source import MAX_FILE_BYTES
 from reconciler.rules.files import PathInfo, Probe
@@ -75,7 +76,12 @@ class GitSource:
     """One branch of one remote (URL or local path), mirrored under ``cache_dir``."""
 
     def __init__(
-        self, url: str, *, branch: str = "main", cache_dir: Path, timeout_s: float = 60
+        self,
+        url: str,
+        *,
+        branch: str = "main",
+        cache_dir: Path,
+        timeout_s: float = GitSettings().timeout_s,
     ) -> None:
         if url.startswith("-"):
             raise ValueError(f"not a repository URL: {url!r}")

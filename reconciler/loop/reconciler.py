@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,6 +42,7 @@ from reconciler.loop.targets import scheduled_checks
 from reconciler.loop.view import Revisions, Snapshot, build_snapshot, encode_json
 from reconciler.model.masking import Masker
 from reconciler.model.requests import Settings
+from reconciler.model.runtime import PersistenceSettings
 from reconciler.model.status import component_status
 from reconciler.repo.loader import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo
@@ -50,8 +51,6 @@ from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
 
-PERSIST_INTERVAL_S = 10.0
-PERSIST_TIMEOUT_S = 60.0
 POLL_JITTER = 0.2
 
 
@@ -83,6 +82,8 @@ class ReconcilerOptions:
     max_concurrent_checks_per_map: int = 64
     checkout_dir: Path | None = None
     """Where files the inventory points at (``known_hosts``) are written for each revision."""
+    persistence: PersistenceSettings = field(default_factory=PersistenceSettings)
+    """How often check states are saved, and when a save is logged as slow."""
 
 
 class Reconciler:
@@ -406,16 +407,19 @@ class Reconciler:
 
     async def _persist_periodically(self) -> None:
         while True:
-            await self.clock.sleep(PERSIST_INTERVAL_S)
+            await self.clock.sleep(self.options.persistence.interval_s)
             # the meta is a few rows: cheap on the loop. The check statuses grow with the
             # repo: copied here, written by a worker thread.
             self.persist_meta()
             rows = check_rows(self.statuses, wall_offset=self.wall_offset)
             try:
-                async with asyncio.timeout(PERSIST_TIMEOUT_S):
+                async with asyncio.timeout(self.options.persistence.timeout_s):
                     await asyncio.to_thread(self.store.write_check_rows, rows)
             except TimeoutError:
-                log.warning("saving check states took over %g s; still trying", PERSIST_TIMEOUT_S)
+                log.warning(
+                    "saving check states took over %g s; still trying",
+                    self.options.persistence.timeout_s,
+                )
             except StateWriteError:
                 pass  # logged, counted and on /healthz by the store; saved again next time
 

@@ -22,6 +22,7 @@ from reconciler.findings import Finding
 from reconciler.loop.metrics import Metrics
 from reconciler.loop.view import iso
 from reconciler.model.masking import Masker
+from reconciler.model.runtime import DeliverySettings
 from reconciler.model.status import ComponentStatus
 from reconciler.repo.loader import MapRepo
 from reconciler.requests.journal import JournalEntry
@@ -33,11 +34,8 @@ log = logging.getLogger(__name__)
 SHOWN_REQUESTS = 100
 """The newest requests the status shows (their count besides)."""
 
-DELIVERY_INTERVAL_S = 5.0
-DELIVERY_RETRY_MAX_S = 300.0
 DELIVERY_BATCH = 500
 """Records read and pushed at a time: a long outage leaves a backlog, read in bounded steps."""
-"""Requests shown in ``/api/v1/status`` (the newest)."""
 
 
 class AuditOutbox(Auditor, Protocol):
@@ -98,7 +96,9 @@ class Operations:
         publisher_factory: PublisherFactory | None,
         metrics: Metrics,
         delivery_errors: tuple[type[Exception], ...],
+        delivery: DeliverySettings | None = None,
     ) -> None:
+        self._delivery = delivery or DeliverySettings()
         self.processor = processor
         self.outbox = outbox
         self._make_publisher = publisher_factory
@@ -226,7 +226,7 @@ class Operations:
             log.warning("stopping: the running request did not finish within %gs", grace_s)
 
     async def _deliver_audit(self) -> None:
-        delay = DELIVERY_INTERVAL_S
+        delay = self._delivery.interval_s
         while True:
             try:
                 async with asyncio.timeout(delay):
@@ -235,9 +235,9 @@ class Operations:
                 pass
             self._deliver_now.clear()
             delay = (
-                DELIVERY_INTERVAL_S
+                self._delivery.interval_s
                 if await self.deliver()
-                else min(delay * 2, DELIVERY_RETRY_MAX_S)
+                else min(delay * 2, self._delivery.retry_max_s)
             )
             if self._store_retry_s is not None:  # the state's own backoff, not the remote's
                 delay = self._store_retry_s

@@ -20,6 +20,7 @@ from reconciler.clock import Clock, RealClock
 from reconciler.git.source import GitSource, GitSourceError, is_local, watch_local
 from reconciler.loop.metrics import Metrics
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
+from reconciler.model.runtime import DeliverySettings, RuntimeSettings
 from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
 from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError
 from reconciler.server.operations import (
@@ -65,6 +66,7 @@ async def run_service(
     install_signal_handlers: bool = False,
     stop: asyncio.Event | None = None,
     clock: Clock | None = None,
+    settings: RuntimeSettings | None = None,
     registry: CollectorRegistry | None = None,
     on_started: Callable[[Reconciler, HttpEndpoint], None] | None = None,
     stop_grace_s: float = STOP_GRACE_S,
@@ -72,6 +74,7 @@ async def run_service(
     """Run until SIGTERM/SIGINT (or ``stop``); in-flight checks are cancelled, state kept.
 
     ``state_dir`` should be absolute: the process may change directory meanwhile.
+    ``settings`` are the service's limits and intervals (the defaults when None).
     ``ssh_key_dir`` is the operator's folder of keys that an inventory's ``identity_file``
     may name (see :class:`agentless.ssh.SshSettings`).
     """
@@ -79,28 +82,40 @@ async def run_service(
     # millisecond rather than every 5, so /healthz answers quickly while the loop computes.
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     clock = clock or RealClock()  # the one clock: the loop, requests, their actions, audit, state
+    settings = settings or RuntimeSettings()
     try:
         store = SqliteStore(state_dir, clock=clock)  # claims the directory before anything
     except StateError as exc:
         raise ServiceError(str(exc), exit_code=2) from exc
     try:
-        source = GitSource(repo, branch=branch, cache_dir=state_dir / "git")
+        source = GitSource(
+            repo, branch=branch, cache_dir=state_dir / "git", timeout_s=settings.git.timeout_s
+        )
     except ValueError as exc:
         store.close()
         raise ServiceError(str(exc)) from exc
     checkout = state_dir / "checkout"
-    ssh = SshTransport(SshSettings(base_dir=checkout, key_dir=ssh_key_dir))
+    ssh = SshTransport(
+        SshSettings(base_dir=checkout, key_dir=ssh_key_dir),
+        per_host_limit=settings.ssh.per_host_limit,
+        max_inflight=settings.ssh.max_inflight,
+        max_connecting=settings.ssh.max_connecting,
+    )
     transport = TransportRouter(ssh=ssh, local=LocalTransport())
     metrics = Metrics(registry or CollectorRegistry())
     phases = ActionPhases()
-    operations = _operations(source, store, metrics, phases, transport, clock)
+    operations = _operations(source, store, metrics, phases, transport, clock, settings.delivery)
     reconciler = Reconciler(
         source=source,
         store=store,
         transport=transport,
         clock=clock,
         metrics=metrics,
-        options=ReconcilerOptions(poll_interval_s=poll_interval_s, checkout_dir=checkout),
+        options=ReconcilerOptions(
+            poll_interval_s=poll_interval_s,
+            checkout_dir=checkout,
+            persistence=settings.persistence,
+        ),
         source_errors=(GitSourceError,),
         events=operations,
         phases=phases,
@@ -170,6 +185,7 @@ def _operations(
     phases: ActionPhases,
     transport: TransportRouter,
     clock: Clock,
+    delivery: DeliverySettings,
 ) -> Operations:
     """Requests, their actions, and the audit trail delivered as notes to the map repo."""
     applied = AppliedRevision()
@@ -199,6 +215,7 @@ def _operations(
         ),
         metrics=metrics,
         delivery_errors=(AuditError, GitSourceError),
+        delivery=delivery,
     )
 
 

@@ -23,12 +23,15 @@ from e2e_support import sample_value as value_of
 from gitrepos import ALICE, BareRepo, Clone
 from prometheus_client import CollectorRegistry, generate_latest
 
+import reconciler.loop.reconciler as reconciler_module
 from agentless.inventory import Host
 from agentless.result import CommandResult
 from agentless.testing import FakeTransport, reply
 from reconciler.clock import VirtualClock, settle
 from reconciler.git.source import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
+from reconciler.model.runtime import PersistenceSettings
+from reconciler.loop.state import check_rows
 from reconciler.store.sqlite import SqliteStore
 
 REAL_WAIT_S = 30.0
@@ -97,6 +100,7 @@ async def running(
     *,
     poll_interval_s: float | None = 3600,
     settings: str | None = None,
+    persistence: PersistenceSettings | None = None,
 ) -> AsyncIterator[Harness]:
     remote = BareRepo.create(tmp_path / "remote.git")
     clone = Clone.create(remote, tmp_path / "work")
@@ -113,7 +117,9 @@ async def running(
         transport=transport,
         clock=clock,
         metrics_registry=registry,
-        options=ReconcilerOptions(poll_interval_s=poll_interval_s),
+        options=ReconcilerOptions(
+            poll_interval_s=poll_interval_s, persistence=persistence or PersistenceSettings()
+        ),
         source_errors=(GitSourceError,),
         rng=random.Random(4),
     )
@@ -280,3 +286,29 @@ def test_the_poll_interval_is_the_flag_else_the_applied_settings(
             return h.reconciler.poll_interval_s()
 
     assert asyncio.run(scenario()) == in_force
+
+
+def test_check_states_are_saved_at_the_persistence_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = FakeTransport(Script())
+    checks = [command_check("probe", PROBE, interval=30, timeout=5)]
+    saves: list[float] = []
+    clock_box: list[VirtualClock] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:  # the rows of a periodic save, on the loop
+        saves.append(clock_box[0].now())
+        return check_rows(*args, **kwargs)
+
+    monkeypatch.setattr(reconciler_module, "check_rows", counted)
+
+    async def scenario() -> None:
+        every = PersistenceSettings(interval_s=100)
+        async with running(tmp_path, checks, transport, persistence=every) as h:
+            clock_box.append(h.clock)
+            await h.advance(99)
+            assert saves == [], "not before the interval"
+            await h.advance(2)
+            assert saves == [100.0]
+
+    asyncio.run(scenario())
