@@ -16,7 +16,6 @@ from reconciler.actions.outcome import (
 )
 from reconciler.actions.runner import (
     PHASES,
-    WHOLE_MAP_VERBS,
     ActionRunner,
     HostsByComponent,
     SetPhase,
@@ -25,6 +24,7 @@ from reconciler.actions.runner import (
     phase_of,
     whole_map_plan,
 )
+from reconciler.model.vocabulary import WHOLE_MAP_VERBS
 
 __all__ = [
     "DEFAULT_OUTPUT_LIMIT",

@@ -38,6 +38,7 @@ from reconciler.model.depgraph import capped
 from reconciler.model.maps import Action, CompletionCheck, Component, Map
 from reconciler.model.masking import Masker
 from reconciler.model.status import ComponentStatus
+from reconciler.model.vocabulary import WHOLE_MAP_VERBS
 
 HostsByComponent = Mapping[ComponentId, Sequence[Host]] | Mapping[str, Sequence[Host]]
 """The hosts each component's action runs on, by component id."""
@@ -45,7 +46,6 @@ SetPhase = Callable[[str, str, ComponentStatus | None], None]
 """``set_phase(map, component, STARTING | STOPPING | None)``; None clears the phase."""
 
 #: The verbs a whole-map run (``component: "*"``) accepts.
-WHOLE_MAP_VERBS = ("start", "stop", "restart")
 #: The phase a component shows while an action of this name runs.
 PHASES: Mapping[str, ComponentStatus] = {
     "start": ComponentStatus.STARTING,

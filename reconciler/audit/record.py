@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from reconciler.audit.errors import AuditFormatError
+from reconciler.model.vocabulary import COMMIT_SHA
 
 ACTIONS: Final = frozenset(
     {
@@ -50,7 +51,6 @@ FIELDS: Final = (
 """The keys of a record's JSON, in the order a note line shows them."""
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
 def canonical_json(value: object) -> str:
@@ -185,4 +185,4 @@ class AuditRecord:
 
 
 def is_full_sha(text: str) -> bool:
-    return _SHA.fullmatch(text) is not None
+    return COMMIT_SHA.fullmatch(text) is not None

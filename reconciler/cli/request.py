@@ -31,7 +31,8 @@ from pydantic import ValidationError
 from reconciler.cli import EXIT_OK, usage_error
 from reconciler.findings import Severity, format_text
 from reconciler.model.common import IDENTIFIER_RULE
-from reconciler.model.requests import ALL_COMPONENTS, Request
+from reconciler.model.requests import Request
+from reconciler.model.vocabulary import ALL_COMPONENTS
 from reconciler.repo.loader import RepoFile, load_repo, read_tree
 from reconciler.rules import check_repo
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from reconciler.git.history import Run
 from reconciler.model.common import CommitSha
 from reconciler.model.policies import signer_problem
+from reconciler.model.vocabulary import COMMIT_SHA
 
 NOT_CHECKED = "-"
 """The signature status of a log read without verification (signing is not required)."""
@@ -38,7 +39,6 @@ DELETED = "0" * 40
 """The blob a change leaves for a file it deletes (the all-zero id git prints)."""
 
 _HEADER_FIELDS = 5
-_HEX = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _RAW = re.compile(r"(:+)([0-7]{6}(?: [0-7]{6})+) ([0-9a-f]{40,64}(?: [0-9a-f]{40,64})+) ([A-Z]+)")
 # Signature fields only when they are checked: in unsigned mode git must not run gpg at all.
 _SIGNED_FORMAT = "--format=%H%x00%P%x00%G?%x00%GS%x00%GF"
@@ -180,7 +180,9 @@ def parse_changes(out: bytes) -> list[Change]:
         if len(header) != _HEADER_FIELDS:
             raise ValueError("git log output ends inside a commit header")
         sha, parents, status, signer, key = header
-        if not _HEX.fullmatch(sha) or not all(_HEX.fullmatch(p) for p in parents.split()):
+        if not COMMIT_SHA.fullmatch(sha) or not all(
+            COMMIT_SHA.fullmatch(p) for p in parents.split()
+        ):
             raise ValueError(f"git log printed {sha[:80]!r} where a commit was expected")
         if len(status) != 1:
             raise ValueError(f"git log printed signature status {status[:8]!r}")

@@ -39,6 +39,7 @@ from reconciler.git.tree import LS_TREE_ARGS, PROBE_ARGS, opsmap_entries, probe_
 from reconciler.git.watch import is_local, local_path, watch_local
 from reconciler.model.common import CommitSha
 from reconciler.model.runtime import GitSettings
+from reconciler.model.vocabulary import COMMIT_SHA
 from reconciler.repo.loader import RepoFile
 from reconciler.repo.source import MAX_FILE_BYTES
 from reconciler.rules.files import PathInfo, Probe
@@ -59,7 +60,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _BRANCH = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<![./])(?<!\.lock)")
 
 
@@ -242,7 +242,7 @@ class GitSource:
 
     def _commit(self, rev: str) -> CommitSha:
         """``rev`` (a full SHA) checked to name a commit of the mirror."""
-        if not _SHA.fullmatch(rev):
+        if not COMMIT_SHA.fullmatch(rev):
             raise UnknownCommit(self.display, f"not a full commit SHA: {rev[:80]!r}")
         if not self._exists():
             raise UnknownCommit(self.display, f"{rev}: nothing fetched yet")

@@ -15,17 +15,18 @@ from reconciler.model.common import (
     StrictModel,
     SubjectField,
 )
+from reconciler.model.vocabulary import BUILTIN_VERBS, Verb
+
+__all__ = ["BUILTIN_VERBS", "ROLE_VERBS", "Binding", "PolicyBinding", "Verb"]
 
 Role = Literal["viewer", "operator", "admin"]
-Verb = Literal["view", "logs", "start", "stop", "restart"]
 Decision = Literal["allow", "deny"]
 
 ROLE_VERBS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"view", "logs"}),
-    "operator": frozenset({"view", "logs", "start", "stop", "restart"}),
+    "operator": BUILTIN_VERBS,
 }
 """Verbs each role grants. ``admin`` grants every verb and every custom action."""
-BUILTIN_VERBS: frozenset[str] = frozenset({"view", "logs", "start", "stop", "restart"})
 
 
 class VerbRules(StrictModel):
@@ -55,10 +56,6 @@ class Binding(StrictModel):
         if (self.group is None) == (self.user is None):
             raise ValueError("a binding names exactly one of 'group' or 'user'")
         return self
-
-    @property
-    def subject(self) -> str:
-        return f"group:{self.group}" if self.group else f"user:{self.user}"
 
 
 class PolicyBinding(Binding):

@@ -16,8 +16,6 @@ from reconciler.model.common import (
 )
 from reconciler.model.masking import MAX_PATTERN_CHARS, MAX_PATTERNS, Masker, pattern_problem
 
-ALL_COMPONENTS = "*"
-
 
 class Request(StrictModel):
     """Asks for one declared action. It names no command: only the map's actions can run."""

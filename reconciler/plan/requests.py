@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler.actions import action_command
 from reconciler.model import Request
-from reconciler.model.requests import ALL_COMPONENTS
+from reconciler.model.vocabulary import ALL_COMPONENTS
 from reconciler.policy.engine import GROUP_PREFIX, question_for_action
 from reconciler.policy.judge import Base, judge
 from reconciler.repo.loader import Loaded, MapRepo

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.model import Component
-from reconciler.model.policies import BUILTIN_VERBS
+from reconciler.model.vocabulary import BUILTIN_VERBS, VERBS
 from reconciler.policy.engine import GROUP_PREFIX, PolicySet, Question, SourcedBinding, decide_among
 from reconciler.repo.loader import MapRepo
 
-VERB_ORDER = ("view", "logs", "start", "stop", "restart")
 MAX_RIGHTS_LISTED = 1_000
 """Rights listed in each direction, first in order; the counts are always whole."""
 MAX_GROUPS_LISTED = 100
@@ -36,7 +35,7 @@ MAX_SUBJECTS_NAMED = 5
 MAX_MAPS_NAMED = 5
 CUSTOM = "custom actions"
 """The kind of every custom action: a binding decides them all alike, overrides aside."""
-KINDS = (*VERB_ORDER, CUSTOM)
+KINDS = (*VERBS, CUSTOM)
 Change = tuple[str, str, str]
 """(component, verb, action or ""): a right without its map and subject."""
 QuestionKey = tuple[str, str | None]
@@ -146,7 +145,7 @@ class RightsDiff:
 
 def questions(component: Component) -> list[QuestionKey]:
     """Every question about one component: built-in verbs, then its custom actions."""
-    asked: list[QuestionKey] = [(v, v if component.action(v) else None) for v in VERB_ORDER]
+    asked: list[QuestionKey] = [(v, v if component.action(v) else None) for v in VERBS]
     asked += [(a.name, a.name) for a in component.actions if a.name not in BUILTIN_VERBS]
     return asked
 

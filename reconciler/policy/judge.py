@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from agentless.inventory import Host, HostIndex
 from reconciler.findings import Finding
 from reconciler.model import Action, Component, Map, Request
-from reconciler.model.requests import ALL_COMPONENTS
+from reconciler.model.vocabulary import ALL_COMPONENTS, WHOLE_MAP_VERBS
 from reconciler.policy.engine import PolicySet, question_for_action
 from reconciler.repo.loader import MapRepo
 from reconciler.rules import blocking_errors, check_repo
-
-WHOLE_MAP_VERBS = ("start", "stop", "restart")
 
 
 @dataclass(frozen=True, slots=True)

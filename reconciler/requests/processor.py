@@ -34,7 +34,7 @@ from reconciler.git.attribution import Attribution, attribute
 from reconciler.git.changes import AllowedSigner
 from reconciler.git.source import BlobTooLarge, Commit, GitSource, GitSourceError
 from reconciler.model import Action, Component, Map, Request
-from reconciler.model.requests import ALL_COMPONENTS
+from reconciler.model.vocabulary import ALL_COMPONENTS
 from reconciler.policy.judge import Base, Judgement, judge
 from reconciler.repo.loader import load_repo
 from reconciler.repo.source import YamlError, parse_yaml

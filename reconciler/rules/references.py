@@ -9,11 +9,9 @@ from reconciler.findings import Finding, Severity
 from reconciler.model import Binding, Map
 from reconciler.model.depgraph import capped
 from reconciler.model.policies import signer_problem
-from reconciler.model.requests import ALL_COMPONENTS
+from reconciler.model.vocabulary import ALL_COMPONENTS, WHOLE_MAP_VERBS
 from reconciler.repo.loader import MapRepo
 from reconciler.repo.source import YamlDocument, YamlPath
-
-WHOLE_MAP_ACTIONS = frozenset({"start", "stop", "restart"})
 
 
 def map_permissions(repo: MapRepo) -> Iterator[Finding]:
@@ -128,7 +126,7 @@ def requests(repo: MapRepo) -> Iterator[Finding]:
             )
             continue
         if request.component == ALL_COMPONENTS:
-            if request.action not in WHOLE_MAP_ACTIONS:
+            if request.action not in WHOLE_MAP_VERBS:
                 yield Finding(
                     doc.locate(("action",)),
                     Severity.ERROR,

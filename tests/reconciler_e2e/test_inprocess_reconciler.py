@@ -30,8 +30,8 @@ from agentless.testing import FakeTransport, reply
 from reconciler.clock import VirtualClock, settle
 from reconciler.git.source import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
-from reconciler.model.runtime import PersistenceSettings
 from reconciler.loop.state import check_rows
+from reconciler.model.runtime import PersistenceSettings
 from reconciler.store.sqlite import SqliteStore
 
 REAL_WAIT_S = 30.0
