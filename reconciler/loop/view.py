@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.findings import Finding
 from reconciler.loop.checkstate import CheckStatus
 from reconciler.loop.scheduler import CheckKey, ScheduledCheck
+from reconciler.model import Map
 from reconciler.model.status import ComponentStatus, component_status, impacts
 from reconciler.repo.loader import MapRepo
 
@@ -192,7 +193,8 @@ def build_snapshot(
     state_write_errors: Mapping[str, Mapping[str, object]] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Snapshot:
-    """The snapshot of the loop's live state (on the event loop's thread)."""
+    """The snapshot of the loop's live state (on the event loop's thread): each map's
+    components (:func:`_map_view`), each with its checks (:func:`_check_view`)."""
     actions = actions or {}
 
     def wall(mono: float | None) -> str | None:
@@ -201,55 +203,10 @@ def build_snapshot(
     by_component: dict[tuple[str, str], list[ScheduledCheck]] = {}
     for check in scheduled:
         by_component.setdefault((check.key.map, check.key.component), []).append(check)
-
-    maps = []
-    for loaded in repo.maps if repo else []:
-        m = loaded.model
-        status_of: dict[str, ComponentStatus] = {}
-        for component in m.components:
-            checks = by_component.get((m.name, component.id), [])
-            hard = [statuses[c.key].hard_state if c.key in statuses else None for c in checks]
-            status_of[component.id] = component_status(
-                hard, action=actions.get((m.name, component.id))
-            )
-        impact = impacts({c.id: c.dependencies for c in m.components}, status_of)
-        components = []
-        for component in m.components:
-            checks_json = []
-            for check in by_component.get((m.name, component.id), []):
-                s = statuses.get(check.key) or CheckStatus()
-                checks_json.append(
-                    CheckView(
-                        name=check.key.check,
-                        host=check.key.host,
-                        type=check.target.check_type,
-                        state=s.state.name if s.state else "PENDING",
-                        hard_state=s.hard_state.name if s.hard_state else "PENDING",
-                        state_type=s.state_type.value,
-                        attempt=s.attempt,
-                        max_attempts=check.policy.max_attempts,
-                        flapping=s.flapping,
-                        message=s.message,
-                        value=s.value,
-                        duration_s=s.last_duration_s,
-                        last_run=wall(s.last_run),
-                        last_state_change=wall(s.last_hard_change),
-                    )
-                )
-            components.append(
-                ComponentView(
-                    id=component.id,
-                    name=component.name,
-                    type=component.type,
-                    status=status_of[component.id].value,
-                    impacted_by=tuple(impact[component.id].causes),
-                    impacted_by_more=impact[component.id].more,
-                    dependencies=tuple(component.dependencies),
-                    checks=tuple(checks_json),
-                )
-            )
-        maps.append(MapView(m.name, m.version, tuple(components)))
-
+    maps = [
+        _map_view(loaded.model, by_component, statuses, actions, wall)
+        for loaded in (repo.maps if repo else [])
+    ]
     return Snapshot(
         last_applied_revision=revisions.applied,
         last_attempted_revision=revisions.attempted,
@@ -268,6 +225,61 @@ def build_snapshot(
         ssh_connections=ssh_connections,
         state_write_errors=dict(state_write_errors or {}),
         extra=dict(extra or {}),
+    )
+
+
+def _map_view(
+    m: Map,
+    by_component: Mapping[tuple[str, str], Sequence[ScheduledCheck]],
+    statuses: Mapping[CheckKey, CheckStatus],
+    actions: Mapping[tuple[str, str], ComponentStatus],
+    wall: Callable[[float | None], str | None],
+) -> MapView:
+    """One map: each component's status from its checks' hard states (or the action
+    running on it), and what it is impacted by below it."""
+    status_of: dict[str, ComponentStatus] = {}
+    for component in m.components:
+        checks = by_component.get((m.name, component.id), ())
+        hard = [statuses[c.key].hard_state if c.key in statuses else None for c in checks]
+        status_of[component.id] = component_status(hard, action=actions.get((m.name, component.id)))
+    impact = impacts({c.id: c.dependencies for c in m.components}, status_of)
+    components = tuple(
+        ComponentView(
+            id=component.id,
+            name=component.name,
+            type=component.type,
+            status=status_of[component.id].value,
+            impacted_by=tuple(impact[component.id].causes),
+            impacted_by_more=impact[component.id].more,
+            dependencies=tuple(component.dependencies),
+            checks=tuple(
+                _check_view(check, statuses.get(check.key) or CheckStatus(), wall)
+                for check in by_component.get((m.name, component.id), ())
+            ),
+        )
+        for component in m.components
+    )
+    return MapView(m.name, m.version, components)
+
+
+def _check_view(
+    check: ScheduledCheck, s: CheckStatus, wall: Callable[[float | None], str | None]
+) -> CheckView:
+    return CheckView(
+        name=check.key.check,
+        host=check.key.host,
+        type=check.target.check_type,
+        state=s.state.name if s.state else "PENDING",
+        hard_state=s.hard_state.name if s.hard_state else "PENDING",
+        state_type=s.state_type.value,
+        attempt=s.attempt,
+        max_attempts=check.policy.max_attempts,
+        flapping=s.flapping,
+        message=s.message,
+        value=s.value,
+        duration_s=s.last_duration_s,
+        last_run=wall(s.last_run),
+        last_state_change=wall(s.last_hard_change),
     )
 
 
