@@ -30,9 +30,9 @@ from pydantic import ValidationError
 
 from reconciler.cli import EXIT_OK, usage_error
 from reconciler.findings import Severity, format_text
-from reconciler.model.common import IDENTIFIER_RULE
 from reconciler.model.requests import Request
 from reconciler.model.vocabulary import ALL_COMPONENTS
+from reconciler.repo.explain import explain_input
 from reconciler.repo.loader import RepoFile, load_repo, read_tree
 from reconciler.rules import check_repo
 
@@ -114,17 +114,7 @@ def build_request(action: str, target: str, reason: str, hosts: str | None) -> R
     try:
         return Request.model_validate(data)
     except ValidationError as exc:
-        raise RequestError(_explain(exc)) from None
-
-
-def _explain(exc: ValidationError) -> str:
-    """The first error, in the words of the field it is about."""
-    first = exc.errors()[0]
-    field = str(first["loc"][0]) if first["loc"] else "request"
-    if first["type"] == "string_pattern_mismatch" and field in ("map", "component", "action"):
-        star = " (or '*' for the whole map)" if field == "component" else ""
-        return f"{field} {first['input']!r}: use {IDENTIFIER_RULE}{star}"
-    return f"{field}: {first['msg']}"
+        raise RequestError(explain_input(exc, whole_map_field="component")) from None
 
 
 def request_yaml(request: Request) -> str:

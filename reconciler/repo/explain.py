@@ -1,4 +1,9 @@
-"""Turn pydantic's validation errors into one clear, located finding each."""
+"""Turn pydantic's validation errors into one clear, located finding each.
+
+Every pydantic error OpsMap shows is worded here: those of a YAML document as located
+findings (:func:`explain`), those of input that came from no document, such as a
+command's flags, as one line (:func:`explain_input`).
+"""
 
 from __future__ import annotations
 
@@ -30,6 +35,20 @@ def explain(exc: ValidationError, doc: YamlDocument) -> Iterator[Finding]:
         yield Finding(doc.locate(path), Severity.ERROR, code, message)
 
 
+def explain_input(exc: ValidationError, *, whole_map_field: str | None = None) -> str:
+    """The first error of input that came from no document (a command's flags), in the
+    words of the field it is about. ``whole_map_field`` is the field that may also be
+    ``'*'`` (a request's ``component``)."""
+    error = exc.errors(include_url=False)[0]
+    loc = _without_union_tags(error["loc"])
+    field = str(loc[0]) if loc else "input"  # a flag: a top-level field (its union tags after)
+    ctx: dict[str, Any] = dict(error.get("ctx") or {})
+    if error["type"] == "string_pattern_mismatch" and ctx.get("pattern") == IDENTIFIER_PATTERN:
+        star = " (or '*' for the whole map)" if field == whole_map_field else ""
+        return f"{field} {excerpt(error.get('input'))}: use {IDENTIFIER_RULE}{star}"
+    return _describe(error, loc, tuple(loc), None)[1]
+
+
 def _without_union_tags(loc: tuple[str | int, ...]) -> list[str | int]:
     """``loc`` less the check-type tags pydantic inserts after a check (``…, 3, 'tcp', …``)."""
     kept: list[str | int] = []
@@ -43,7 +62,10 @@ def _without_union_tags(loc: tuple[str | int, ...]) -> list[str | int]:
 
 
 def _describe(
-    error: ErrorDetails, loc: list[str | int], path: tuple[str | int, ...], doc: YamlDocument
+    error: ErrorDetails,
+    loc: list[str | int],
+    path: tuple[str | int, ...],
+    doc: YamlDocument | None,
 ) -> tuple[str, str]:
     kind = error["type"]
     field = next((p for p in reversed(loc) if isinstance(p, str)), "")
@@ -52,7 +74,7 @@ def _describe(
     # the node the message is about: the key's parent when the key is in ``path``
     where = _where(path[:-1] if path and path[-1] == field else path)
     if kind == "extra_forbidden":
-        siblings = _keys_at(doc, path[:-1])
+        siblings = _keys_at(doc, path[:-1]) if doc is not None else set()
         return "unknown-key", f"unknown key {excerpt(field)}{_did_you_mean(field, siblings)}{where}"
     if kind == "missing":
         return "missing-key", f"missing required key '{field}'{where}"

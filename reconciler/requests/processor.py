@@ -36,6 +36,7 @@ from reconciler.git.source import BlobTooLarge, Commit, GitSource, GitSourceErro
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.vocabulary import ALL_COMPONENTS
 from reconciler.policy.judge import Base, Judgement, judge
+from reconciler.repo.explain import explain
 from reconciler.repo.loader import load_repo
 from reconciler.repo.source import YamlError, parse_yaml
 from reconciler.requests.journal import JournalEntry, RequestJournal, RequestState
@@ -456,9 +457,8 @@ class RequestProcessor:
         except YamlError as exc:
             return None, str(exc)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            return None, f"{path}: {where}: {first['msg']}"
+            first = next(explain(exc, doc))
+            return None, f"{first.location}: {first.message}"
 
     def _base(self, sha: str) -> Base:
         """The repo at ``sha``, read and validated once for all the requests judged there."""
