@@ -15,6 +15,7 @@ RULES: tuple[Rule, ...] = (
     maps.duplicate_names,
     maps.dependencies,
     maps.host_selectors,
+    maps.completion_checks,
     maps.scheduled_check_count,
     references.map_permissions,
     references.policy_bindings,

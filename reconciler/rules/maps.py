@@ -139,6 +139,23 @@ def host_selectors(repo: MapRepo) -> Iterator[Finding]:
                 )
 
 
+def completion_checks(repo: MapRepo) -> Iterator[Finding]:
+    """A ``completion_check`` is polled only after an ``async`` action: elsewhere it would
+    look like a guarantee that nothing gives."""
+    for loaded in repo.maps:
+        for i, component in enumerate(loaded.model.components):
+            for j, action in enumerate(component.actions):
+                if action.completion_check is not None and not action.is_async:
+                    yield Finding(
+                        loaded.doc.locate(("components", i, "actions", j, "completion_check")),
+                        Severity.WARNING,
+                        "completion-check-unused",
+                        f"action '{action.name}' of '{component.id}' has a completion_check "
+                        "but is not async: the check never runs (add 'async: true', or "
+                        "remove the check)",
+                    )
+
+
 MAX_SCHEDULED_CHECKS = 100_000
 """The most checks one revision may schedule: components × matching hosts × checks."""
 

@@ -474,6 +474,35 @@ def test_completion_check_of_unknown_type(repo: Repo) -> None:
     assert "'ftp'" in finding["message"]
 
 
+def test_a_completion_check_of_an_action_that_is_not_async_never_runs(repo: Repo) -> None:
+    repo.write(
+        M,
+        """
+        name: shop
+        components:
+          - id: api
+            actions:
+              - name: start
+                command: systemctl start api
+                completion_check:
+                  type: tcp
+                  config: {port: 8080}
+              - name: stop
+                command: systemctl stop api
+                async: true
+                completion_check:
+                  type: tcp
+                  config: {port: 8080}
+        """,
+    )
+    outcome = repo.validate()
+    assert outcome.code == 0
+    finding = outcome.one("completion-check-unused", severity="warning")
+    repo.assert_at(finding, M, "completion_check:")
+    assert "'start'" in finding["message"]
+    assert "async: true" in finding["message"]
+
+
 def test_completion_check_config_is_checked(repo: Repo) -> None:
     repo.write(
         M,
