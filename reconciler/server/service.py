@@ -60,6 +60,7 @@ async def run_service(
     listen: tuple[str, int],
     state_dir: Path,
     poll_interval_s: float,
+    state_url: str | None = None,
     webhook_secret: bytes | None,
     ssh_key_dir: Path | None = None,
     install_signal_handlers: bool = False,
@@ -71,7 +72,9 @@ async def run_service(
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``); in-flight checks are cancelled, state kept.
 
-    ``state_dir`` should be absolute: the process may change directory meanwhile.
+    ``state_dir`` should be absolute: the process may change directory meanwhile. With
+    ``state_url`` (``postgresql://…``) the state is in that database, and ``state_dir``
+    holds only the repo mirror and checkout.
     ``ssh_key_dir`` is the operator's folder of keys that an inventory's ``identity_file``
     may name (see :class:`agentless.ssh.SshSettings`).
     """
@@ -79,7 +82,12 @@ async def run_service(
     # millisecond rather than every 5, so /healthz answers quickly while the loop computes.
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     try:
-        store = SqliteStore(state_dir)  # claims the directory first: nothing is touched before
+        # claims the directory first: nothing is touched before
+        store, where = (
+            (SqliteStore(state_dir), str(state_dir))
+            if state_url is None
+            else _postgres(state_url, state_dir)
+        )
     except StateError as exc:
         raise ServiceError(str(exc), exit_code=2) from exc
     try:
@@ -124,7 +132,7 @@ async def run_service(
     if install_signal_handlers:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    log.info("following %s (branch %s); state in %s", source.display, branch, state_dir)
+    log.info("following %s (branch %s); state in %s", source.display, branch, where)
 
     loop_stop = asyncio.Event()  # set once a running request had its grace (checks go on)
 
@@ -160,6 +168,14 @@ async def run_service(
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         log.info("stopped")
+
+
+def _postgres(url: str, state_dir: Path) -> tuple[StateStore, str]:
+    """The PostgreSQL store and its masked URL (psycopg is imported only when used)."""
+    from reconciler.store.postgres import PostgresStore
+
+    store = PostgresStore(url, state_dir=state_dir)
+    return store, store.shown
 
 
 def _operations(
