@@ -134,4 +134,3 @@ class Cluster:
                 f"{' '.join(command[:2])} failed ({result.returncode}): "
                 f"{result.stdout[-1000:]}{result.stderr[-2000:]}\n{tail}"
             )
-
