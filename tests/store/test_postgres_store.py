@@ -18,7 +18,8 @@ from reconciler.store.writes import StateWriteError
 
 pytestmark = pytest.mark.timeout(120)
 
-TABLES = ["audit_records", "check_status", "meta", "owner", "requests", "schema_version"]
+TABLES = ["audit_records", "check_status", "leader_lease", "meta", "owner", "replicas",
+          "requests", "schema_version"]  # fmt: skip
 
 
 @pytest.fixture
@@ -72,6 +73,28 @@ def test_an_empty_database_is_migrated_once_to_the_current_schema(pg_url: str) -
         assert again.term == 2  # each opening is a new term
     finally:
         again.close()
+
+
+def test_a_database_at_an_older_version_is_migrated_in_order_keeping_its_rows(
+    pg_url: str,
+) -> None:
+    # as the first schema left it
+    with psycopg.connect(pg_url, autocommit=True) as conn, conn.transaction():
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("UPDATE schema_version SET version = 1")
+        conn.execute("INSERT INTO meta VALUES ('kept', '\"yes\"')")
+        conn.execute("UPDATE owner SET term = 7")
+    store = PostgresStore(pg_url)
+    try:
+        assert store.get_meta() == {"kept": "yes"}
+        assert store.term == 8
+    finally:
+        store.close()
+    assert _tables(pg_url) == TABLES
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("SELECT mode FROM owner").fetchone() == ("single",)
 
 
 def test_a_newer_schema_is_refused_with_its_version_and_left_alone(pg_url: str) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -109,11 +109,13 @@ def reason(exc: BaseException) -> str:
 
 class Database:
     """The pool of connections to the database at ``url`` and its error translation;
-    ``shown`` names the database (password masked). ``term`` fences writes once set."""
+    ``shown`` names the database (password masked). :attr:`fence` fences writes."""
 
     def __init__(self, url: str, *, shown: str, writes: StateWrites) -> None:
         self.shown = shown
-        self.term: int | None = None
+        self.fence: Callable[[Cursor], None] | None = None
+        """Called first in a fenced write's transaction: raises :class:`Fenced` when this
+        process may not write (set by the store: its owner's or its replica's)."""
         self._writes = writes
         self._down_until = 0.0
         self._lock = threading.Lock()
@@ -145,12 +147,15 @@ class Database:
     def write(self, what: str, *, fenced: bool = True) -> Iterator[Cursor]:
         """A cursor in one transaction that writes ``what``; committed when the block ends.
 
-        ``fenced``: the transaction first checks, holding the ``owner`` row, that this
-        store's term is still the database's (:class:`Fenced`: StateWriteError)."""
+        ``fenced``: the transaction first calls :attr:`fence` (:class:`Fenced`:
+        StateWriteError), which checks that this process may still write, holding the
+        rows that say so until the transaction ends."""
         try:
             with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
                 if fenced:
-                    self._fence(cur)
+                    if self.fence is None:
+                        raise Fenced("this process does not hold the state database")
+                    self.fence(cur)
                 yield cur
         except Fenced as exc:
             raise self._writes.failed(what, exc) from None
@@ -188,12 +193,3 @@ class Database:
             return  # failed fast already; or reached, but slow: the next call tries again
         with self._lock:
             self._down_until = max(self._down_until, time.monotonic() + FAIL_FAST_S)
-
-    def _fence(self, cur: Cursor) -> None:
-        row = cur.execute("SELECT term FROM owner WHERE id = 1 FOR SHARE").fetchone()
-        now = None if row is None else int(row[0])
-        if self.term is None or now != self.term:
-            raise Fenced(
-                f"another OpsMap holds the state database now (term {now}, this one's "
-                f"{self.term}): this process writes no more"
-            )

@@ -1,17 +1,22 @@
-"""Which process holds the state database, and its term: the fence of every write.
+"""How a process holds the state database, and the term that fences its writes.
 
-A process holds the database while its own connection (outside the pool) holds the
-session advisory lock :data:`OWNER_LOCK`: a second ``opsmap run`` on the same database is
-refused, naming the holder; a process that dies (however) lets go of it with its
-session. Taking the lock bumps ``owner.term`` and records the holder, in one transaction.
+Two ways, which exclude each other through the session advisory lock :data:`OWNER_LOCK`,
+held on a connection of the process's own (outside the pool) and let go with its session
+however the process ends:
 
-Every journal, audit, meta and cursor write checks, in its own transaction and holding the
-``owner`` row (``FOR SHARE``), that the term is still this process's
-(:meth:`reconciler.store.postgres.db.Database.write`). If this process's lock was lost
-(its connection cut by a database restart) and another process took the database, that
-one bumped the term: every later write of this one fails as a
-:class:`~reconciler.store.writes.StateWriteError`, so it starts no request and chains no
-audit record after a newer holder took over. Either a write commits before the takeover's
+- **one process** (``mode = 'single'``, the default): the lock exclusively, so a second
+  ``opsmap run`` on the same database is refused, naming the holder. Taking it bumps
+  ``owner.term``; every journal, audit, meta and cursor write checks, in its own
+  transaction and holding the ``owner`` row (``FOR SHARE``), that the term is still this
+  process's (:meth:`Owner.fence`);
+- **replicas** (``mode = 'replicas'``): the lock shared, so any number of replicas, and no
+  single process meanwhile. Writes are fenced by the leader's lease
+  (:mod:`reconciler.store.postgres.replicas`), and by ``owner.term`` as it was when the
+  replica started.
+
+The first holder of a kind after the other kind bumps ``owner.term``: a process of the
+other kind that lost its lock (its connection cut by a database restart) but runs on then
+finds a newer term and writes no more. Either a write commits before the bump's
 transaction, or it sees the new term: the row lock orders them.
 """
 
@@ -26,7 +31,7 @@ from typing import Any
 import psycopg
 
 from reconciler.store.postgres import schema
-from reconciler.store.postgres.db import connect, reason
+from reconciler.store.postgres.db import Cursor, Fenced, connect, reason
 from reconciler.store.protocol import StateError
 
 OWNER_LOCK = 0x4F70734D0000
@@ -36,18 +41,27 @@ OWNER_LOCK = 0x4F70734D0000
 class Owner:
     """This process's hold on the database (see the module's docstring)."""
 
-    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], term: int, migrated_from: int):
+    def __init__(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        term: int,
+        migrated_from: int,
+        *,
+        replicas: bool,
+    ) -> None:
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = conn
         self.term = term
+        """``owner.term`` when this process took the database."""
         self.migrated_from = migrated_from
         """The schema version the database had when opened (0: it was new)."""
+        self.replicas = replicas
 
     @classmethod
-    def acquire(cls, url: str, shown: str) -> Owner:
-        """Connect, take the lock, check and migrate the schema, bump the term.
+    def acquire(cls, url: str, shown: str, *, replicas: bool = False) -> Owner:
+        """Connect, take the lock, check and migrate the schema, bump the term if due.
 
-        StateError (one line) if the database cannot be reached, is held by another
-        process, is not OpsMap's or was written by a newer OpsMap."""
+        StateError (one line) if the database cannot be reached, is held the other way
+        (or by another single process), is not OpsMap's or was written by a newer OpsMap."""
         try:
             conn = connect(url)
         except psycopg.Error as exc:
@@ -55,20 +69,17 @@ class Owner:
                 f"cannot connect to the state database {shown}: {reason(exc)}"
             ) from exc
         try:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (OWNER_LOCK,)).fetchone()
+            take = "pg_try_advisory_lock_shared" if replicas else "pg_try_advisory_lock"
+            row = conn.execute(f"SELECT {take}(%s)", (OWNER_LOCK,)).fetchone()
             if row is None or not row[0]:
+                held = "by another OpsMap" if not replicas else "by a single OpsMap"
                 raise StateError(
-                    f"the state database {shown} is in use by another OpsMap "
-                    f"({_holder(conn)}); one reconciler per database"
+                    f"the state database {shown} is in use {held} ({_holder(conn)}); "
+                    "one reconciler per database, or replicas only"
                 )
             migrated_from = schema.prepare(conn, shown)
-            with conn.transaction():
-                term_row = conn.execute(
-                    "UPDATE owner SET term = term + 1, holder = %s, since = %s WHERE id = 1"
-                    " RETURNING term",
-                    (_me(), datetime.now(UTC).timestamp()),
-                ).fetchone()
-            if term_row is None:
+            term = _take(conn, replicas=replicas)
+            if term is None:
                 raise StateError(f"the state database {shown} is damaged (no owner row)")
         except StateError:
             conn.close()
@@ -76,13 +87,45 @@ class Owner:
         except psycopg.Error as exc:
             conn.close()
             raise StateError(f"cannot use the state database {shown}: {reason(exc)}") from exc
-        return cls(conn, int(term_row[0]), migrated_from)
+        return cls(conn, term, migrated_from, replicas=replicas)
+
+    def fence(self, cur: Cursor) -> None:
+        """In a write's transaction: :class:`Fenced` unless ``owner.term`` is still this
+        process's (the ``owner`` row held until the transaction ends)."""
+        row = cur.execute("SELECT term FROM owner WHERE id = 1 FOR SHARE").fetchone()
+        now = None if row is None else int(row[0])
+        if now != self.term:
+            raise Fenced(
+                f"another OpsMap holds the state database now (term {now}, this one's "
+                f"{self.term}): this process writes no more"
+            )
 
     def release(self) -> None:
         """Let go of the database (closing the session ends its lock)."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _take(conn: psycopg.Connection[tuple[Any, ...]], *, replicas: bool) -> int | None:
+    """Bump ``owner.term`` (one process: always; replicas: the first after a single
+    process); the term now."""
+    me, now = _me(), datetime.now(UTC).timestamp()
+    with conn.transaction():
+        if not replicas:
+            row = conn.execute(
+                "UPDATE owner SET term = term + 1, holder = %s, since = %s, mode = 'single'"
+                " WHERE id = 1 RETURNING term",
+                (me, now),
+            ).fetchone()
+            return None if row is None else int(row[0])
+        conn.execute(
+            "UPDATE owner SET term = term + 1, holder = %s, since = %s, mode = 'replicas'"
+            " WHERE id = 1 AND mode <> 'replicas'",
+            (me, now),
+        )
+        row = conn.execute("SELECT term FROM owner WHERE id = 1").fetchone()
+        return None if row is None else int(row[0])
 
 
 def _me() -> str:

@@ -64,6 +64,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )""",
         "CREATE INDEX audit_records_pending ON audit_records (seq) WHERE delivered_at IS NULL",
     ),
+    # 1 -> 2: replicas (reconciler.store.postgres.replicas): their heartbeats, the leader's
+    # lease, and which way the database is held (one process, or replicas).
+    (
+        "ALTER TABLE owner ADD COLUMN mode text NOT NULL DEFAULT 'single'",
+        """CREATE TABLE replicas (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    started_at timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL
+)""",
+        """CREATE TABLE leader_lease (
+    id integer PRIMARY KEY CHECK (id = 1),
+    term bigint NOT NULL,
+    holder text NOT NULL,
+    expires_at timestamptz NOT NULL
+)""",
+        "INSERT INTO leader_lease VALUES (1, 0, '', 'epoch')",
+    ),
 )
 """For each version ``i``, the statements that take a database at ``i`` to ``i + 1``."""
 

@@ -27,6 +27,7 @@ from reconciler.store.postgres.db import Database
 from reconciler.store.postgres.journal import PostgresJournal
 from reconciler.store.postgres.outbox import PostgresOutbox
 from reconciler.store.postgres.owner import Owner
+from reconciler.store.postgres.replicas import LEASE_S, Replicas
 from reconciler.store.postgres.schema import SCHEMA_VERSION
 from reconciler.store.postgres.url import masked
 from reconciler.store.protocol import CheckRow, StateError, StoreError
@@ -46,7 +47,14 @@ class PostgresStore:
     StateError (one line, password masked) when the database cannot be reached, is held
     by another process, is not OpsMap's or was written by a newer OpsMap."""
 
-    def __init__(self, url: str, *, state_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        state_dir: Path | None = None,
+        replica: str | None = None,
+        lease_s: float = LEASE_S,
+    ) -> None:
         self.shown = masked(url)
         self._writes = StateWrites()
         self._claim: statedir.StateDirLock | None = None
@@ -56,7 +64,7 @@ class PostgresStore:
             except statedir.StateDirError as exc:
                 raise StateError(str(exc)) from exc
         try:
-            self._owner = Owner.acquire(url, self.shown)
+            self._owner = Owner.acquire(url, self.shown, replicas=replica is not None)
         except StateError:
             self._release_dir(refused=True)
             raise
@@ -70,7 +78,15 @@ class PostgresStore:
             self._owner.release()
             self._release_dir()
             raise StateError(str(exc)) from exc
-        self._db.term = self._owner.term
+        self.replicas: Replicas | None = None
+        """This replica's membership and lease (replicas only: see ``replica``)."""
+        if replica is None:
+            self._db.fence = self._owner.fence
+        else:
+            self.replicas = Replicas(
+                self._db, owner_term=self._owner.term, name=replica, lease_s=lease_s
+            )
+            self._db.fence = self.replicas.fence
         if self._owner.migrated_from < SCHEMA_VERSION:
             log.info("state: database %s at schema %d (was %d)", self.shown, SCHEMA_VERSION,
                      self._owner.migrated_from)  # fmt: skip
@@ -95,6 +111,8 @@ class PostgresStore:
         return self._outbox
 
     def close(self) -> None:
+        if self.replicas is not None:
+            self.replicas.leave()
         self._db.close()
         self._owner.release()
         self._release_dir()
