@@ -151,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
         force=True,
     )
     logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # the state store reports a database that fails once per reason; the pool's own
+    # warnings would repeat it at every attempt to reconnect
+    logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, logging.getLogger().level))
     try:
         listen = parse_listen(args.listen)
     except ValueError as exc:

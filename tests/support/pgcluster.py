@@ -40,6 +40,8 @@ def available() -> bool:
 class Cluster:
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="opsmap-pg-")))
     port: int = field(default_factory=free_port)
+    fsync: bool = False
+    """Off for tests (a throwaway cluster: speed); on for a benchmark of durable commits."""
     _databases: int = 0
 
     @property
@@ -78,8 +80,8 @@ class Cluster:
             "--log", str(self.root / "postgres.log"),
             "--options",
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-            f"-c unix_socket_directories={self.socket_dir} -c fsync=off "
-            "-c full_page_writes=off -c max_connections=200",
+            f"-c unix_socket_directories={self.socket_dir} -c max_connections=200 "
+            + ("" if self.fsync else "-c fsync=off -c full_page_writes=off"),
             "--wait", "--timeout", str(int(START_WAIT_S)),
             "start",
         )  # fmt: skip

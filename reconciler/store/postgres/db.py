@@ -5,8 +5,9 @@ are written from a worker thread, the rest on the event loop's thread). Every wa
 bounded: connecting (``connect_timeout``), a connection from the pool
 (:data:`POOL_WAIT_S`), a statement (``statement_timeout``), a lock (``lock_timeout``), a
 dead peer (``tcp_user_timeout`` and keepalives). While the database cannot be reached,
-calls fail at once for :data:`FAIL_FAST_S` after a failure instead of each waiting again,
-so that the loop's thread is held by one bounded attempt at a time.
+calls fail at once for :data:`FAIL_FAST_S` after a failure, and past that wait only
+:data:`DOWN_WAIT_S` for the connection the pool makes in the background, so that the
+loop's thread is held for milliseconds, not seconds, while the database is away.
 
 A write goes through :meth:`Database.write`: one transaction, fenced by the store's term
 when asked (:mod:`reconciler.store.postgres.owner`). It fails as
@@ -43,6 +44,9 @@ IDLE_IN_TRANSACTION_MS = 60_000
 TCP_USER_TIMEOUT_MS = 10_000
 POOL_WAIT_S = 1.0
 """How long a call waits for a connection from the pool (the database is down past that)."""
+DOWN_WAIT_S = 0.05
+"""The same wait while the database was found unreachable: the pool goes on connecting in
+the background, and a later call finds the connection it made."""
 RECONNECT_S = 10.0
 """How long the pool keeps trying to replace a lost connection in the background; past
 that, the next call that needs one starts a new attempt."""
@@ -118,6 +122,7 @@ class Database:
         process may not write (set by the store: its owner's or its replica's)."""
         self._writes = writes
         self._down_until = 0.0
+        self._down = False
         self._lock = threading.Lock()
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = (
             psycopg_pool.ConnectionPool(
@@ -184,12 +189,14 @@ class Database:
     def _connection(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
         if time.monotonic() < self._down_until:
             raise _Down("the state database was unreachable a moment ago")
-        with self._pool.connection() as conn:
+        with self._pool.connection(timeout=DOWN_WAIT_S if self._down else POOL_WAIT_S) as conn:
             yield conn
+            self._down = False
 
     def _unreachable(self, exc: BaseException) -> None:
         """Fail fast for a moment when the failure says the database cannot be reached."""
         if isinstance(exc, _Down | psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
             return  # failed fast already; or reached, but slow: the next call tries again
         with self._lock:
+            self._down = True
             self._down_until = max(self._down_until, time.monotonic() + FAIL_FAST_S)

@@ -6,7 +6,7 @@ however the process ends:
 
 - **one process** (``mode = 'single'``, the default): the lock exclusively, so a second
   ``opsmap run`` on the same database is refused, naming the holder. Taking it bumps
-  ``owner.term``; every journal, audit, meta and cursor write checks, in its own
+  ``owner.term``; every journal, audit and cursor write checks, in its own
   transaction and holding the ``owner`` row (``FOR SHARE``), that the term is still this
   process's (:meth:`Owner.fence`);
 - **replicas** (``mode = 'replicas'``): the lock shared, so any number of replicas, and no

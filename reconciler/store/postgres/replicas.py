@@ -9,7 +9,7 @@ was given back; and reads the live replicas. The result, a :class:`Standing`, an
 loop's two questions: "am I leader, and in which term" (:meth:`Replicas.leader_term`) and
 "which hosts are mine" (:meth:`Standing.mine`, rendezvous hashing over the live replicas).
 
-Every journal, audit, meta and cursor write of a replica is fenced (:meth:`Replicas.fence`,
+Every journal, audit and cursor write of a replica is fenced (:meth:`Replicas.fence`,
 in the write's transaction, holding the lease row ``FOR SHARE``): the lease must be this
 replica's, in this replica's term, and not expired. A replica that lost the lease (missed
 heartbeats, a partition) cannot write once a new leader took over, nor once its lease

@@ -128,8 +128,10 @@ class PostgresStore:
         return {str(key): json.loads(str(value)) for key, value in rows}
 
     def set_meta(self, values: Mapping[str, object], *, what: str = "meta") -> None:
+        """Fenced as a cursor (it decides which requests are history), not as meta: the
+        revisions' state is every replica's observation, as the check rows are."""
         encoded = [(key, json.dumps(value)) for key, value in values.items()]
-        with self._db.write(what) as cur:
+        with self._db.write(what, fenced=what == "cursor") as cur:
             cur.executemany(
                 "INSERT INTO meta (key, value) VALUES (%s, %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -153,7 +155,8 @@ class PostgresStore:
     def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
         """Replace the stored statuses with ``rows`` (from a worker thread: the pool is
         thread-safe), in one transaction by ``COPY``; not fenced (they are observations,
-        and a later write replaces them all)."""
+        and a later write replaces them all). Replicas that share hosts will each write
+        the rows of their own hosts only: that is for the loop that shares them."""
         with self._db.write("checks", fenced=False) as cur:
             cur.execute("DELETE FROM check_status")
             with cur.copy(f"COPY check_status ({_CHECK_COLUMNS}) FROM STDIN") as copy:
