@@ -1,4 +1,6 @@
-"""Shared fixtures. ``sshd_fleet``: real OpenSSH servers on loopback (see tests/support/sshd.py).
+"""Shared fixtures. ``sshd_fleet``: real OpenSSH servers on loopback (see tests/support/sshd.py);
+``pg_cluster``: a throwaway PostgreSQL cluster, ``pg_url``: a fresh database in it, per test
+(see tests/support/pgcluster.py).
 
 Every test also runs under ``asyncio_leaks`` (fails a test that leaves asyncio tasks
 running) and, from pyproject, pytest-timeout and warnings as errors.
@@ -11,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pgcluster
 import pytest
 from sshd import SSHD, Fleet
 
@@ -34,3 +37,26 @@ def sshd_fleet() -> Iterator[Fleet]:
     finally:
         fleet.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pgcluster.Cluster]:
+    """A PostgreSQL cluster for the session (initdb once, a second or two), stopped and
+    removed at the end; skipped where Debian's postgresql is not installed."""
+    if not pgcluster.available():
+        pytest.skip("postgresql is not installed (apt-get install postgresql)")
+    cluster = pgcluster.Cluster()
+    try:
+        cluster.init()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: pgcluster.Cluster) -> Iterator[str]:
+    """The URL of a new, empty database (over the unix socket, no password), and the
+    cluster started again after the test if the test stopped it."""
+    yield pg_cluster.url(pg_cluster.database())
+    if not (pg_cluster.data / "postmaster.pid").exists():
+        pg_cluster.start()

@@ -17,6 +17,7 @@ log = logging.getLogger("opsmap")
 
 DEFAULT_LISTEN = "127.0.0.1:9736"
 DEFAULT_STATE_DIR = ".opsmap-state"
+STATE_URL_ENV = "OPSMAP_STATE_URL"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path(DEFAULT_STATE_DIR),
         metavar="DIR",
         help=f"where state (SQLite) and the repo mirror live (default ./{DEFAULT_STATE_DIR})",
+    )
+    state = parser.add_mutually_exclusive_group()
+    state.add_argument(
+        "--state",
+        metavar="URL",
+        help="keep the state in PostgreSQL (postgresql://…) instead of SQLite in --state-dir "
+        "(which then holds the repo mirror only); a URL with a password is better given by "
+        f"--state-url-file or ${STATE_URL_ENV}, out of the process list",
+    )
+    state.add_argument(
+        "--state-url-file",
+        type=Path,
+        metavar="FILE",
+        help=f"a file holding the PostgreSQL URL of --state (or ${STATE_URL_ENV})",
     )
     parser.add_argument(
         "--poll-interval",
@@ -96,6 +111,32 @@ def key_dir_argument(value: Path | None) -> Path | int | None:
     return value.resolve()
 
 
+def state_url(args: argparse.Namespace) -> str | int | None:
+    """The PostgreSQL URL of the state (``--state``, ``--state-url-file``, then
+    ``$OPSMAP_STATE_URL``), None for SQLite, or the usage error's exit status. A bad
+    value is never echoed: it may hold a password."""
+    if args.state is not None:
+        value, source = args.state, "--state"
+    elif args.state_url_file is not None:
+        source = f"--state-url-file {args.state_url_file}"
+        try:
+            value = args.state_url_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            return usage_error(f"cannot read {args.state_url_file}: {problem}")
+    else:
+        value, source = os.environ.get(STATE_URL_ENV, "").strip(), f"${STATE_URL_ENV}"
+        if not value:
+            return None
+    from reconciler.store.postgres.url import is_state_url
+
+    if not is_state_url(value) or any(c in value for c in "\n\r\0"):
+        return usage_error(
+            f"{source}: expected a postgresql:// URL (for SQLite state, use --state-dir)"
+        )
+    return str(value)
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -111,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         force=True,
     )
     logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # the state store reports a database that fails once per reason; the pool's own
+    # warnings would repeat it at every attempt to reconnect
+    logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, logging.getLogger().level))
     try:
         listen = parse_listen(args.listen)
     except ValueError as exc:
@@ -133,6 +177,9 @@ def run(args: argparse.Namespace) -> int:
             secret = args.webhook_secret_file.read_bytes().strip() or None
         except OSError as exc:
             return usage_error(f"cannot read {args.webhook_secret_file}: {exc.strerror}")
+    url = state_url(args)
+    if isinstance(url, int):
+        return url
     from reconciler.server.service import ServiceError, run_service
 
     try:
@@ -142,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
                 branch=args.branch,
                 listen=listen,
                 state_dir=args.state_dir.resolve(),
+                state_url=url,
                 poll_interval_s=args.poll_interval,
                 webhook_secret=secret,
                 ssh_key_dir=key_dir,
@@ -155,4 +203,11 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["add_arguments", "add_key_dir_argument", "key_dir_argument", "parse_listen", "run"]
+__all__ = [
+    "add_arguments",
+    "add_key_dir_argument",
+    "key_dir_argument",
+    "parse_listen",
+    "run",
+    "state_url",
+]

@@ -61,6 +61,7 @@ async def run_service(
     listen: tuple[str, int],
     state_dir: Path,
     poll_interval_s: float | None,
+    state_url: str | None = None,
     webhook_secret: bytes | None,
     ssh_key_dir: Path | None = None,
     install_signal_handlers: bool = False,
@@ -73,7 +74,9 @@ async def run_service(
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``); in-flight checks are cancelled, state kept.
 
-    ``state_dir`` should be absolute: the process may change directory meanwhile.
+    ``state_dir`` should be absolute: the process may change directory meanwhile. With
+    ``state_url`` (``postgresql://…``) the state is in that database, and ``state_dir``
+    holds only the repo mirror and checkout.
     ``settings`` are the service's limits and intervals (the defaults when None).
     ``ssh_key_dir`` is the operator's folder of keys that an inventory's ``identity_file``
     may name (see :class:`agentless.ssh.SshSettings`).
@@ -84,7 +87,12 @@ async def run_service(
     clock = clock or RealClock()  # the one clock: the loop, requests, their actions, audit, state
     settings = settings or RuntimeSettings()
     try:
-        store = SqliteStore(state_dir, clock=clock)  # claims the directory before anything
+        # claims the directory (or the database) before anything
+        store, where = (
+            (SqliteStore(state_dir, clock=clock), str(state_dir))
+            if state_url is None
+            else _postgres(state_url, state_dir, clock)
+        )
     except StateError as exc:
         raise ServiceError(str(exc), exit_code=2) from exc
     try:
@@ -140,7 +148,7 @@ async def run_service(
     if install_signal_handlers:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    log.info("following %s (branch %s); state in %s", source.display, branch, state_dir)
+    log.info("following %s (branch %s); state in %s", source.display, branch, where)
 
     loop_stop = asyncio.Event()  # set once a running request had its grace (checks go on)
 
@@ -176,6 +184,14 @@ async def run_service(
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         log.info("stopped")
+
+
+def _postgres(url: str, state_dir: Path, clock: Clock) -> tuple[StateStore, str]:
+    """The PostgreSQL store and its masked URL (psycopg is imported only when used)."""
+    from reconciler.store.postgres import PostgresStore
+
+    store = PostgresStore(url, state_dir=state_dir, clock=clock)
+    return store, store.shown
 
 
 def _operations(

@@ -1,9 +1,10 @@
 """The state store's contract: what every implementation of
 :class:`reconciler.store.protocol.StateStore` (and its Journal and Outbox) must do.
 
-Each test runs once per implementation in :data:`IMPLEMENTATIONS` (SQLite now; a later one
-joins the list and must pass unchanged). An implementation is given as how to open a store
-in a state directory and how to make that store's data look written by a newer OpsMap.
+Each test runs once per implementation (:data:`IMPLEMENTATIONS`: SQLite, and PostgreSQL in
+a fresh database of the session's throwaway cluster); both pass the same tests unchanged.
+An implementation is given as how to open a store for a state directory and how to make
+that store's data look written by a newer OpsMap.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from reconciler.store import postgres, sqlite
+from reconciler.store.postgres import PostgresStore
 from reconciler.store.protocol import Chained, CheckRow, StateError, StateStore
-from reconciler.store.sqlite import SCHEMA_VERSION, SqliteStore
+from reconciler.store.sqlite import SqliteStore
 
 
 @dataclass(frozen=True)
@@ -27,17 +31,31 @@ class Implementation:
     """Mark the (closed) store in this directory as written by a newer schema."""
 
 
-def _sqlite_newer(state_dir: Path) -> None:
-    with sqlite3.connect(state_dir / "opsmap.sqlite3") as db:
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+def _sqlite(request: pytest.FixtureRequest) -> Implementation:
+    def newer(state_dir: Path) -> None:
+        with sqlite3.connect(state_dir / "opsmap.sqlite3") as db:
+            db.execute(f"PRAGMA user_version={sqlite.SCHEMA_VERSION + 1}")
+
+    return Implementation("sqlite", SqliteStore, newer)
 
 
-IMPLEMENTATIONS = [Implementation("sqlite", SqliteStore, _sqlite_newer)]
+def _postgres(request: pytest.FixtureRequest) -> Implementation:
+    url: str = request.getfixturevalue("pg_url")  # a new database for each test
+
+    def newer(_state_dir: Path) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE schema_version SET version = %s",
+                         (postgres.SCHEMA_VERSION + 1,))  # fmt: skip
+
+    return Implementation("postgresql", lambda _state_dir: PostgresStore(url), newer)
 
 
-@pytest.fixture(params=IMPLEMENTATIONS, ids=lambda i: i.name)
+IMPLEMENTATIONS = {"sqlite": _sqlite, "postgresql": _postgres}
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def impl(request: pytest.FixtureRequest) -> Implementation:
-    return request.param  # type: ignore[no-any-return]
+    return IMPLEMENTATIONS[request.param](request)
 
 
 @pytest.fixture

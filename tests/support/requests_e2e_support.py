@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
 from e2e_support import Opsmap, Processes, counter, sample_value, start_opsmap, wait_for
 from gitrepos import BareRepo, Clone, git
@@ -324,6 +325,8 @@ class World:
     log: Path = field(init=False)
     opsmap: Opsmap | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    state_url: str | None = None
+    """A PostgreSQL URL: the state is there (given by a file), not in SQLite."""
 
     def __post_init__(self) -> None:
         self.state_dir = self.root / "state"
@@ -356,6 +359,11 @@ class World:
         """Start ``opsmap run`` on the remote's ``file://`` URL, polling every second
         (``extra_args`` added to its command line)."""
         assert self.opsmap is None or self.opsmap.proc.poll() is not None
+        if self.state_url is not None:
+            url_file = self.root / "state-url"
+            url_file.write_text(self.state_url + "\n")
+            url_file.chmod(0o600)
+            extra_args = ("--state-url-file", str(url_file), *extra_args)
         self.opsmap = start_opsmap(
             self.processes,
             repo=self.remote.file_url,
@@ -442,7 +450,11 @@ class World:
     # -- the state database ----------------------------------------------------------
 
     def query(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
-        """Rows of ``sql`` in the state SQLite, opened read-only for this one query."""
+        """Rows of ``sql`` in the state SQLite, opened read-only for this one query (or in
+        the PostgreSQL database: ``?`` placeholders become ``%s``)."""
+        if self.state_url is not None:
+            with psycopg.connect(self.state_url, autocommit=True, connect_timeout=10) as conn:
+                return conn.execute(sql.replace("?", "%s"), args).fetchall()  # type: ignore[arg-type]
         uri = f"{(self.state_dir / 'opsmap.sqlite3').resolve().as_uri()}?mode=ro"
         db = sqlite3.connect(uri, uri=True, timeout=10)
         try:
@@ -480,7 +492,7 @@ class World:
             what=f"request {path} in state {'/'.join(states)}\n{self.tail()}",
             timeout=timeout,
             interval=0.2,
-            ignore=(OSError, sqlite3.Error),
+            ignore=(OSError, sqlite3.Error, psycopg.OperationalError),
         )
 
     def status_request(self, path: str, *, timeout: float = WAIT_S) -> dict[str, Any]:

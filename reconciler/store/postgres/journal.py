@@ -1,0 +1,176 @@
+"""The request journal in PostgreSQL: the ``requests`` table (see
+:mod:`reconciler.requests.journal` for what the journal guarantees).
+
+Each write is one transaction, fenced by the store's term, committed (so durable) when it
+returns; one that fails raises :class:`~reconciler.store.writes.StateWriteError` and
+leaves the table as it was. A commit whose answer was lost may have gone through: writing
+the same thing again is harmless (``started`` finds its own row; ``finished`` sets the
+same values).
+
+Reads: :meth:`get` and :meth:`entries` decide what runs, so while the database cannot be
+reached they raise StateWriteError (``journal``): the request processor waits and retries,
+as for a failed write. :meth:`recent` and :meth:`count` feed the status only: they answer
+with the last value read meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.store.postgres.db import Database
+from reconciler.store.protocol import JournalEntry, RequestState, StoreError
+from reconciler.store.writes import StateWriteError
+
+_COLUMNS = (
+    "path, commit_sha, requester, approver, state, rule, created_at, finished_at, outcome, identity"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM requests"  # noqa: S608  # constant text
+
+
+class PostgresJournal:
+    """:class:`~reconciler.store.protocol.Journal` on the store's :class:`Database`."""
+
+    def __init__(self, db: Database, *, wall: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._wall = wall
+        self._recent: dict[int, list[JournalEntry]] = {}
+        self._count = 0
+
+    def recent(self, limit: int) -> list[JournalEntry]:
+        try:
+            with self._db.read("read the journal", what="journal") as cur:
+                rows = cur.execute(
+                    f"{_SELECT} ORDER BY created_at DESC, added DESC LIMIT %s", (limit,)
+                ).fetchall()
+        except StateWriteError:
+            return list(self._recent.get(limit, []))
+        entries = [_entry(r) for r in rows]
+        self._recent = {limit: entries}
+        return entries
+
+    def count(self) -> int:
+        try:
+            with self._db.read("count the journal", what="journal") as cur:
+                row = cur.execute("SELECT count(*) FROM requests").fetchone()
+        except StateWriteError:
+            return self._count
+        self._count = int(row[0]) if row else 0
+        return self._count
+
+    def get(self, path: str) -> JournalEntry | None:
+        with self._db.read("read the journal", what="journal") as cur:
+            row = cur.execute(f"{_SELECT} WHERE path = %s", (path,)).fetchone()
+        return _entry(row) if row else None
+
+    def entries(self) -> list[JournalEntry]:
+        with self._db.read("read the journal", what="journal") as cur:
+            rows = cur.execute(f"{_SELECT} ORDER BY created_at, added").fetchall()
+        return [_entry(r) for r in rows]
+
+    def denied(
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        rule: str,
+        identity: dict[str, object] | None = None,
+    ) -> None:
+        self._insert(path, commit, requester, approver, "denied", rule, identity)
+
+    def started(
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        rule: str,
+        identity: dict[str, object] | None = None,
+    ) -> None:
+        """Record that the request's action is about to run (committed before it does)."""
+        self._insert(path, commit, requester, approver, "running", rule, identity)
+
+    def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
+        with self._db.write("journal") as cur:
+            cur.execute(
+                "UPDATE requests SET state = %s, finished_at = %s, outcome = %s WHERE path = %s",
+                (state, self._wall(), json.dumps(outcome, sort_keys=True), path),
+            )
+
+    def recover(
+        self, on_unknown: Callable[[JournalEntry], None] | None = None
+    ) -> list[JournalEntry]:
+        """Requests left running by a process that died (or lost the database): now
+        ``unknown``, returned once; each marked in its own fenced transaction, only if it
+        is still running (two callers cannot both mark one)."""
+        with self._db.read("read the journal", what="journal") as cur:
+            rows = cur.execute(f"{_SELECT} WHERE state = 'running' ORDER BY created_at, added")
+            stale = [_entry(r) for r in rows.fetchall()]
+        marked = []
+        outcome = json.dumps(
+            {"result": "unknown", "reason": "OpsMap stopped while the action ran"},
+            sort_keys=True,
+        )
+        for entry in stale:
+            with self._db.write("journal") as cur:
+                cur.execute(
+                    "UPDATE requests SET state = 'unknown', finished_at = %s, outcome = %s"
+                    " WHERE path = %s AND state = 'running'",
+                    (self._wall(), outcome, entry.path),
+                )
+                changed = cur.rowcount == 1
+            if changed:
+                marked.append(entry)
+                if on_unknown is not None:
+                    on_unknown(entry)
+        return marked
+
+    def _insert(
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        state: RequestState,
+        rule: str,
+        identity: dict[str, object] | None,
+    ) -> None:
+        now = self._wall()
+        people = None if identity is None else json.dumps(identity, sort_keys=True)
+        with self._db.write("journal") as cur:
+            cur.execute(
+                "INSERT INTO requests (path, commit_sha, requester, approver, state, rule,"
+                " created_at, finished_at, identity) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (path) DO NOTHING",
+                (
+                    path, commit, requester, approver, state, rule, now,
+                    None if state == "running" else now, people,
+                ),
+            )  # fmt: skip
+            if cur.rowcount == 1:
+                return
+            row = cur.execute(
+                "SELECT commit_sha, state FROM requests WHERE path = %s", (path,)
+            ).fetchone()
+        if row is None or (row[0], row[1]) != (commit, state):
+            raise StoreError(f"the journal holds request {path} already (as {row})")
+        # else: this very write, committed once already (its answer was lost)
+
+
+def _entry(row: tuple[Any, ...]) -> JournalEntry:
+    path, commit, requester, approver, state, rule, created, finished, outcome, identity = row
+    return JournalEntry(
+        path=str(path),
+        commit=str(commit),
+        requester=None if requester is None else str(requester),
+        approver=None if approver is None else str(approver),
+        state=str(state),  # type: ignore[arg-type]
+        rule=str(rule),
+        created_at=float(created),
+        finished_at=None if finished is None else float(finished),
+        outcome=None if outcome is None else json.loads(str(outcome)),
+        identity=None if identity is None else json.loads(str(identity)),
+    )

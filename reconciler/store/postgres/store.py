@@ -1,0 +1,167 @@
+"""The state store in PostgreSQL (``opsmap run --state postgresql://…``).
+
+:class:`PostgresStore` holds the database (:mod:`reconciler.store.postgres.owner`: one
+process at a time, a term that fences its writes), checks and migrates its schema
+(:mod:`reconciler.store.postgres.schema`), and owns the pool of connections
+(:mod:`reconciler.store.postgres.db`) that the journal and the outbox use; nobody else
+sees a connection. Tables and behaviour are SQLite's (:mod:`reconciler.store.sqlite`):
+the contract tests run against both.
+
+The protocol is synchronous and called from the event loop's thread (the check rows from
+a worker thread): every call is one bounded round trip or two, and while the database
+cannot be reached, calls fail at once rather than wait (see
+:mod:`~reconciler.store.postgres.db`). Writes that fail are
+:class:`~reconciler.store.writes.StateWriteError`, retried by their callers, as with
+SQLite. The URL's password is never shown: errors and logs name the masked URL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from reconciler.clock import Clock, RealClock
+from reconciler.store import statedir
+from reconciler.store.postgres.db import Database
+from reconciler.store.postgres.journal import PostgresJournal
+from reconciler.store.postgres.outbox import PostgresOutbox
+from reconciler.store.postgres.owner import Owner
+from reconciler.store.postgres.replicas import LEASE_S, Replicas
+from reconciler.store.postgres.schema import SCHEMA_VERSION
+from reconciler.store.postgres.url import masked
+from reconciler.store.protocol import CheckRow, StateError, StoreError
+from reconciler.store.writes import StateWrites
+
+log = logging.getLogger(__name__)
+
+_CHECK_COLUMNS = (
+    "map, component, check_name, host, state, state_type, hard_state, attempt, message,"
+    " value, last_run, duration, last_hard_change, flapping, history"
+)
+
+
+class PostgresStore:
+    """:class:`~reconciler.store.protocol.StateStore` in the database at ``url``.
+
+    StateError (one line, password masked) when the database cannot be reached, is held
+    by another process, is not OpsMap's or was written by a newer OpsMap."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        state_dir: Path | None = None,
+        replica: str | None = None,
+        lease_s: float = LEASE_S,
+        clock: Clock | None = None,
+    ) -> None:
+        self.shown = masked(url)
+        self._clock = clock or RealClock()
+        self._writes = StateWrites(clock=self._clock)
+        self._claim: statedir.StateDirLock | None = None
+        if state_dir is not None:
+            try:
+                self._claim = statedir.claim(state_dir)
+            except statedir.StateDirError as exc:
+                raise StateError(str(exc)) from exc
+        try:
+            self._owner = Owner.acquire(url, self.shown, replicas=replica is not None)
+        except StateError:
+            self._release_dir(refused=True)
+            raise
+        self._db = Database(url, shown=self.shown, writes=self._writes)
+        try:
+            self._db.open()
+            if self._claim is not None:
+                self._claim.adopt()
+        except (StoreError, statedir.StateDirError) as exc:
+            self._db.close()
+            self._owner.release()
+            self._release_dir()
+            raise StateError(str(exc)) from exc
+        self.replicas: Replicas | None = None
+        """This replica's membership and lease (replicas only: see ``replica``)."""
+        if replica is None:
+            self._db.fence = self._owner.fence
+        else:
+            self.replicas = Replicas(
+                self._db, owner_term=self._owner.term, name=replica, lease_s=lease_s
+            )
+            self._db.fence = self.replicas.fence
+        if self._owner.migrated_from < SCHEMA_VERSION:
+            log.info("state: database %s at schema %d (was %d)", self.shown, SCHEMA_VERSION,
+                     self._owner.migrated_from)  # fmt: skip
+        self._journal = PostgresJournal(self._db, wall=self._clock.wall)
+        self._outbox = PostgresOutbox(self._db, wall=self._clock.wall)
+
+    @property
+    def term(self) -> int:
+        """This process's term: one more than the last holder's."""
+        return self._owner.term
+
+    @property
+    def writes(self) -> StateWrites:
+        return self._writes
+
+    @property
+    def journal(self) -> PostgresJournal:
+        return self._journal
+
+    @property
+    def outbox(self) -> PostgresOutbox:
+        return self._outbox
+
+    def close(self) -> None:
+        if self.replicas is not None:
+            self.replicas.leave()
+        self._db.close()
+        self._owner.release()
+        self._release_dir()
+
+    def _release_dir(self, *, refused: bool = False) -> None:
+        if self._claim is not None:
+            self._claim.release(refused=refused)
+            self._claim = None
+
+    def get_meta(self) -> dict[str, object]:
+        with self._db.read("read meta values") as cur:
+            rows = cur.execute("SELECT key, value FROM meta").fetchall()
+        return {str(key): json.loads(str(value)) for key, value in rows}
+
+    def set_meta(self, values: Mapping[str, object], *, what: str = "meta") -> None:
+        """Fenced as a cursor (it decides which requests are history), not as meta: the
+        revisions' state is every replica's observation, as the check rows are."""
+        encoded = [(key, json.dumps(value)) for key, value in values.items()]
+        with self._db.write(what, fenced=what == "cursor") as cur:
+            cur.executemany(
+                "INSERT INTO meta (key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                encoded,
+            )
+
+    def get_cursor(self, name: str) -> str | None:
+        with self._db.read("read a cursor") as cur:
+            row = cur.execute("SELECT value FROM meta WHERE key = %s", (name,)).fetchone()
+        value = None if row is None else json.loads(str(row[0]))
+        return value if isinstance(value, str) else None
+
+    def set_cursor(self, name: str, sha: str) -> None:
+        self.set_meta({name: sha}, what="cursor")
+
+    def load_check_rows(self) -> list[CheckRow]:
+        with self._db.read("read check statuses") as cur:
+            rows = cur.execute(f"SELECT {_CHECK_COLUMNS} FROM check_status").fetchall()  # noqa: S608
+        return [(*row[:-1], json.loads(str(row[-1]))) for row in rows]
+
+    def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
+        """Replace the stored statuses with ``rows`` (from a worker thread: the pool is
+        thread-safe), in one transaction by ``COPY``; not fenced (they are observations,
+        and a later write replaces them all). Replicas that share hosts will each write
+        the rows of their own hosts only: that is for the loop that shares them."""
+        with self._db.write("checks", fenced=False) as cur:
+            cur.execute("DELETE FROM check_status")
+            with cur.copy(f"COPY check_status ({_CHECK_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((*row[:-1], json.dumps(row[-1])))
