@@ -52,8 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = next((a for a in arguments if not a.startswith("-")), "")
     args = build_parser(chosen).parse_args(arguments)
     install_inert_logging()  # whatever handlers a command sets up, one record is one inert line
-    logging.basicConfig(level=logging.WARNING, format="opsmap: %(levelname)s: %(message)s")
-    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    from reconciler.cli.logs import setup_logging
+
+    setup_logging(logging.WARNING, prefix="opsmap", force=False)
     if args.command == "check":
         logging.getLogger("agentless").setLevel(logging.ERROR)  # the table says it all
     if args.command != "run":

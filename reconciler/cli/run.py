@@ -11,6 +11,7 @@ from pathlib import Path
 
 from agentless.childenv import SECRET_ENV, secret_names
 from reconciler.cli import EXIT_OK, usage_error
+from reconciler.cli.logs import FORMATS, setup_logging
 from reconciler.inert import for_log
 
 log = logging.getLogger("opsmap")
@@ -74,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=FORMATS,
+        help="log lines on stderr: text, or one JSON object a line with the map, component, "
+        "check, host, revision and request as fields (default text); times in UTC",
+    )
 
 
 def add_key_dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -103,13 +111,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
+    setup_logging(args.log_level, log_format=args.log_format)
     try:
         listen = parse_listen(args.listen)
     except ValueError as exc:
