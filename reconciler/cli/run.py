@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from agentless.childenv import SECRET_ENV, secret_names
-from reconciler.cli import EXIT_OK, usage_error
+from reconciler.cli import EXIT_OK, usage_error, verbosity
 from reconciler.cli.logs import FORMATS, setup_logging
 from reconciler.inert import for_log
 
@@ -111,7 +111,8 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level, log_format=args.log_format)
+    level = logging.getLevelName(args.log_level) - 10 * verbosity(args)
+    setup_logging(min(max(level, logging.DEBUG), logging.ERROR), log_format=args.log_format)
     try:
         listen = parse_listen(args.listen)
     except ValueError as exc:

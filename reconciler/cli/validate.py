@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
+from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error, verbosity
 from reconciler.findings import Finding, Severity, format_github, format_json, format_text
 from reconciler.inert import for_log
 from reconciler.repo.loader import (
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         findings.extend(validate_target(target, strict=args.strict))
     sys.stdout.write(FORMATTERS[args.format](findings))
     errors = sum(f.severity is Severity.ERROR for f in findings)
-    if args.format == "text":
+    if args.format == "text" and verbosity(args) >= 0:  # -q: the findings alone
         warnings = len(findings) - errors
         verdict = "invalid" if errors else "valid"
         print(f"opsmap: {verdict}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
