@@ -57,7 +57,7 @@ class OpsmapParser(argparse.ArgumentParser):
         if message.startswith(_UNRECOGNIZED):
             given = message.removeprefix(_UNRECOGNIZED).split()[0].split("=", 1)[0]
             options = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
-            close = difflib.get_close_matches(given, options, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(given, options, n=1, cutoff=0.7)
         else:
             match = _INVALID_CHOICE.search(message)
             if match is None:
@@ -118,14 +118,29 @@ def verbosity(args: argparse.Namespace) -> int:
     return int(getattr(args, "log_more", 0)) - int(getattr(args, "log_less", 0))
 
 
-def _unknown_option(parser: OpsmapParser, arguments: Sequence[str]) -> str | None:
-    """The first ``--option`` in ``arguments`` that neither the subcommand nor ``opsmap``
-    knows, even as an abbreviation; found before parsing, so that a mistyped option is
-    named rather than the required one it was meant to be (``--bse`` for ``--base``)."""
-    chosen = next((a for a in arguments if not a.startswith("-")), None)
-    known = [o for a in parser._actions for o in a.option_strings]
-    if chosen in parser.commands:
-        known += [o for a in parser.commands[chosen]._actions for o in a.option_strings]
+def _chain(parser: OpsmapParser, arguments: Sequence[str]) -> list[argparse.ArgumentParser]:
+    """The parsers ``arguments`` go through: ``opsmap``, its subcommand, and so on down
+    (``policy`` then ``can``), following the words that name a subcommand."""
+    chain: list[argparse.ArgumentParser] = [parser]
+    words = iter(a for a in arguments if not a.startswith("-"))
+    while True:
+        below = next(
+            (a.choices for a in chain[-1]._actions if isinstance(a, argparse._SubParsersAction)),
+            None,
+        )
+        word = next(words, None) if below else None
+        if below is None or word not in below:
+            return chain
+        chain.append(below[word])
+
+
+def _unknown_option(
+    chain: Sequence[argparse.ArgumentParser], arguments: Sequence[str]
+) -> str | None:
+    """The first ``--option`` in ``arguments`` that no parser of ``chain`` knows, even as
+    an abbreviation; found before parsing, so that a mistyped option is named rather
+    than the required one it was meant to be (``--bse`` for ``--base``)."""
+    known = [o for p in chain for a in p._actions for o in a.option_strings]
     for argument in arguments:
         if argument == "--":
             return None
@@ -137,14 +152,13 @@ def _unknown_option(parser: OpsmapParser, arguments: Sequence[str]) -> str | Non
 
 def parse(parser: OpsmapParser, arguments: Sequence[str]) -> argparse.Namespace:
     """``arguments`` parsed; an unknown one is the subcommand's error, with its usage."""
-    chosen = next((a for a in arguments if not a.startswith("-")), None)
-    unknown = _unknown_option(parser, arguments)
+    chain = _chain(parser, arguments)
+    unknown = _unknown_option(chain, arguments)
     if unknown is not None:
-        parser.commands.get(chosen or "", parser).error(_UNRECOGNIZED + unknown)
+        chain[-1].error(_UNRECOGNIZED + unknown)
     args, extras = parser.parse_known_args(arguments)
-    where = parser.commands.get(args.command) if args.command else parser
-    if extras and where is not None:
-        where.error(_UNRECOGNIZED + " ".join(extras))
+    if extras:
+        chain[-1].error(_UNRECOGNIZED + " ".join(extras))
     if args.command is None:
         parser.error("the following arguments are required: COMMAND")
     return args
