@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from agentless.childenv import SECRET_ENV, secret_names
-from reconciler.cli import EXIT_OK, usage_error
+from reconciler.cli import EXIT_OK, usage_error, verbosity
+from reconciler.cli.logs import FORMATS, setup_logging
 from reconciler.inert import for_log
 
 log = logging.getLogger("opsmap")
@@ -90,6 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=FORMATS,
+        help="log lines on stderr: text, or one JSON object a line with the map, component, "
+        "check, host, revision and request as fields (default text); times in UTC",
+    )
 
 
 def add_key_dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -145,13 +153,8 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
+    level = logging.getLevelName(args.log_level) - 10 * verbosity(args)
+    setup_logging(min(max(level, logging.DEBUG), logging.ERROR), log_format=args.log_format)
     # the state store reports a database that fails once per reason; the pool's own
     # warnings would repeat it at every attempt to reconnect
     logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, logging.getLogger().level))

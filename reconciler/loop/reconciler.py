@@ -24,6 +24,7 @@ from agentless.runner import CheckRun, run_check
 from agentless.transport import Transport
 from reconciler.clock import Clock
 from reconciler.findings import Finding, Location, Severity
+from reconciler.logcontext import context
 from reconciler.loop.bridge import LoopBridge
 from reconciler.loop.checkout import materialize
 from reconciler.loop.checkstate import CheckStatus
@@ -233,14 +234,18 @@ class Reconciler:
         if repo is None or problems:
             self.revisions.reject(problems)
             self.metrics.reconcile_total.labels("rejected").inc()
+            about = context(revision=sha)
             log.error(
                 "REVISION %s REJECTED with %d error(s); still running %s",
                 sha[:12],
                 len(problems),
                 self._short_applied(),
+                extra=about,
             )
             for finding in problems[:20]:
-                log.error("  %s: %s [%s]", finding.location, finding.message, finding.code)
+                log.error(
+                    "  %s: %s [%s]", finding.location, finding.message, finding.code, extra=about
+                )
             self.persist_meta()
             self.events.revision_rejected(sha, problems)
             return False
@@ -257,7 +262,12 @@ class Reconciler:
         try:
             repo, findings = await asyncio.to_thread(self._load, sha)
         except self._source_errors as exc:
-            log.warning("cannot read the last applied revision %s: %s", sha[:12], exc)
+            log.warning(
+                "cannot read the last applied revision %s: %s",
+                sha[:12],
+                exc,
+                extra=context(revision=sha),
+            )
             return
         if not blocking_errors(findings):
             await asyncio.to_thread(self._materialize, sha, repo)
@@ -285,7 +295,11 @@ class Reconciler:
             self.revisions.clear_errors()
         self.metrics.reconcile_total.labels("resumed" if resumed else "applied").inc()
         log.info(
-            "revision %s applied: %d maps, %d checks", sha[:12], len(repo.maps), len(scheduled)
+            "revision %s applied: %d maps, %d checks",
+            sha[:12],
+            len(repo.maps),
+            len(scheduled),
+            extra=context(revision=sha),
         )
         self._component_checks = {}
         for check in scheduled:

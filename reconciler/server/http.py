@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from reconciler.loop.view import encode_json
-from reconciler.server.webhook import MAX_WEBHOOK_BODY, SIGNATURE_HEADER, verify_signature
+from reconciler.server.webhook import MAX_WEBHOOK_BODY, verify_hook
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return "too_large", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body is too large"
         body = self.rfile.read(length)
-        signature = self.headers.get(SIGNATURE_HEADER)
-        if not verify_signature(self.endpoints.webhook_secret, body, signature):
-            log.warning(
-                "webhook from %s refused: missing or wrong signature", self.client_address[0]
-            )
-            return "unauthorized", HTTPStatus.UNAUTHORIZED, f"missing or wrong {SIGNATURE_HEADER}"
+        verdict = verify_hook(self.headers, body, self.endpoints.webhook_secret)
+        if not verdict.accepted:
+            log.warning("webhook from %s refused: %s", self.client_address[0], verdict.reason)
+            return "unauthorized", HTTPStatus.UNAUTHORIZED, verdict.reason
+        log.debug("webhook from %s: %s", self.client_address[0], verdict.reason)
         self.endpoints.fetch_now()
         return "accepted", HTTPStatus.ACCEPTED, "fetching"
 
