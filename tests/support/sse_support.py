@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from e2e_support import HTTP_TIMEOUT_S, WAIT_S, WaitTimeout
+from e2e_support import WAIT_S, WaitTimeout
 
 from reconciler.loop.reconciler import Reconciler
 from reconciler.server.http import HttpEndpoint
@@ -35,8 +35,9 @@ class EventStream:
         source_address: tuple[str, int] | None = None,
         path: str = "/api/v1/events",
     ) -> None:
+        # reads wait up to WAIT_S: more than the 15 s between heartbeats
         self.conn = http.client.HTTPConnection(
-            host, port, timeout=HTTP_TIMEOUT_S, source_address=source_address
+            host, port, timeout=WAIT_S, source_address=source_address
         )
         self.conn.request("GET", path, headers=dict(headers or {}))
         self.response = self.conn.getresponse()
