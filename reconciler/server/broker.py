@@ -63,7 +63,7 @@ Accept = Callable[[Event], bool]
 class Subscription:
     """One stream's queue: the events to send, or why it ends."""
 
-    def __init__(self, accept: Accept, limit: int) -> None:
+    def __init__(self, accept: Accept | None, limit: int) -> None:
         self.accept = accept
         self._limit = limit
         self._queue: deque[Event] = deque()
@@ -74,7 +74,7 @@ class Subscription:
         """Why the stream ends (dropped, closed); None while it goes on."""
 
     def offer(self, event: Event) -> None:
-        if self.ended is not None or not self.accept(event):
+        if self.ended is not None or (self.accept is not None and not self.accept(event)):
             return
         if len(self._queue) >= self._limit:
             self.end(f"dropped: more than {self._limit} events behind")
@@ -146,9 +146,10 @@ class EventBroker:
                 self.dropped += 1
         return event
 
-    def subscribe(self, accept: Accept, *, last_id: int | None = None) -> Subscription:
-        """A new subscription; with ``last_id`` (the client's ``Last-Event-ID``), the
-        events after it are queued first, or ``reset`` is set when they are not all kept."""
+    def subscribe(self, accept: Accept | None, *, last_id: int | None = None) -> Subscription:
+        """A new subscription (``accept``: which events it wants; None: all); with
+        ``last_id`` (the client's ``Last-Event-ID``), the events after it are queued first,
+        or ``reset`` is set when they are not all kept."""
         sub = Subscription(accept, self.client_queue)
         if self.closed:
             sub.end("the server is stopping")
