@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable, Iterator
 from contextlib import suppress
+from contextvars import ContextVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,6 +29,19 @@ from reconciler.store.writes import WHATS
 from reconciler.version import version
 
 CHECK_STATE_VALUES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
+
+SCRAPED: ContextVar[Snapshot | None] = ContextVar("opsmap_scraped_snapshot", default=None)
+"""The snapshot a scrape passes to the state gauges (:func:`expose`)."""
+
+
+def expose(registry: CollectorRegistry, snapshot: Snapshot, encoder: Callable[..., bytes]) -> bytes:
+    """``encoder(registry)``, the state gauges computed from ``snapshot``: in any thread,
+    as the snapshot is immutable (the loop builds it, a worker thread encodes it)."""
+    token = SCRAPED.set(snapshot)
+    try:
+        return encoder(registry)
+    finally:
+        SCRAPED.reset(token)
 
 
 class Metrics:
