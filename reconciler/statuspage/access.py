@@ -1,7 +1,8 @@
 """Who sees what on the page: the policy engine's ``view`` verb, per component.
 
-With no viewer (no trusted identity header), everything is shown to everyone. With one,
-a component is shown when the policies let its viewer ``view`` it, a map when at least
+Without trusted identities (no ``--trusted-user-header``), everything is shown to everyone.
+With them, a request that brings no trusted identity sees nothing, and for a person a
+component is shown when the policies let its viewer ``view`` it, a map when at least
 one of its components is shown (an empty map: when ``view`` is granted on it at all), and
 the actions say whether the viewer may request each, with the rule that decided.
 """
@@ -28,11 +29,9 @@ class Access:
 
     user: str | None
     policies: PolicySet | None
+    filtered: bool = False
+    """Identities are enforced: show only what ``user`` may view (nothing when None)."""
     _matched: dict[str, list[SourcedBinding]] = field(default_factory=dict)
-
-    @property
-    def filtered(self) -> bool:
-        return self.user is not None
 
     def _bindings(self, map_name: str) -> list[SourcedBinding]:
         assert self.user is not None
@@ -42,15 +41,15 @@ class Access:
         return self._matched[map_name]
 
     def may_view(self, map_name: str, component: str) -> bool:
-        if self.user is None:
+        if not self.filtered:
             return True
-        if self.policies is None:
+        if self.user is None or self.policies is None:
             return False
         question = Question(self.user, VIEW, map_name, component)
         return decide_among(self._bindings(map_name), question).allowed
 
     def may_view_map(self, map_name: str, components: list[str]) -> bool:
-        if self.user is None:
+        if not self.filtered:
             return True
         if not components:
             return self.may_view(map_name, "*")
@@ -58,8 +57,10 @@ class Access:
 
     def may_run(self, map_name: str, component: str, action: str) -> Decision | None:
         """The decision on requesting ``action``; None when the viewer is not known."""
-        if self.user is None:
+        if not self.filtered:
             return None
+        if self.user is None:
+            return Decision(False, "no trusted identity came with this request")
         if self.policies is None:
             return Decision(False, "no revision applied yet")
         question = question_for_action(self.user, map_name, component, action)

@@ -83,7 +83,9 @@ class PageRoutes:
     def _access(self, request: web.Request) -> Access:
         viewer = request.get("viewer")
         user = getattr(viewer, "user", None)
-        return Access(user if isinstance(user, str) else None, self.source.policies())
+        user = user if isinstance(user, str) else None
+        trusted = getattr(viewer, "trusted", user is not None) is True
+        return Access(user, self.source.policies(), filtered=trusted or user is not None)
 
     def _asking(self, access: Access) -> Asking:
         repo = self.source.repo()

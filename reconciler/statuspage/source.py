@@ -25,17 +25,17 @@ HISTORY_LIMIT = 2000
 
 
 class Viewer(Protocol):
-    """Who asks: ``user`` is None when no trusted identity applies (everyone sees all)."""
+    """Who asks (``request["viewer"]``, set by the server's identity middleware).
+
+    ``trusted``: identities are enforced; then ``user`` is the person the trusted header
+    names, or None (who sees nothing). Untrusted, everyone sees everything.
+    """
 
     @property
     def user(self) -> str | None: ...
 
-
-@dataclass(frozen=True, slots=True)
-class Everyone:
-    """The viewer of a request that names nobody: the page is the same for all."""
-
-    user: None = None
+    @property
+    def trusted(self) -> bool: ...
 
 
 class PageSource(Protocol):

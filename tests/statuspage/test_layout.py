@@ -63,7 +63,8 @@ def test_wide_layer_wraps_and_boxes_never_overlap() -> None:
 def test_empty_graph() -> None:
     result = layout([], {})
     assert result.nodes == ()
-    assert result.width > 0 and result.height > 0
+    assert result.width > 0
+    assert result.height > 0
 
 
 def test_large_graph_is_laid_out() -> None:
