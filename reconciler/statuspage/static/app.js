@@ -30,16 +30,23 @@ function setAttrs(node, attrs) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
     if (key === "text") node.textContent = String(value);
+    else if (key === "style") Object.assign(node.style, value); // CSSOM: allowed by the CSP
     else if (key === "on") for (const [ev, fn] of Object.entries(value)) node.addEventListener(ev, fn);
     else node.setAttribute(key, String(value));
   }
 }
 
 function append(node, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
+}
+
+function setView(...children) {
+  const view = document.getElementById("view");
+  view.replaceChildren();
+  append(view, children);
 }
 
 function short(sha) { return sha ? sha.slice(0, 12) : "—"; }
@@ -82,7 +89,7 @@ async function refresh() {
     renderFooter(doc.viewer);
     document.body.dataset.rendered = String(Date.now());
   } catch (err) {
-    document.getElementById("view").replaceChildren(el("p", { class: "empty", text: "Cannot reach OpsMap: " + err }));
+    setView(el("p", { class: "empty", text: "Cannot reach OpsMap: " + err }));
   } finally {
     state.inflight = false;
     if (state.again) { state.again = false; schedule(); }
@@ -151,7 +158,7 @@ function renderFooter(viewer) {
 
 function renderMissing(route, doc) {
   document.getElementById("banner").hidden = true;
-  document.getElementById("view").replaceChildren(
+  setView(
     el("p", { class: "crumbs" }, el("a", { href: "#/", text: "Overview" })),
     el("h1", { text: "Not found" }),
     el("p", { class: "empty", text: (doc && doc.error) || "Nothing here." }));
@@ -173,7 +180,7 @@ function renderBanner(revision) {
 
 function statusBar(counts, total) {
   return el("div", { class: "bar" }, STATUSES.filter((s) => counts[s]).map((s) =>
-    el("span", { class: "bg-" + s, style: `width:${(100 * counts[s]) / Math.max(total, 1)}%`, title: `${counts[s]} ${s}` })));
+    el("span", { class: "bg-" + s, style: { width: `${(100 * counts[s]) / Math.max(total, 1)}%` }, title: `${counts[s]} ${s}` })));
 }
 
 function renderOverview(doc) {
@@ -191,7 +198,7 @@ function renderOverview(doc) {
     doc.hosts.map((h) => el("tr", {}, el("td", { text: h.name }), el("td", { class: h.reachable ? "yes" : "no", text: h.reachable ? "yes" : "no" }))))
     : el("p", { class: "empty", text: "No hosts observed yet." });
   const audit = doc.audit;
-  document.getElementById("view").replaceChildren(
+  setView(
     el("h1", { text: "Maps" }),
     cards.length ? el("div", { class: "cards" }, cards) : el("p", { class: "empty", text: "No map to show." }),
     el("div", { class: "grid2" },
@@ -210,7 +217,7 @@ function renderMap(doc, route) {
   const scroll = old ? [old.scrollLeft, old.scrollTop] : null;
   const box = el("div", { class: "graph" }, drawGraph(doc, route.map));
   const zoom = (factor) => { state.zoom = Math.min(3, Math.max(0.2, state.zoom * factor)); renderMap(doc, route); };
-  document.getElementById("view").replaceChildren(
+  setView(
     el("p", { class: "crumbs" }, el("a", { href: "#/", text: "Overview" }), " / ", doc.name),
     el("h1", { text: doc.name }),
     doc.description ? el("p", { class: "muted", text: doc.description }) : null,
@@ -236,7 +243,7 @@ function drawGraph(doc, map) {
     const x1 = a.x + w / 2, y1 = a.y + h, x2 = b.x + w / 2, y2 = b.y;
     const bend = Math.max(24, Math.abs(y2 - y1) / 2);
     const down = y2 >= y1 ? 1 : -1;
-    const hot = a.impacted && (b.status === "error" || b.status === "unknown" || b.impacted);
+    const hot = a.impacted && (a.impacted_by.includes(b.id) || b.impacted);
     edges.append(svg("path", { class: "edge" + (hot ? " hot" : ""), "data-source": e.source, "data-target": e.target,
       d: `M${x1} ${y1}C${x1} ${y1 + down * bend} ${x2} ${y2 - down * bend} ${x2} ${y2}`, "marker-end": "url(#arrow)" }));
   }
@@ -283,16 +290,17 @@ function renderComponent(doc) {
       el("td", {}, c.flapping ? el("span", { class: "tag flap", text: "flapping" }) : null))))
     : el("p", { class: "empty", text: "No checks." });
   const actions = doc.actions.length ? doc.actions.map((a) => el("section", { class: "action", "data-action": a.name },
-    el("header", {}, el("h3", { text: a.label || a.name }), el("code", { class: "muted", text: a.name }),
+    el("header", {}, el("h3", { text: a.label || a.name }), a.label ? el("code", { class: "muted", text: a.name }) : null,
       a.confirmation_required ? el("span", { class: "tag", text: "needs a second approver" }) : null,
       a.may === null ? el("span", { class: "muted", text: "who may run it: decided when the request is merged" })
         : el("span", { class: a.may ? "yes may" : "no may", text: a.may ? "you may request it" : "you may not request it" }),
       a.rule ? el("span", { class: "muted rule", text: a.rule }) : null),
     a.description ? el("p", { class: "muted", text: a.description }) : null,
-    el("div", { class: "muted", text: "Run in a clone of the map repo, then open a pull request:" }),
-    el("pre", { class: "command", text: a.request.command }),
-    el("div", { class: "muted" }, "or add ", el("code", { text: a.request.path }), ":"),
-    el("pre", { class: "request-text", text: a.request.text }),
+    el("div", { class: "grid2" },
+      el("div", {}, el("div", { class: "muted", text: "Run in a clone of the map repo (add --branch NAME to commit it), then open a pull request:" }),
+        el("pre", { class: "command", text: a.request.command })),
+      el("div", {}, el("div", { class: "muted" }, "or add ", el("code", { text: a.request.path }), " in a pull request:"),
+        el("pre", { class: "request-text", text: a.request.text }))),
     a.request.forge_url ? el("a", { class: "button forge", href: a.request.forge_url, target: "_blank", rel: "noopener noreferrer", text: "Open the request on the forge" }) : null))
     : el("p", { class: "empty", text: "No actions." });
   const history = doc.history.length ? el("table", { class: "history" },
@@ -300,7 +308,7 @@ function renderComponent(doc) {
     doc.history.map((h) => el("tr", {}, el("td", { text: when(h.timestamp) }), el("td", { text: h.action }), el("td", { text: h.actor }),
       el("td", { class: "msg", text: h.summary + (h.request ? ` (${h.request})` : "") }), el("td", {}, commitLink(h.commit, h.commit_url)))))
     : el("p", { class: "empty", text: "Nothing recorded since OpsMap started." });
-  document.getElementById("view").replaceChildren(
+  setView(
     el("p", { class: "crumbs" }, el("a", { href: "#/", text: "Overview" }), " / ", el("a", { href: mapHref(doc.map), text: doc.map }), " / ", doc.id),
     el("h1", {}, doc.name || doc.id, " ", el("span", { class: "status-big " + statusClass(doc.status), "data-status": doc.status, text: doc.status })),
     doc.description ? el("p", { class: "muted", text: doc.description }) : null,
@@ -329,7 +337,7 @@ function renderRequests(doc) {
     el("td", { class: "state " + statusClass({ succeeded: "ok", failed: "error", denied: "error", running: "starting" }[r.state] || "unknown"), text: r.state }),
     el("td", {}, r.hosts.length ? r.hosts.map((h) => el("div", { text: `${h.host}: ${h.result}` + (h.detail ? ` (${h.detail})` : "") })) : "—"),
     el("td", {}, commitLink(r.commit, r.commit_url))));
-  document.getElementById("view").replaceChildren(
+  setView(
     el("h1", { text: "Requests" }),
     el("p", { class: "muted", text: "Merged request files, newest first: judged against the policies as the branch stood before each merge." }),
     rows.length ? el("table", { class: "requests" },
