@@ -35,15 +35,15 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "statuspage"))
 
-from browser import chromium, wait_until  # noqa: E402
+from browser import chromium, wait_until
 
-from reconciler.loop.view import CheckView, ComponentView, HostView, MapView, Snapshot  # noqa: E402
-from reconciler.model.status import ComponentStatus, impacts  # noqa: E402
-from reconciler.policy.engine import PolicySet  # noqa: E402
-from reconciler.repo.loader import MapRepo, load_repo, read_tree  # noqa: E402
-from reconciler.statuspage import add_routes  # noqa: E402
-from reconciler.statuspage.access import Access  # noqa: E402
-from reconciler.statuspage.documents import map_doc  # noqa: E402
+from reconciler.loop.view import CheckView, ComponentView, HostView, MapView, Snapshot
+from reconciler.model.status import ComponentStatus, impacts
+from reconciler.policy.engine import PolicySet
+from reconciler.repo.loader import MapRepo, load_repo, read_tree
+from reconciler.statuspage import add_routes
+from reconciler.statuspage.access import Access
+from reconciler.statuspage.documents import map_doc
 
 MAP = "big"
 STATES = {"ok": "OK", "warning": "WARNING", "error": "CRITICAL", "unknown": "UNKNOWN"}

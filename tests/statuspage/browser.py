@@ -29,7 +29,7 @@ def chromium(*, width: int = 1400, height: int = 1000) -> webdriver.Chrome:
     """A headless Chromium; :class:`BrowserMissing` when it is not installed."""
     for path in (CHROMIUM, CHROMEDRIVER):
         if not path.is_file():
-            raise BrowserMissing(f"{path} is missing: install Debian's chromium and chromium-driver")
+            raise BrowserMissing(f"{path} is missing: install Debian's chromium, chromium-driver")
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager never downloads a browser or driver
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
@@ -48,7 +48,7 @@ def chromium(*, width: int = 1400, height: int = 1000) -> webdriver.Chrome:
 
 
 def wait_until(
-    probe: Callable[[], T | None | bool], *, what: str, timeout: float = WAIT_S
+    probe: Callable[[], T | bool | None], *, what: str, timeout: float = WAIT_S
 ) -> T:
     """Poll ``probe`` until it returns something truthy; AssertionError after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -61,4 +61,5 @@ def wait_until(
         except (StaleElementReferenceException, WebDriverException) as exc:
             last = exc
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
+    detail = f" (last error: {last})" if last else ""
+    raise AssertionError(f"timed out waiting for {what}{detail}")
