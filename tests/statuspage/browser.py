@@ -47,9 +47,7 @@ def chromium(*, width: int = 1400, height: int = 1000) -> webdriver.Chrome:
     return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
 
 
-def wait_until(
-    probe: Callable[[], T | bool | None], *, what: str, timeout: float = WAIT_S
-) -> T:
+def wait_until(probe: Callable[[], T | bool | None], *, what: str, timeout: float = WAIT_S) -> T:
     """Poll ``probe`` until it returns something truthy; AssertionError after ``timeout``."""
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
