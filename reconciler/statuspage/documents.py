@@ -85,7 +85,8 @@ class NodeDoc(TypedDict):
     impacted: bool
     impacted_by: list[str]
     checks: int
-    failing_checks: int
+    ok_checks: int
+    """Checks whose hard state is OK (the others are failing, or have no result yet)."""
     x: int
     y: int
     layer: int
@@ -237,7 +238,7 @@ def map_doc(view: MapView, repo: MapRepo | None, access: Access) -> MapDoc:
                 "impacted": bool(c.impacted_by),
                 "impacted_by": causes,
                 "checks": len(c.checks),
-                "failing_checks": sum(1 for k in c.checks if k.hard_state not in ("OK", "PENDING")),
+                "ok_checks": sum(1 for k in c.checks if k.hard_state == "OK"),
                 "x": p.x,
                 "y": p.y,
                 "layer": p.layer,
@@ -255,7 +256,7 @@ def map_doc(view: MapView, repo: MapRepo | None, access: Access) -> MapDoc:
                 "impacted": False,
                 "impacted_by": [],
                 "checks": 0,
-                "failing_checks": 0,
+                "ok_checks": 0,
                 "x": p.x,
                 "y": p.y,
                 "layer": p.layer,

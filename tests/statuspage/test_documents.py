@@ -70,7 +70,7 @@ def test_map_graph_nodes_external_impacted_and_layout(tmp_path: Path) -> None:
     assert nodes["api"]["impacted"]
     assert nodes["api"]["impacted_by"] == ["db"]
     assert nodes["db"]["status"] == "error"
-    assert nodes["db"]["failing_checks"] == 1
+    assert nodes["db"]["ok_checks"] == 0
     assert nodes["api"]["y"] < nodes["db"]["y"]  # the dependent above
     assert {(e["source"], e["target"]) for e in doc["graph"]["edges"]} == {
         ("api", "db"), ("api", "zookeeper")

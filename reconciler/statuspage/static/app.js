@@ -258,7 +258,7 @@ function drawGraph(doc, map) {
       svg("title", { text: title }),
       svg("rect", { width: w, height: h, rx: 8 }),
       svg("text", { x: 12, y: 20, text: clip(label, 22) }),
-      svg("text", { class: "sub", x: 12, y: 37, text: n.external ? "external" : `${n.status}` + (n.checks ? ` · ${n.checks - n.failing_checks}/${n.checks} checks ok` : "") }));
+      svg("text", { class: "sub", x: 12, y: 37, text: n.external ? "external" : `${n.status}` + (n.checks ? ` · ${n.ok_checks}/${n.checks} checks ok` : "") }));
     if (n.impacted) node.append(svg("circle", { class: "badge", cx: w - 2, cy: 2, r: 9 }), svg("text", { class: "badge-text", x: w - 2, y: 6, "text-anchor": "middle", text: "!" }));
     if (!n.external) {
       const open = () => { location.hash = componentHref(map, n.id); };
@@ -282,7 +282,7 @@ function renderComponent(doc) {
       el("td", {}, el("strong", { text: c.name }), el("div", { class: "muted", text: c.type })),
       el("td", { text: c.host }),
       el("td", { class: "state " + statusClass(stateOf(c.state)), text: c.state }),
-      el("td", { text: `${c.state_type} (hard ${c.hard_state})` }),
+      el("td", { text: c.state_type === "soft" ? `soft (hard ${c.hard_state})` : c.state_type }),
       el("td", { text: `${c.attempt}/${c.max_attempts}` }),
       el("td", { class: "msg", text: c.message || "" }),
       el("td", { text: c.value === null ? "—" : String(c.value) }),
