@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import suppress
+from contextvars import ContextVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
@@ -20,6 +21,19 @@ from reconciler.model.status import STATUSES
 from reconciler.store.writes import WHATS
 
 CHECK_STATE_VALUES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
+
+SCRAPED: ContextVar[Snapshot | None] = ContextVar("opsmap_scraped_snapshot", default=None)
+"""The snapshot a scrape passes to the state gauges (:func:`expose`)."""
+
+
+def expose(registry: CollectorRegistry, snapshot: Snapshot, encoder: Callable[..., bytes]) -> bytes:
+    """``encoder(registry)``, the state gauges computed from ``snapshot``: in any thread,
+    as the snapshot is immutable (the loop builds it, a worker thread encodes it)."""
+    token = SCRAPED.set(snapshot)
+    try:
+        return encoder(registry)
+    finally:
+        SCRAPED.reset(token)
 
 
 class Metrics:

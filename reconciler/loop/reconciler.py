@@ -36,11 +36,11 @@ from reconciler.loop.events import (
     PhaseSource,
     StatusExtras,
 )
-from reconciler.loop.metrics import Metrics, SnapshotCollector
+from reconciler.loop.metrics import SCRAPED, Metrics, SnapshotCollector
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
 from reconciler.loop.state import check_rows, load_checks
 from reconciler.loop.targets import scheduled_checks
-from reconciler.loop.view import Revisions, Snapshot, build_snapshot, encode_json
+from reconciler.loop.view import Revisions, Snapshot, build_snapshot, check_view
 from reconciler.model.masking import Masker
 from reconciler.model.status import component_status
 from reconciler.repo.loader import MapRepo, RepoFile, load_repo
@@ -120,7 +120,7 @@ class Reconciler:
                 raise ValueError("give the metrics or their registry")
             metrics = Metrics(metrics_registry)
         self.metrics = metrics
-        metrics.registry.register(SnapshotCollector(self.snapshot_from_thread))
+        metrics.registry.register(SnapshotCollector(self._scraped))
         store.writes.on_failure = self.metrics.state_write_failed
         self.revisions = Revisions()
         self.repo: MapRepo | None = None
@@ -137,8 +137,10 @@ class Reconciler:
         self._component_checks: dict[tuple[str, str], list[CheckKey]] = {}
         self._component_status: dict[tuple[str, str], str] = {}
         self._group: asyncio.TaskGroup | None = None
-        self.bridge = LoopBridge(lambda: self.health()[1])
-        """How other threads reach the loop: heartbeat, snapshots, the status document."""
+        self._check_seen: dict[CheckKey, tuple[object, ...]] = {}
+        """What each check's event last told (:meth:`_note_check`)."""
+        self.bridge = LoopBridge()
+        """The loop's heartbeat, and how other threads reach the loop."""
 
     # -- running ---------------------------------------------------------------------
 
@@ -263,6 +265,7 @@ class Reconciler:
         keep = {check.key for check in scheduled}
         for key in [k for k in self.statuses if k not in keep]:
             del self.statuses[key]
+        self._check_seen = {k: v for k, v in self._check_seen.items() if k in keep}
         old_checks = {(c.key.map, c.key.component, c.key.check) for c in self.scheduled}
         for gone in old_checks - {(k.map, k.component, k.check) for k in keep}:
             self.metrics.forget_check(*gone)
@@ -333,11 +336,22 @@ class Reconciler:
         self.metrics.check_duration.labels(key.map, key.component, key.check).observe(
             run.duration_s
         )
+        self._note_check(check, status)
         if changed:
             self._note_component(key.map, key.component)
         self.metrics.check_runs_total.labels(
             key.map, key.component, key.check, run.outcome.state.name
         ).inc()
+
+    def _note_check(self, check: ScheduledCheck, status: CheckStatus) -> None:
+        """Tell the events sink when a check's state, hard state, attempt or flapping
+        changed (a result that only brings a new message or value tells nothing)."""
+        seen = (status.state, status.hard_state, status.state_type, status.attempt, status.flapping)
+        if self._check_seen.get(check.key) == seen:
+            return
+        self._check_seen[check.key] = seen
+        view = check_view(check, status, wall_offset=self.wall_offset)
+        self.events.check_changed(check.key.map, check.key.component, view)
 
     def _note_component(self, map_name: str, component: str) -> None:
         """Tell the events sink when a component's status changes with a check's hard state.
@@ -433,19 +447,19 @@ class Reconciler:
         """The ``/api/v1/status`` document of :meth:`view` (on the event loop's thread)."""
         return self.view().to_json()
 
-    def snapshot_from_thread(self, *, timeout: float | None = None) -> Snapshot:
-        """The typed snapshot, built on the event loop's thread whichever thread asks
-        (metrics).
+    def _scraped(self) -> Snapshot:
+        """The snapshot a scrape passed in (:func:`~reconciler.loop.metrics.expose`); on
+        the loop's own thread (or before it runs), the live state's."""
+        passed = SCRAPED.get()
+        if passed is not None:
+            return passed
+        if self.bridge.foreign_thread:
+            raise RuntimeError("scrape in another thread than the loop's: pass a snapshot")
+        return self.view()
 
-        Raises :class:`TimeoutError`, with the reason, when the loop does not get to it
-        within ``timeout`` (default :data:`~reconciler.loop.bridge.SNAPSHOT_TIMEOUT_S`).
-        """
-        return self.bridge.build(self.view, timeout=timeout)
-
-    def status_from_thread(self, *, timeout: float | None = None) -> bytes:
-        """``/api/v1/status``: the snapshot as JSON, built and encoded on the loop, shared
-        by the threads that ask meanwhile (:meth:`LoopBridge.shared_document`)."""
-        return self.bridge.shared_document(lambda: encode_json(self.snapshot()), timeout=timeout)
+    def component_status(self, map_name: str, component: str) -> str | None:
+        """The status a component's checks give it; None until they all have a hard state."""
+        return self._component_status.get((map_name, component))
 
     def health(self) -> tuple[bool, str | None]:
         """Whether the loop is running and keeping up, and if not why; any thread, no wait.

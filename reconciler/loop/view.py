@@ -194,10 +194,6 @@ def build_snapshot(
 ) -> Snapshot:
     """The snapshot of the loop's live state (on the event loop's thread)."""
     actions = actions or {}
-
-    def wall(mono: float | None) -> str | None:
-        return iso(None if mono is None else mono + wall_offset)
-
     by_component: dict[tuple[str, str], list[ScheduledCheck]] = {}
     for check in scheduled:
         by_component.setdefault((check.key.map, check.key.component), []).append(check)
@@ -218,24 +214,7 @@ def build_snapshot(
             checks_json = []
             for check in by_component.get((m.name, component.id), []):
                 s = statuses.get(check.key) or CheckStatus()
-                checks_json.append(
-                    CheckView(
-                        name=check.key.check,
-                        host=check.key.host,
-                        type=check.target.check_type,
-                        state=s.state.name if s.state else "PENDING",
-                        hard_state=s.hard_state.name if s.hard_state else "PENDING",
-                        state_type=s.state_type.value,
-                        attempt=s.attempt,
-                        max_attempts=check.policy.max_attempts,
-                        flapping=s.flapping,
-                        message=s.message,
-                        value=s.value,
-                        duration_s=s.last_duration_s,
-                        last_run=wall(s.last_run),
-                        last_state_change=wall(s.last_hard_change),
-                    )
-                )
+                checks_json.append(check_view(check, s, wall_offset=wall_offset))
             components.append(
                 ComponentView(
                     id=component.id,
@@ -268,6 +247,30 @@ def build_snapshot(
         ssh_connections=ssh_connections,
         state_write_errors=dict(state_write_errors or {}),
         extra=dict(extra or {}),
+    )
+
+
+def check_view(check: ScheduledCheck, s: CheckStatus, *, wall_offset: float) -> CheckView:
+    """One check on one host as shown; ``wall_offset`` turns monotonic times into epochs."""
+
+    def wall(mono: float | None) -> str | None:
+        return iso(None if mono is None else mono + wall_offset)
+
+    return CheckView(
+        name=check.key.check,
+        host=check.key.host,
+        type=check.target.check_type,
+        state=s.state.name if s.state else "PENDING",
+        hard_state=s.hard_state.name if s.hard_state else "PENDING",
+        state_type=s.state_type.value,
+        attempt=s.attempt,
+        max_attempts=check.policy.max_attempts,
+        flapping=s.flapping,
+        message=s.message,
+        value=s.value,
+        duration_s=s.last_duration_s,
+        last_run=wall(s.last_run),
+        last_state_change=wall(s.last_hard_change),
     )
 
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -21,7 +21,11 @@ from reconciler.git.source import GitSource, GitSourceError, is_local, watch_loc
 from reconciler.loop.metrics import Metrics
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
 from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
-from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError
+from reconciler.server.broker import EventBroker
+from reconciler.server.connections import Limits
+from reconciler.server.feed import AuditedPhases, EventFeed
+from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError, Mount, build_app
+from reconciler.server.identity import Identity, IpNetwork
 from reconciler.server.operations import (
     ActionPhases,
     AppliedRevision,
@@ -29,6 +33,7 @@ from reconciler.server.operations import (
     MetricCounters,
     Operations,
 )
+from reconciler.server.sse import HEARTBEAT_S
 from reconciler.store.protocol import StateError, StateStore
 from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError
@@ -68,15 +73,22 @@ async def run_service(
     registry: CollectorRegistry | None = None,
     on_started: Callable[[Reconciler, HttpEndpoint], None] | None = None,
     stop_grace_s: float = STOP_GRACE_S,
+    trusted_user_header: str | None = None,
+    trusted_proxies: Sequence[IpNetwork] = (),
+    limits: Limits | None = None,
+    heartbeat_s: float = HEARTBEAT_S,
+    mount: Mount | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``); in-flight checks are cancelled, state kept.
 
     ``state_dir`` should be absolute: the process may change directory meanwhile.
     ``ssh_key_dir`` is the operator's folder of keys that an inventory's ``identity_file``
-    may name (see :class:`agentless.ssh.SshSettings`).
+    may name (see :class:`agentless.ssh.SshSettings`). ``trusted_user_header`` and
+    ``trusted_proxies``: see :mod:`reconciler.server.identity`; ``limits``, ``heartbeat_s``
+    and ``mount`` (routes added to the application): see :mod:`reconciler.server.http`.
     """
-    # The HTTP thread shares the interpreter lock with the loop: hand it over every
-    # millisecond rather than every 5, so /healthz answers quickly while the loop computes.
+    # Worker threads (git, document encoding) share the interpreter lock with the loop:
+    # hand it over every millisecond rather than every 5, so the loop answers meanwhile.
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     try:
         store = SqliteStore(state_dir)  # claims the directory first: nothing is touched before
@@ -92,7 +104,9 @@ async def run_service(
     transport = TransportRouter(ssh=ssh, local=LocalTransport())
     metrics = Metrics(registry or CollectorRegistry())
     phases = ActionPhases()
-    operations = _operations(source, store, metrics, phases, transport)
+    broker = EventBroker()
+    operations = _operations(source, store, metrics, phases, transport, broker)
+    feed = EventFeed(operations, broker)
     reconciler = Reconciler(
         source=source,
         store=store,
@@ -101,20 +115,39 @@ async def run_service(
         metrics=metrics,
         options=ReconcilerOptions(poll_interval_s=poll_interval_s, checkout_dir=checkout),
         source_errors=(GitSourceError,),
-        events=operations,
+        events=feed,
         phases=phases,
         extras=operations,
     )
+    feed.status_of = reconciler.component_status
+    phases.on_change = feed.phase_changed
     endpoints = Endpoints(
         registry=reconciler.metrics.registry,
-        status=reconciler.status_from_thread,
+        snapshot=reconciler.view,
         health=reconciler.health,
+        readiness=lambda: _readiness(reconciler, feed),
         fetch_now=reconciler.fetch_now,
         webhook_secret=webhook_secret,
         count_webhook=lambda result: reconciler.metrics.webhook_total.labels(result).inc(),
+        visibility=lambda: feed.visibility,
     )
+    identity = Identity(trusted_user_header, trusted_proxies)
     try:
-        http = HttpEndpoint(*listen, endpoints)
+        http = HttpEndpoint(
+            *listen,
+            lambda snapshots: build_app(
+                endpoints,
+                broker=broker,
+                identity=identity,
+                snapshots=snapshots,
+                limits=limits,
+                heartbeat_s=heartbeat_s,
+                mount=mount,
+            ),
+            snapshot=reconciler.view,
+            broker=broker,
+            limits=limits,
+        )
     except HttpServerError as exc:
         store.close()
         raise ServiceError(str(exc)) from exc
@@ -137,13 +170,16 @@ async def run_service(
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(stop_after_grace(), name="stop")]
 
+            async def serve() -> None:
+                await http.start()
+                if on_started is not None:
+                    on_started(reconciler, http)
+
             def ready() -> None:
                 # the state is restored and the applied revision resumed: requests and
                 # audit delivery start now, beside the loop, and the endpoint serves
                 tasks.append(group.create_task(operations.run(), name="operations"))
-                http.start()
-                if on_started is not None:
-                    on_started(reconciler, http)
+                group.create_task(serve(), name="http")
 
             if is_local(repo):
                 tasks.append(group.create_task(_watch(repo, reconciler, stop), name="watch"))
@@ -151,7 +187,7 @@ async def run_service(
             for task in tasks:
                 task.cancel()
     finally:
-        http.stop()
+        await http.stop()
         await transport.aclose()
         source.close()
         _store_last_records(operations.outbox)
@@ -168,14 +204,16 @@ def _operations(
     metrics: Metrics,
     phases: ActionPhases,
     transport: TransportRouter,
+    broker: EventBroker,
 ) -> Operations:
-    """Requests, their actions, and the audit trail delivered as notes to the map repo."""
+    """Requests, their actions, and the audit trail delivered as notes to the map repo;
+    the processor's records are also its events (:class:`AuditedPhases`)."""
     applied = AppliedRevision()
     outbox = AuditLog(store.outbox)
     processor = RequestProcessor(
         source=source,
         journal=store.journal,
-        auditor=outbox,
+        auditor=AuditedPhases(outbox, broker),
         executor=ActionRunner(
             transport,
             clock=RealClock(),
@@ -197,6 +235,24 @@ def _operations(
         metrics=metrics,
         delivery_errors=(AuditError, GitSourceError),
     )
+
+
+def _readiness(reconciler: Reconciler, feed: EventFeed) -> str | None:
+    """``/readyz``: None once a revision runs and the loop has caught up with the branch
+    (a fetch since the start, or the fetch's error known) and keeps up; else why not."""
+    if feed.applied is None:
+        if reconciler.fetch_error is not None:
+            return f"no revision applied yet: cannot fetch the map repo: {reconciler.fetch_error}"
+        if reconciler.revisions.error_count:
+            return (
+                f"no revision applied yet: revision {(reconciler.revisions.attempted or '')[:12]}"
+                f" rejected with {reconciler.revisions.error_count} error(s)"
+            )
+        return "no revision applied yet"
+    if not feed.caught_up and reconciler.fetch_error is None:
+        return "catching up with the branch: the first fetch has not finished"
+    ok, problem = reconciler.health()
+    return None if ok else problem
 
 
 def _store_last_records(outbox: AuditOutbox) -> None:
