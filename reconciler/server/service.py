@@ -9,13 +9,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from agentless.local import LocalTransport
 from agentless.ssh import SshSettings, SshTransport
 from agentless.transport import TransportRouter
 from reconciler.actions import ActionRunner
-from reconciler.audit import AuditError, AuditLog, NotesPublisher
+from reconciler.audit import AuditError, NotesPublisher
 from reconciler.clock import Clock, RealClock
 from reconciler.git.source import GitSource, GitSourceError, is_local, watch_local
 from reconciler.loop.metrics import Metrics
@@ -34,6 +35,8 @@ from reconciler.server.operations import (
     Operations,
 )
 from reconciler.server.sse import HEARTBEAT_S
+from reconciler.statuspage import AuditHistory, RecordedAuditLog, add_routes
+from reconciler.statuspage.live import LoopPageSource
 from reconciler.store.protocol import StateError, StateStore
 from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError
@@ -105,7 +108,8 @@ async def run_service(
     metrics = Metrics(registry or CollectorRegistry())
     phases = ActionPhases()
     broker = EventBroker()
-    operations = _operations(source, store, metrics, phases, transport, broker)
+    history = AuditHistory()  # the status page's recent audit records
+    operations = _operations(source, store, metrics, phases, transport, broker, history)
     feed = EventFeed(operations, broker)
     reconciler = Reconciler(
         source=source,
@@ -131,6 +135,13 @@ async def run_service(
         count_webhook=lambda result: reconciler.metrics.webhook_total.labels(result).inc(),
         visibility=lambda: feed.visibility,
     )
+    page = LoopPageSource(reconciler, history=history, journal=store.journal)
+
+    def mount_page(app: web.Application) -> None:
+        add_routes(app, page)
+        if mount is not None:
+            mount(app)
+
     identity = Identity(trusted_user_header, trusted_proxies)
     try:
         http = HttpEndpoint(
@@ -142,7 +153,7 @@ async def run_service(
                 snapshots=snapshots,
                 limits=limits,
                 heartbeat_s=heartbeat_s,
-                mount=mount,
+                mount=mount_page,
             ),
             snapshot=reconciler.view,
             broker=broker,
@@ -205,11 +216,12 @@ def _operations(
     phases: ActionPhases,
     transport: TransportRouter,
     broker: EventBroker,
+    history: AuditHistory,
 ) -> Operations:
     """Requests, their actions, and the audit trail delivered as notes to the map repo;
     the processor's records are also its events (:class:`AuditedPhases`)."""
     applied = AppliedRevision()
-    outbox = AuditLog(store.outbox)
+    outbox = RecordedAuditLog(store.outbox, history=history)
     processor = RequestProcessor(
         source=source,
         journal=store.journal,
