@@ -3,11 +3,12 @@
     python scripts/screenshots.py [--out docs/images] [--listen 127.0.0.1:9736]
 
 Copies the example map repo (``opsmap.yaml``, ``maps/``, ``policies/``, ``inventory/``,
-``requests/``) into a fresh git repo in a temporary directory, runs ``opsmap run`` on it
-(the demo map's hosts use the local transport; the others' SSH hosts do not exist here,
-so their components read ``unknown``), waits until the demo map's checks have results,
-and saves PNGs of the overview, the demo map's graph, the trading platform's graph and
-the demo ``web`` component in headless Chromium (Debian's, nothing downloaded).
+``requests/``) into a fresh git repo in a temporary directory, with an example ``forge:``
+added to its ``opsmap.yaml``, and runs ``opsmap run`` on it (the demo map's hosts use the
+local transport; the others' SSH hosts do not exist here, so their components read
+``unknown``). Once every demo component has a hard status, it saves PNGs of the overview,
+the demo map's graph, the trading platform's graph and the demo ``web`` component in
+headless Chromium (Debian's, nothing downloaded).
 
 Listen on 127.0.0.1:9736 (the demo map checks OpsMap there) for a green ``opsmap`` node.
 """
@@ -31,6 +32,8 @@ sys.path.insert(0, str(ROOT / "tests" / "statuspage"))
 
 from browser import chromium, wait_until  # noqa: E402
 
+FORGE = "https://github.com/example-org/ops-maps"
+"""An example forge, added to the copy's opsmap.yaml (this repo's own names none)."""
 EXAMPLES = ["opsmap.yaml", "maps", "policies", "inventory", "requests"]
 SHOTS = [
     ("overview.png", "#/", "a.map-card"),
@@ -60,6 +63,9 @@ def example_repo(base: Path) -> Path:
             shutil.copytree(source, repo / name, symlinks=True)
         elif source.is_file():
             shutil.copy2(source, repo / name)
+    # shown with a forge, so that the component view's "request this" has its link
+    with (repo / "opsmap.yaml").open("a") as settings:
+        settings.write(f"forge:\n  kind: github\n  url: {FORGE}\n")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "the examples")
@@ -71,13 +77,16 @@ def get_json(url: str) -> object:
         return json.load(response)
 
 
-def demo_checked(base_url: str) -> bool:
+def demo_settled(base_url: str) -> bool:
+    """Every component of the demo map has a hard status (failing checks are retried
+    ``max_check_attempts`` times first: some 30 s)."""
     try:
-        doc = get_json(base_url + "api/v1/maps/demo/components/system")
+        doc = get_json(base_url + "api/v1/maps/demo")
     except OSError:
         return False
     assert isinstance(doc, dict)
-    return bool(doc["checks"]) and all(c["last_run"] for c in doc["checks"])
+    nodes = doc["graph"]["nodes"]
+    return bool(nodes) and all(n["status"] != "unknown" for n in nodes if not n["external"])
 
 
 def main() -> None:
@@ -90,17 +99,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         repo = example_repo(base)
-        argv = [sys.executable, "-m", "reconciler", "run", "--repo", str(repo),
+        # the demo's process check looks for a process named opsmap: the console script
+        opsmap = shutil.which("opsmap")
+        command = [opsmap] if opsmap else [sys.executable, "-m", "reconciler"]
+        argv = [*command, "run", "--repo", str(repo),
                 "--listen", args.listen, "--state-dir", str(base / "state")]  # fmt: skip
         with (base / "opsmap.log").open("wb") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=base)
         try:
-            wait_until(lambda: proc.poll() is not None or demo_checked(base_url),
-                       what="the demo map's checks", timeout=90)  # fmt: skip
+            wait_until(lambda: proc.poll() is not None or demo_settled(base_url),
+                       what="the demo map's checks", timeout=180)  # fmt: skip
             if proc.poll() is not None:
                 raise SystemExit((base / "opsmap.log").read_text(errors="replace"))
-            time.sleep(2)  # the slower checks (disk, load) report too
-            driver = chromium(width=1280, height=800)
+            driver = chromium(width=1280, height=900)
             try:
                 for name, fragment, ready in SHOTS:
                     driver.get(base_url + fragment)
