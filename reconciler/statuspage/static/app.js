@@ -138,6 +138,8 @@ function connect() {
     setLive(false);
     if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
   };
+  // "reset": the server no longer has the events since our last one: refetch whatever is in view
+  source.addEventListener("reset", () => schedule());
   for (const kind of ["check", "component", "revision", "request", "action"]) {
     source.addEventListener(kind, (event) => {
       let data = {};
