@@ -13,8 +13,10 @@ everyone sees everything).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -63,8 +65,12 @@ def load_assets() -> dict[str, Asset]:
 
 
 def json_response(document: object, *, status: int = 200) -> web.Response:
+    return json_bytes(encode_json(document), status=status)
+
+
+def json_bytes(body: bytes, *, status: int = 200) -> web.Response:
     return web.Response(
-        body=encode_json(document),
+        body=body,
         status=status,
         content_type=JSON_TYPE,
         headers={"Cache-Control": "no-store", **SECURITY_HEADERS},
@@ -119,14 +125,16 @@ class PageRoutes:
 
     async def maps(self, request: web.Request) -> web.Response:
         access = self._access(request)
-        return json_response(overview(self.source.snapshot(), self.source.repo(), access))
+        snapshot, repo = self.source.snapshot(), self.source.repo()
+        return await off_loop(lambda: overview(snapshot, repo, access))
 
     async def map(self, request: web.Request) -> web.Response:
         access = self._access(request)
         view = find_map(self.source.snapshot(), request.match_info["map"], access)
         if view is None:
             return not_found("map")
-        return json_response(map_doc(view, self.source.repo(), access))
+        repo = self.source.repo()
+        return await off_loop(lambda: map_doc(view, repo, access))
 
     async def component(self, request: web.Request) -> web.Response:
         access = self._access(request)
@@ -136,28 +144,30 @@ class PageRoutes:
             return not_found("component")
         repo = self.source.repo()
         model = repo.map(view.name) if repo else None
-        doc = component_doc(
-            view,
-            found,
-            model.component(found.id) if model else None,
-            access=access,
-            asking=self._asking(access),
-            history=self.source.history(),
+        component = model.component(found.id) if model else None
+        asking, history = self._asking(access), self.source.history()
+        return await off_loop(
+            lambda: component_doc(
+                view, found, component, access=access, asking=asking, history=history
+            )
         )
-        return json_response(doc)
 
     async def requests(self, request: web.Request) -> web.Response:
         access = self._access(request)
-        doc = requests_doc(
-            self.source.recent_requests(REQUESTS_READ),
-            self.source.history(),
-            access=access,
-            asking=self._asking(access),
-        )
-        return json_response(doc)
+        entries, history = self.source.recent_requests(REQUESTS_READ), self.source.history()
+        asking = self._asking(access)
+        return await off_loop(lambda: requests_doc(entries, history, access=access, asking=asking))
 
 
 REQUESTS_READ = 50
+
+
+async def off_loop(build: Callable[[], object]) -> web.Response:
+    """The document built and encoded in a worker thread: its parts (the snapshot, the
+    repo, the policies, the history) are immutable, and a large map's document takes tens
+    of milliseconds that the loop keeps for the checks and the event streams."""
+    body = await asyncio.to_thread(lambda: encode_json(build()))
+    return json_bytes(body)
 
 
 def add_routes(app: web.Application, source: PageSource) -> None:
