@@ -6,17 +6,23 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentless.childenv import SECRET_ENV, secret_names
 from reconciler.cli import EXIT_OK, usage_error
 from reconciler.inert import for_log
 
+if TYPE_CHECKING:
+    from reconciler.server.identity import IpNetwork
+
 log = logging.getLogger("opsmap")
 
 DEFAULT_LISTEN = "127.0.0.1:9736"
 DEFAULT_STATE_DIR = ".opsmap-state"
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +70,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_key_dir_argument(parser)
     parser.add_argument(
+        "--trusted-user-header",
+        metavar="HEADER",
+        help="behind an authenticating proxy: the header naming the person (e.g. "
+        "X-Forwarded-Email); each sees only the maps and components their policies let them "
+        "view. Only from --trusted-proxy addresses; give both or neither",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        metavar="ADDR[,ADDR]",
+        help="the proxies' addresses (or networks) whose --trusted-user-header is believed",
+    )
+    parser.add_argument(
         "--secret-env",
         action="append",
         default=[],
@@ -95,6 +113,30 @@ def key_dir_argument(value: Path | None) -> Path | int | None:
     return value.resolve()
 
 
+def trusted_arguments(
+    header: str | None, proxies: str | None
+) -> tuple[str | None, tuple[IpNetwork, ...]] | int:
+    """``--trusted-user-header`` and ``--trusted-proxy`` checked (both or neither), or the
+    usage error's exit status."""
+    if header is None and proxies is None:
+        return None, ()
+    if header is None or proxies is None:
+        given, missing = (
+            ("--trusted-user-header", "--trusted-proxy")
+            if proxies is None
+            else ("--trusted-proxy", "--trusted-user-header")
+        )
+        return usage_error(f"{given} needs {missing}: give both or neither")
+    if not HEADER_NAME.fullmatch(header):
+        return usage_error(f"--trusted-user-header {header}: not an HTTP header name")
+    from reconciler.server.identity import parse_proxies  # aiohttp: only for `opsmap run`
+
+    try:
+        return header, parse_proxies(proxies)
+    except ValueError as exc:
+        return usage_error(str(exc))
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -121,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
     key_dir = key_dir_argument(args.ssh_key_dir)
     if isinstance(key_dir, int):
         return key_dir
+    trusted = trusted_arguments(args.trusted_user_header, args.trusted_proxy)
+    if isinstance(trusted, int):
+        return trusted
     names = [n for n in args.secret_env if n]
     if any("," in n or "=" in n for n in names):
         return usage_error("--secret-env takes a variable name (no ',' or '=')")
@@ -146,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
                 ssh_key_dir=key_dir,
                 install_signal_handlers=True,
                 stop_grace_s=args.stop_grace,
+                trusted_user_header=trusted[0],
+                trusted_proxies=trusted[1],
             )
         )
     except ServiceError as exc:
@@ -154,4 +201,11 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["add_arguments", "add_key_dir_argument", "key_dir_argument", "parse_listen", "run"]
+__all__ = [
+    "add_arguments",
+    "add_key_dir_argument",
+    "key_dir_argument",
+    "parse_listen",
+    "run",
+    "trusted_arguments",
+]

@@ -1,10 +1,10 @@
 """The reconciler's state as one typed snapshot: ``/api/v1/status``, the metrics, the status page.
 
 :class:`Snapshot` (frozen dataclasses down to each check) is built on the event loop's
-thread (the only one that touches live state); the HTTP thread gets a finished snapshot,
-or for ``/api/v1/status`` its JSON (:meth:`Snapshot.to_json`, :func:`encode_json`), and
-never iterates live dictionaries. Its size is linear in the repo: each component names at
-most a few of the failing components below it.
+thread (the only one that touches live state); worker threads encode a finished snapshot
+(the metrics, and for ``/api/v1/status`` its JSON: :meth:`Snapshot.to_json`,
+:func:`encode_json`) and never iterate live dictionaries. Its size is linear in the repo:
+each component names at most a few of the failing components below it.
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ def _encode(value: object, depth: int = 6) -> str:
 
     The status of a large repo is megabytes: one call of the C encoder holds the
     interpreter lock for all of it (a map of 10,000 components is 2 MB, about 35 ms),
-    away from the HTTP thread (/healthz). So a dict is written key by key, and a list in
+    away from the event loop (which serves HTTP). So a dict is written key by key, and a list in
     runs of at most :data:`SLICE` small items (:func:`_small`), each other item on its own,
     down to ``depth``.
     """

@@ -28,6 +28,8 @@ from aiohttp.web_request import BaseRequest
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "opsmap"
+REFUSED_LINGER_S = 1.0
+"""How long a refused connection is kept to read (and drop) what the client sends."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,12 @@ class GuardedHandler(web.RequestHandler):
             self._refused = True
             count.refused += 1
             log.debug("connection refused: %d open", count.open)
+            # answered, then closed once the client has sent what it sends (a close with
+            # its request unread would reset the connection before it reads the answer)
             transport.write(_BUSY)
-            transport.close()
+            if transport.can_write_eof():
+                transport.write_eof()
+            self._stuck = asyncio.get_running_loop().call_later(REFUSED_LINGER_S, transport.close)
             return
         count.open += 1
         self._admitted = True
@@ -88,6 +94,7 @@ class GuardedHandler(web.RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._refused:
+            self._cancel_stuck()
             return
         if self._admitted:
             self._admitted = False
@@ -102,6 +109,7 @@ class GuardedHandler(web.RequestHandler):
     def eof_received(self) -> None:
         if not self._refused:
             super().eof_received()
+        # refused: returning None closes the transport now that the client is done
 
     def pause_writing(self) -> None:
         super().pause_writing()

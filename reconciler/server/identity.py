@@ -134,9 +134,7 @@ def visible_to(viewer: Viewer, visibility: Visibility) -> VisibleTo:
     if viewer.sees_everything:
         return lambda map_name, component: True
     user = viewer.user
-    if user is None:
-        return lambda map_name, component: False
-    seen = visibility.visible(user)
+    seen = visibility.visible(user) if user is not None else frozenset()
     maps = {m for m, _ in seen}
 
     def may(map_name: str | None, component: str | None) -> bool:

@@ -85,6 +85,7 @@ class EventStreams:
                     continue
                 await self._send(response, sub.take())
             log.debug("event stream to %s ended: %s", request.remote, sub.ended)
+            response.force_close()  # the connection too: the client reconnects and resumes
         except ConnectionError:
             log.debug("event stream to %s: the client went away", request.remote)
         finally:
