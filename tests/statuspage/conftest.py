@@ -42,6 +42,9 @@ def repo_files(port: int) -> dict[str, str | bytes | None]:
             {"id": "web", "name": "Web front", "type": "service", "hosts": hosts,
              "dependencies": ["api"], "checks": [command("alive", "true")],
              "actions": [{"name": "restart", "command": "true"}]},
+            {"id": "batch", "name": "Batch jobs", "hosts": hosts,
+             "checks": [command("backlog", "echo 'WARNING - 40 jobs queued'; exit 1")]},
+            {"id": "legacy", "name": "Legacy, no checks", "hosts": hosts},
         ],
     }  # fmt: skip
     secret = {
@@ -50,7 +53,10 @@ def repo_files(port: int) -> dict[str, str | bytes | None]:
     }
     policy = {
         "groups": {"shop-team": ["olga@example.com"]},
-        "permissions": [{"group": "shop-team", "role": "operator", "maps": ["shop"]}],
+        "permissions": [
+            {"group": "shop-team", "role": "operator", "maps": ["shop"]},
+            {"user": ALICE.email, "role": "operator", "maps": ["shop"]},
+        ],
     }
     inventory = {
         "hosts": [{"name": "page-local", "transport": "local", "labels": {"role": "page"}}]
@@ -70,6 +76,7 @@ class Site:
     opsmap: Opsmap
     listener: Listener
     sha: str
+    clone: Clone
 
     @property
     def url(self) -> str:
@@ -90,7 +97,7 @@ def start_site(base: Path, processes: Processes, *, extra_args: list[str]) -> Si
         extra_args=extra_args,
     )
     opsmap.wait_applied(sha)
-    return Site(opsmap, listener, sha)
+    return Site(opsmap, listener, sha, clone)
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,16 @@ import pytest
 import yaml
 from browser import wait_until
 from conftest import FORGE, HOSTILE, Site
+from gitrepos import ALICE, BOB
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 pytestmark = pytest.mark.slow
 
+COLUMNS = ("request", "target", "requester", "approver", "decision", "rule", "state", "hosts",
+           "commit")  # fmt: skip
 GREEN, RED, AMBER = "rgb(34, 197, 94)", "rgb(239, 68, 68)", "rgb(245, 158, 11)"
+GREY = "rgb(156, 163, 175)"
 
 
 def node(browser: webdriver.Chrome, component: str) -> dict[str, object] | None:
@@ -49,6 +53,9 @@ def wait_node(browser: webdriver.Chrome, component: str, fill: str, *, impacted:
 
 
 def open_view(browser: webdriver.Chrome, site: Site, fragment: str) -> None:
+    """A fresh load of the page at ``fragment`` (from another page: a change of the hash
+    alone would not load it), once it has rendered that view."""
+    browser.get("about:blank")
     browser.get(site.url + fragment)
     wait_until(
         lambda: browser.execute_script("return window.opsmapRenders > 0"), what="first render"
@@ -65,6 +72,8 @@ def test_graph_colours_and_a_port_closing_live(browser: webdriver.Chrome, site: 
     wait_node(browser, "db", GREEN, impacted=False)
     wait_node(browser, "api", GREEN, impacted=False)
     wait_node(browser, "web", GREEN, impacted=False)
+    wait_node(browser, "batch", AMBER, impacted=False)
+    wait_node(browser, "legacy", GREY, impacted=False)  # no checks: unknown
     zookeeper = node(browser, "zookeeper")
     assert zookeeper is not None
     assert "external" in zookeeper["classes"]  # type: ignore[operator]
@@ -164,3 +173,40 @@ def test_a_user_without_view_does_not_see_the_map(
         assert may.text == "you may request it"
     finally:
         browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+
+
+def test_a_merged_request_appears_live_in_the_requests_view(
+    browser: webdriver.Chrome, site: Site
+) -> None:
+    open_view(browser, site, "#/requests")
+    path = "requests/2026-12-02-restart-web.yaml"
+    text = "map: shop\ncomponent: web\naction: restart\nreason: from the page's test\n"
+    _, merge = site.clone.pull_request("pr-restart", {path: text}, author=ALICE, merger=BOB)
+    site.clone.push()
+
+    def finished() -> dict[str, str] | None:
+        rows = browser.find_elements(By.CSS_SELECTOR, f'tr[data-request="{path}"]')
+        if not rows:
+            return None
+        cells = [c.text for c in rows[0].find_elements(By.TAG_NAME, "td")]
+        row = dict(zip(COLUMNS, cells, strict=True))
+        return row if row["state"] == "succeeded" else None
+
+    row = wait_until(finished, what=f"{path} succeeded in the requests view")
+    assert row["target"].startswith("shop/web")
+    assert row["requester"] == f"{ALICE.email} claimed"
+    assert row["approver"] == f"{BOB.email} claimed"
+    assert row["decision"] == "allow"
+    assert "operator" in row["rule"]
+    assert row["hosts"] == "page-local: succeeded"
+    assert row["commit"] == merge[:12]
+    link = browser.find_element(By.CSS_SELECTOR, f'tr[data-request="{path}"] td:last-child a')
+    assert link.get_attribute("href") == f"{FORGE}/commit/{merge}"
+    assert still_same_page(browser)
+
+    open_view(browser, site, "#/maps/shop/components/web")
+    history = wait_until(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "table.history"), what="history"
+    )[0].text
+    assert "request.authorized" in history
+    assert "action.succeeded" in history

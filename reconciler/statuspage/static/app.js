@@ -154,6 +154,10 @@ function connect() {
 function renderFooter(viewer) {
   const footer = document.getElementById("footer");
   if (!viewer) return;
+  if (viewer.filtered && !viewer.user) {
+    footer.replaceChildren(el("span", { text: "No trusted identity came with this request (not through the authenticating proxy): nothing is shown." }));
+    return;
+  }
   footer.replaceChildren(viewer.filtered
     ? el("span", {}, "Signed in as ", el("strong", { text: viewer.user }), " (identity from the trusted proxy): you see the maps and components your policies let you view.")
     : el("span", { text: "No user identity: this page is the same for everyone who can reach it (read-only; actions are requested by pull request)." }));
