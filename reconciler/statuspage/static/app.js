@@ -67,7 +67,12 @@ function commitLink(sha, url) {
 // -- routing and fetching ------------------------------------------------------------------
 
 function parseRoute() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  let parts = [];
+  try {
+    parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  } catch (_) { // a malformed link: the overview
+    parts = [];
+  }
   if (parts[0] === "maps" && parts.length === 2) return { view: "map", map: parts[1], url: "/api/v1/maps/" + enc(parts[1]) };
   if (parts[0] === "maps" && parts.length === 4 && parts[2] === "components")
     return { view: "component", map: parts[1], component: parts[3], url: `/api/v1/maps/${enc(parts[1])}/components/${enc(parts[3])}` };
