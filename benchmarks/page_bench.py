@@ -25,6 +25,13 @@ slow), the time until the last client had them all, and the loop's worst lag mea
 
 The goals are the map page drawn in at most 1 s, and every client served with the loop
 never lagging more than 50 ms.
+
+Figures on the shared 2-core machine (load average near 4 from other work): the map
+document in 21-26 ms on the server (2604 x 11072 px of layout, 270 kB of JSON); the map
+view drawn 330-410 ms after navigation start (median of 5, runs from 210 to 780 ms), a
+live refresh 300-420 ms. SSE: 50/50 clients got all 1,000 events, none dropped; the
+loop's worst lag was 18-57 ms over five runs (160 ms once, with the smaller batch of 10),
+its p50 under 1 ms: within the goal when the machine is not busy elsewhere.
 """
 
 from __future__ import annotations
