@@ -464,8 +464,9 @@ class Reconciler:
     def health(self) -> tuple[bool, str | None]:
         """Whether the loop is running and keeping up, and if not why; any thread, no wait.
 
-        Reads the heartbeat the loop keeps current: a blocked or overloaded loop shows
-        as unhealthy with how long it has not ticked, instead of a health check that hangs.
+        Reads the heartbeat the loop keeps current: a loop that was blocked or overloaded
+        shows as unhealthy for a while after, with how long (see
+        :meth:`~reconciler.loop.bridge.LoopBridge.loop_problem`).
         Unhealthy too while writes to the state fail (disk full…), with what and why.
         """
         problem = self.bridge.loop_problem() or self.store.writes.problem()

@@ -2,8 +2,9 @@
 
 Everything runs on the event loop and never waits: :meth:`EventBroker.publish` encodes an
 event once (its Server-Sent Events text), keeps it in a ring of the last
-:attr:`EventBroker.buffer` events, and appends it to the queue of every subscriber whose
-filter accepts it. A subscriber's queue is bounded: one that falls
+:attr:`EventBroker.buffer` events, and wakes every subscriber. A subscriber is a place in
+that ring (its queue is the part after it, read and filtered by its own stream, so a
+publish costs the same whoever subscribes); one that falls more than
 :attr:`EventBroker.client_queue` events behind is dropped (its stream ends; the browser
 reconnects and resumes), never buffered without bound.
 
@@ -16,6 +17,7 @@ of a silent gap.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections import deque
@@ -61,43 +63,40 @@ Accept = Callable[[Event], bool]
 
 
 class Subscription:
-    """One stream's queue: the events to send, or why it ends."""
+    """One stream's place in the ring: the id it has sent up to, or why it ends.
 
-    def __init__(self, accept: Accept, limit: int) -> None:
+    Its queue is the part of the ring after that id, so it costs no memory of its own;
+    :meth:`EventBroker.publish` ends it when that part grows past its limit."""
+
+    def __init__(self, broker: EventBroker, accept: Accept | None, *, after: int) -> None:
+        self._broker = broker
         self.accept = accept
-        self._limit = limit
-        self._queue: deque[Event] = deque()
+        self.after = after
+        """The id of the last event taken (or skipped by the filter)."""
         self._wake = asyncio.Event()
         self.reset: str | None = None
         """Set when the stream must begin with a ``reset`` event: why."""
         self.ended: str | None = None
         """Why the stream ends (dropped, closed); None while it goes on."""
 
-    def offer(self, event: Event) -> None:
-        if self.ended is not None or not self.accept(event):
-            return
-        if len(self._queue) >= self._limit:
-            self.end(f"dropped: more than {self._limit} events behind")
-            return
-        self._queue.append(event)
-        self._wake.set()
-
     def end(self, reason: str) -> None:
         if self.ended is None:
             self.ended = reason
-            self._queue.clear()
         self._wake.set()
 
     def take(self) -> list[Event]:
-        """The events queued now (none waits)."""
-        events = list(self._queue)
-        self._queue.clear()
+        """The events after :attr:`after` that the filter accepts (none waits)."""
         self._wake.clear()
-        return events
+        if self.ended is not None:
+            return []
+        events = self._broker.since(self.after)
+        self.after = self._broker.last_id
+        accept = self.accept
+        return events if accept is None else [e for e in events if accept(e)]
 
     async def wait(self, within_s: float) -> bool:
-        """Wait until an event is queued or the stream ends; False after ``within_s``."""
-        if self._queue or self.ended is not None:
+        """Wait until an event comes or the stream ends; False after ``within_s``."""
+        if self.backlog or self.ended is not None:
             return True
         try:
             async with asyncio.timeout(within_s):
@@ -108,7 +107,8 @@ class Subscription:
 
     @property
     def backlog(self) -> int:
-        return len(self._queue)
+        """Events published since :attr:`after` (0 once ended)."""
+        return 0 if self.ended is not None else self._broker.last_id - self.after
 
 
 class EventBroker:
@@ -116,7 +116,8 @@ class EventBroker:
 
     def __init__(self, *, buffer: int = BUFFER, client_queue: int = CLIENT_QUEUE) -> None:
         self.buffer = buffer
-        self.client_queue = client_queue
+        self.client_queue = max(1, min(client_queue, buffer))
+        """A subscriber's queue is a part of the ring: at most all of it."""
         self._ring: deque[Event] = deque(maxlen=buffer)
         self._next_id = int(time.time() * 1_000_000)
         self._subscriptions: set[Subscription] = set()
@@ -132,24 +133,38 @@ class EventBroker:
     def subscribers(self) -> int:
         return len(self._subscriptions)
 
+    def since(self, after: int) -> list[Event]:
+        """The kept events whose id is above ``after`` (ids in the ring are consecutive)."""
+        ring = self._ring
+        if not ring or after >= ring[-1].id:
+            return []
+        skip = max(0, after + 1 - ring[0].id)
+        return list(itertools.islice(ring, skip, None))
+
     def publish(self, kind: str, data: Mapping[str, Any]) -> Event:
+        """Keep the event and wake every subscriber; one now further behind than its
+        queue holds is ended (dropped) and forgotten."""
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}")
         event_id = self._next_id
         self._next_id += 1
         event = Event(event_id, kind, data, wire(event_id, kind, data))
         self._ring.append(event)
-        for sub in list(self._subscriptions):
-            sub.offer(event)
-            if sub.ended is not None:
-                self._subscriptions.discard(sub)
-                self.dropped += 1
+        limit = self.client_queue
+        behind = [sub for sub in self._subscriptions if event_id - sub.after > limit]
+        for sub in behind:
+            sub.end(f"dropped: more than {limit} events behind")
+            self._subscriptions.discard(sub)
+            self.dropped += 1
+        for sub in self._subscriptions:
+            sub._wake.set()
         return event
 
-    def subscribe(self, accept: Accept, *, last_id: int | None = None) -> Subscription:
-        """A new subscription; with ``last_id`` (the client's ``Last-Event-ID``), the
-        events after it are queued first, or ``reset`` is set when they are not all kept."""
-        sub = Subscription(accept, self.client_queue)
+    def subscribe(self, accept: Accept | None, *, last_id: int | None = None) -> Subscription:
+        """A new subscription (``accept``: which events it wants; None: all); with
+        ``last_id`` (the client's ``Last-Event-ID``), it begins after that id, or with
+        ``reset`` set when the events since are not all kept, or more than a queue holds."""
+        sub = Subscription(self, accept, after=self.last_id)
         if self.closed:
             sub.end("the server is stopping")
             return sub
@@ -157,13 +172,10 @@ class EventBroker:
             oldest = self._ring[0].id if self._ring else self._next_id
             if last_id > self.last_id or last_id < oldest - 1:
                 sub.reset = "the events since that id are not kept: fetch the state again"
+            elif self.last_id - last_id > self.client_queue:
+                sub.reset = "too many events since that id: fetch the state again"
             else:
-                for event in self._ring:
-                    if event.id > last_id:
-                        sub.offer(event)
-                if sub.ended is not None:  # more missed events than a queue holds
-                    sub.ended, sub.reset = None, "too many events since that id"
-                    sub.take()
+                sub.after = last_id
         self._subscriptions.add(sub)
         return sub
 

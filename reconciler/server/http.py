@@ -95,8 +95,11 @@ class Snapshots:
         self._last = (finished, finished - now, snapshot)
         return snapshot
 
+    def _in_thread(self, work: Callable[[], bytes]) -> asyncio.Future[bytes]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, work)
+
     async def off_loop(self, work: Callable[[], bytes]) -> bytes:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        return await self._in_thread(work)
 
     async def status(self, may: VisibleTo | None) -> bytes:
         """The ``/api/v1/status`` JSON; everyone's (``may`` None) is shared by the requests
@@ -107,7 +110,7 @@ class Snapshots:
             return await self.off_loop(lambda: encode_json(seen(snapshot, may).to_json()))
         shared = self._status
         if shared is None or shared[0] is not snapshot:
-            future = asyncio.ensure_future(self.off_loop(lambda: encode_json(snapshot.to_json())))
+            future = self._in_thread(lambda: encode_json(snapshot.to_json()))
             shared = self._status = (snapshot, future)
         return await asyncio.shield(shared[1])
 

@@ -70,7 +70,8 @@ class EventStreams:
                 "X-Accel-Buffering": "no",
             }
         )
-        sub = self.broker.subscribe(accept, last_id=last_event_id(request))
+        everything = viewer.sees_everything
+        sub = self.broker.subscribe(None if everything else accept, last_id=last_event_id(request))
         try:
             await response.prepare(request)
             if request.method == "HEAD":
