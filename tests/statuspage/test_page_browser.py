@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 from browser import wait_until
-from conftest import FORGE, HOSTILE, Site
 from gitrepos import ALICE, BOB
+from page_site import FORGE, HOSTILE, Site
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
