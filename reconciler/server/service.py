@@ -9,13 +9,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from agentless.local import LocalTransport
 from agentless.ssh import SshSettings, SshTransport
 from agentless.transport import TransportRouter
 from reconciler.actions import ActionRunner
-from reconciler.audit import AuditError, AuditLog, NotesPublisher
+from reconciler.audit import AuditError, NotesPublisher
 from reconciler.clock import Clock, RealClock
 from reconciler.git.source import GitSource, GitSourceError, is_local, watch_local
 from reconciler.loop.metrics import Metrics
@@ -35,6 +36,8 @@ from reconciler.server.operations import (
     Operations,
 )
 from reconciler.server.sse import HEARTBEAT_S
+from reconciler.statuspage import AuditHistory, RecordedAuditLog, add_routes
+from reconciler.statuspage.live import LoopPageSource
 from reconciler.store.protocol import StateError, StateStore
 from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError
@@ -125,8 +128,9 @@ async def run_service(
     metrics = Metrics(registry or CollectorRegistry())
     phases = ActionPhases()
     broker = EventBroker()
+    history = AuditHistory()  # the status page's recent audit records
     operations = _operations(
-        source, store, metrics, phases, transport, clock, settings.delivery, broker
+        source, store, metrics, phases, transport, clock, settings.delivery, broker, history
     )
     feed = EventFeed(operations, broker)
     reconciler = Reconciler(
@@ -157,6 +161,13 @@ async def run_service(
         count_webhook=lambda result: reconciler.metrics.webhook_total.labels(result).inc(),
         visibility=lambda: feed.visibility,
     )
+    page = LoopPageSource(reconciler, history=history, journal=store.journal, branch=branch)
+
+    def mount_page(app: web.Application) -> None:
+        add_routes(app, page)
+        if mount is not None:
+            mount(app)
+
     identity = Identity(trusted_user_header, trusted_proxies)
     try:
         http = HttpEndpoint(
@@ -168,7 +179,7 @@ async def run_service(
                 snapshots=snapshots,
                 limits=limits,
                 heartbeat_s=heartbeat_s,
-                mount=mount,
+                mount=mount_page,
             ),
             snapshot=reconciler.view,
             broker=broker,
@@ -241,11 +252,12 @@ def _operations(
     clock: Clock,
     delivery: DeliverySettings,
     broker: EventBroker,
+    history: AuditHistory,
 ) -> Operations:
     """Requests, their actions, and the audit trail delivered as notes to the map repo;
     the processor's records are also its events (:class:`AuditedPhases`)."""
     applied = AppliedRevision()
-    outbox = AuditLog(store.outbox, clock=clock)
+    outbox = RecordedAuditLog(store.outbox, clock=clock, history=history)
     processor = RequestProcessor(
         source=source,
         journal=store.journal,
