@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from reconciler.findings import Finding
 from reconciler.loop.checkstate import CheckStatus
@@ -62,6 +62,25 @@ def iso(epoch: float | None) -> str | None:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
 
 
+class CheckDoc(TypedDict):
+    """A check as JSON (``/api/v1/status``, the status page): :meth:`CheckView.to_json`."""
+
+    name: str
+    host: str
+    type: str
+    state: str
+    hard_state: str
+    state_type: str
+    attempt: int
+    max_attempts: int
+    flapping: bool
+    message: str
+    value: float | None
+    duration_s: float | None
+    last_run: str | None
+    last_state_change: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class CheckView:
     """One check on one host. States are names (``OK``… or ``PENDING`` before a result)."""
@@ -81,11 +100,23 @@ class CheckView:
     last_run: str | None
     last_state_change: str | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in _CHECK_FIELDS}
-
-
-_CHECK_FIELDS = CheckView.__dataclass_fields__.keys()
+    def to_json(self) -> CheckDoc:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "type": self.type,
+            "state": self.state,
+            "hard_state": self.hard_state,
+            "state_type": self.state_type,
+            "attempt": self.attempt,
+            "max_attempts": self.max_attempts,
+            "flapping": self.flapping,
+            "message": self.message,
+            "value": self.value,
+            "duration_s": self.duration_s,
+            "last_run": self.last_run,
+            "last_state_change": self.last_state_change,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypedDict
 
-from reconciler.loop.view import CheckView, ComponentView, MapView
+from reconciler.loop.view import CheckDoc, ComponentView, MapView
 from reconciler.model.maps import Component
 from reconciler.model.vocabulary import ALL_COMPONENTS
 from reconciler.statuspage.access import Access
@@ -19,23 +19,6 @@ from reconciler.statuspage.documents import ViewerDoc, viewer_doc
 from reconciler.statuspage.source import HistoryItem, now_iso
 
 HISTORY_SHOWN = 50
-
-
-class CheckDoc(TypedDict):
-    name: str
-    host: str
-    type: str
-    state: str
-    hard_state: str
-    state_type: str
-    attempt: int
-    max_attempts: int
-    flapping: bool
-    message: str
-    value: float | None
-    duration_s: float | None
-    last_run: str | None
-    last_state_change: str | None
 
 
 class ActionDoc(TypedDict):
@@ -86,25 +69,6 @@ def find_component(view: MapView, component_id: str, access: Access) -> Componen
     return found
 
 
-def check_doc(check: CheckView) -> CheckDoc:
-    return {
-        "name": check.name,
-        "host": check.host,
-        "type": check.type,
-        "state": check.state,
-        "hard_state": check.hard_state,
-        "state_type": check.state_type,
-        "attempt": check.attempt,
-        "max_attempts": check.max_attempts,
-        "flapping": check.flapping,
-        "message": check.message,
-        "value": check.value,
-        "duration_s": check.duration_s,
-        "last_run": check.last_run,
-        "last_state_change": check.last_state_change,
-    }
-
-
 def component_doc(
     view: MapView,
     component: ComponentView,
@@ -153,7 +117,7 @@ def component_doc(
         "dependencies": visible(component.dependencies),
         "dependents": visible(dependents),
         "hosts": sorted({c.host for c in component.checks}),
-        "checks": [check_doc(c) for c in component.checks],
+        "checks": [c.to_json() for c in component.checks],
         "actions": actions,
         "history": [
             {
