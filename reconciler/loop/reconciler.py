@@ -36,8 +36,9 @@ from reconciler.loop.events import (
     StatusExtras,
 )
 from reconciler.loop.metrics import Metrics, SnapshotCollector
+from reconciler.loop.placement import Placement
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
-from reconciler.loop.state import check_rows, load_checks
+from reconciler.loop.state import check_rows, load_checks, statuses_from_rows
 from reconciler.loop.targets import scheduled_checks
 from reconciler.loop.view import Revisions, Snapshot, build_snapshot, encode_json
 from reconciler.model.masking import Masker
@@ -46,7 +47,7 @@ from reconciler.model.runtime import PersistenceSettings
 from reconciler.model.status import component_status
 from reconciler.repo.loader import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo
-from reconciler.store.protocol import StateStore
+from reconciler.store.protocol import CheckRow, StateStore
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,8 @@ class Reconciler:
         self._component_checks: dict[tuple[str, str], list[CheckKey]] = {}
         self._component_status: dict[tuple[str, str], str] = {}
         self._group: asyncio.TaskGroup | None = None
+        self.placement: Placement | None = None
+        """Replicas only: which hosts this replica checks (None: every host, one process)."""
         self.bridge = LoopBridge(lambda: self.health()[1])
         """How other threads reach the loop: heartbeat, snapshots, the status document."""
 
@@ -298,6 +301,9 @@ class Reconciler:
     def _restart_workers(self, scheduled: list[ScheduledCheck]) -> None:
         if self._group is None:
             return
+        placement = self.placement
+        if placement is not None:
+            scheduled = [c for c in scheduled if placement.checks(c.key.host)]
         grouped = group_by_map(scheduled)
         for name in list(self._workers):
             fp, task = self._workers[name]
@@ -313,11 +319,37 @@ class Reconciler:
                 run_check=self._run_check,
                 clock=self.clock,
                 on_result=self._on_result,
+                on_lag=self.metrics.check_schedule_lag.observe,
                 rng=self._rng,
                 max_concurrent=self.options.max_concurrent_checks_per_map,
             )
             task = self._group.create_task(worker.run(), name=f"map {name}")
             self._workers[name] = (fingerprint(checks), task)
+
+    def place(self, placement: Placement) -> None:
+        """Replicas: check the hosts ``placement`` gives this replica from now on. Only the
+        maps whose own hosts moved have their worker restarted (each check resumes where its
+        schedule was, from its last run)."""
+        if placement == self.placement:
+            return
+        moved = self.placement is None or placement.live != self.placement.live
+        self.placement = placement
+        if moved:
+            self._restart_workers(self.scheduled)
+
+    def observe(self, rows: list[CheckRow]) -> None:
+        """Replicas: take in the stored statuses of the checks other replicas run (the
+        whole fleet shows on every replica); those of this replica's hosts are its own."""
+        placement = self.placement
+        if placement is None:
+            return
+        scheduled = {c.key for c in self.scheduled if not placement.checks(c.key.host)}
+        theirs = [row for row in rows if CheckKey(*row[:4]) in scheduled]
+        for key, status in statuses_from_rows(theirs, wall_offset=self.wall_offset).items():
+            old = self.statuses.get(key)
+            self.statuses[key] = status
+            if old is not None and old.hard_state is not status.hard_state:
+                self._note_component(key.map, key.component)
 
     async def _run_check(self, check: ScheduledCheck) -> CheckRun:
         """Run one check; a bug below shows as an UNKNOWN check, never a dead reconciler."""
@@ -394,27 +426,50 @@ class Reconciler:
         """Save the revisions' state; when it cannot be written, the next periodic save
         writes it (the failure is logged, counted and on /healthz by the store)."""
         with contextlib.suppress(StateWriteError):
-            self.store.set_meta(
-                {**self.revisions.to_meta(), "hosts_reachable": self.hosts_reachable}
-            )
+            self.store.set_meta(self._meta())
+
+    def _meta(self) -> dict[str, object]:
+        """The revisions' state; and which hosts were reached, by one process (replicas
+        each reach only their own hosts: the check rows say how the others' went)."""
+        meta = self.revisions.to_meta()
+        if self.placement is None:
+            meta["hosts_reachable"] = dict(self.hosts_reachable)
+        return meta
+
+    def _own_rows(self) -> tuple[list[CheckRow], list[str] | None]:
+        """The rows this process writes, and of which hosts (None: all, one process)."""
+        placement = self.placement
+        if placement is None:
+            return check_rows(self.statuses, wall_offset=self.wall_offset), None
+        hosts = sorted({c.key.host for c in self.scheduled if placement.checks(c.key.host)})
+        mine = set(hosts)
+        own = {k: s for k, s in self.statuses.items() if k.host in mine}
+        return check_rows(own, wall_offset=self.wall_offset), hosts
 
     def persist(self) -> None:
         self.persist_meta()
+        rows, hosts = self._own_rows()
         try:
-            self.store.write_check_rows(check_rows(self.statuses, wall_offset=self.wall_offset))
+            self.store.write_check_rows(rows, hosts=hosts)
         except StateWriteError as exc:
             log.error("check states not saved on the way out: %s", exc)
 
     async def _persist_periodically(self) -> None:
         while True:
             await self.clock.sleep(self.options.persistence.interval_s)
-            # the meta is a few rows: cheap on the loop. The check statuses grow with the
-            # repo: copied here, written by a worker thread.
-            self.persist_meta()
-            rows = check_rows(self.statuses, wall_offset=self.wall_offset)
+            # The meta is a few rows: in SQLite, cheap on the loop (on the loop's own
+            # connection); replicas' PostgreSQL is a round trip: a worker thread's (its
+            # pool is thread-safe). The check statuses grow with the repo: copied here,
+            # written by a worker thread.
+            if self.placement is None:
+                self.persist_meta()
+            else:
+                with contextlib.suppress(StateWriteError):
+                    await asyncio.to_thread(self.store.set_meta, self._meta())
+            rows, hosts = self._own_rows()
             try:
                 async with asyncio.timeout(self.options.persistence.timeout_s):
-                    await asyncio.to_thread(self.store.write_check_rows, rows)
+                    await asyncio.to_thread(self.store.write_check_rows, rows, hosts=hosts)
             except TimeoutError:
                 log.warning(
                     "saving check states took over %g s; still trying",
@@ -439,6 +494,7 @@ class Reconciler:
             ssh_connections=self.transport.connections,
             state_write_errors=self.store.writes.failing(),
             extra=self._extras.snapshot_extra(),
+            placement=self.placement,
         )
 
     def snapshot(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from reconciler.loop.metrics import Metrics
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
 from reconciler.model.runtime import DeliverySettings, RuntimeSettings
 from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
+from reconciler.server.fleet import Fleet, LeaderGate
 from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError
 from reconciler.server.operations import (
     ActionPhases,
@@ -30,7 +31,7 @@ from reconciler.server.operations import (
     MetricCounters,
     Operations,
 )
-from reconciler.store.protocol import StateError, StateStore
+from reconciler.store.protocol import StateError, StateStore, StoreError
 from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError
 
@@ -71,6 +72,8 @@ async def run_service(
     registry: CollectorRegistry | None = None,
     on_started: Callable[[Reconciler, HttpEndpoint], None] | None = None,
     stop_grace_s: float = STOP_GRACE_S,
+    replica: str | None = None,
+    lease_s: float | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``); in-flight checks are cancelled, state kept.
 
@@ -80,6 +83,9 @@ async def run_service(
     ``settings`` are the service's limits and intervals (the defaults when None).
     ``ssh_key_dir`` is the operator's folder of keys that an inventory's ``identity_file``
     may name (see :class:`agentless.ssh.SshSettings`).
+    ``replica`` (with ``state_url`` only) makes this process a replica of that name among
+    others on the same database, with a leader lease of ``lease_s`` seconds
+    (:mod:`reconciler.server.fleet`; None: the store's default).
     """
     # The HTTP thread shares the interpreter lock with the loop: hand it over every
     # millisecond rather than every 5, so /healthz answers quickly while the loop computes.
@@ -91,7 +97,7 @@ async def run_service(
         store, where = (
             (SqliteStore(state_dir, clock=clock), str(state_dir))
             if state_url is None
-            else _postgres(state_url, state_dir, clock)
+            else _postgres(state_url, state_dir, clock, replica=replica, lease_s=lease_s)
         )
     except StateError as exc:
         raise ServiceError(str(exc), exit_code=2) from exc
@@ -112,7 +118,17 @@ async def run_service(
     transport = TransportRouter(ssh=ssh, local=LocalTransport())
     metrics = Metrics(registry or CollectorRegistry())
     phases = ActionPhases()
-    operations = _operations(source, store, metrics, phases, transport, clock, settings.delivery)
+
+    def make_operations(cursor: str | None) -> Operations:
+        return _operations(
+            source, store, metrics, phases, transport, clock, settings.delivery, cursor=cursor
+        )
+
+    replicas = getattr(store, "replicas", None)
+    gate = LeaderGate() if replicas is not None else None
+    operations = None if gate is not None else make_operations(store.get_cursor(CURSOR_KEY))
+    sink = gate or operations
+    assert sink is not None
     reconciler = Reconciler(
         source=source,
         store=store,
@@ -125,10 +141,24 @@ async def run_service(
             persistence=settings.persistence,
         ),
         source_errors=(GitSourceError,),
-        events=operations,
+        events=sink,
         phases=phases,
-        extras=operations,
+        extras=sink,
     )
+    fleet = None
+    if replicas is not None and gate is not None:
+        fleet = Fleet(
+            store=store,  # type: ignore[arg-type]  # a PostgresStore: it has replicas
+            replicas=replicas,
+            reconciler=reconciler,
+            gate=gate,
+            make_operations=make_operations,
+        )
+        try:  # the first heartbeat says which hosts are this replica's before any check
+            reconciler.placement = await fleet.first_placement()
+        except (StateWriteError, StoreError) as exc:
+            store.close()
+            raise ServiceError(f"replica {replicas.id}: {exc}", exit_code=2) from exc
     endpoints = Endpoints(
         registry=reconciler.metrics.registry,
         status=reconciler.status_from_thread,
@@ -154,7 +184,9 @@ async def run_service(
 
     async def stop_after_grace() -> None:
         await stop.wait()
-        await operations.wait_idle(grace_s=stop_grace_s)
+        if fleet is not None:
+            fleet.stopping = True  # it takes the lead no more; a running request finishes
+        await sink.wait_idle(grace_s=stop_grace_s)
         loop_stop.set()
 
     try:
@@ -164,7 +196,12 @@ async def run_service(
             def ready() -> None:
                 # the state is restored and the applied revision resumed: requests and
                 # audit delivery start now, beside the loop, and the endpoint serves
-                tasks.append(group.create_task(operations.run(), name="operations"))
+                if fleet is not None:
+                    work = fleet.run()
+                else:
+                    assert operations is not None
+                    work = operations.run()
+                tasks.append(group.create_task(work, name="operations"))
                 http.start()
                 if on_started is not None:
                     on_started(reconciler, http)
@@ -178,7 +215,9 @@ async def run_service(
         http.stop()
         await transport.aclose()
         source.close()
-        _store_last_records(operations.outbox)
+        last = operations if gate is None else gate.operations
+        if last is not None:
+            _store_last_records(last.outbox)
         store.close()
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -186,11 +225,14 @@ async def run_service(
         log.info("stopped")
 
 
-def _postgres(url: str, state_dir: Path, clock: Clock) -> tuple[StateStore, str]:
+def _postgres(
+    url: str, state_dir: Path, clock: Clock, *, replica: str | None, lease_s: float | None
+) -> tuple[StateStore, str]:
     """The PostgreSQL store and its masked URL (psycopg is imported only when used)."""
     from reconciler.store.postgres import PostgresStore
 
-    store = PostgresStore(url, state_dir=state_dir, clock=clock)
+    lease = {} if lease_s is None else {"lease_s": lease_s}
+    store = PostgresStore(url, state_dir=state_dir, clock=clock, replica=replica, **lease)
     return store, store.shown
 
 
@@ -202,8 +244,11 @@ def _operations(
     transport: TransportRouter,
     clock: Clock,
     delivery: DeliverySettings,
+    *,
+    cursor: str | None,
 ) -> Operations:
-    """Requests, their actions, and the audit trail delivered as notes to the map repo."""
+    """Requests, their actions, and the audit trail delivered as notes to the map repo;
+    ``cursor``: where the requests' history was read up to (the store's)."""
     applied = AppliedRevision()
     outbox = AuditLog(store.outbox, clock=clock)
     processor = RequestProcessor(
@@ -217,7 +262,7 @@ def _operations(
             masker=lambda: applied.masker,
         ),
         counters=MetricCounters(metrics),
-        cursor=store.get_cursor(CURSOR_KEY),
+        cursor=cursor,
         save_cursor=lambda sha: store.set_cursor(CURSOR_KEY, sha),
         applied_revision=lambda: applied.sha,
         clock=clock,

@@ -174,9 +174,12 @@ class StateStore(Protocol):
 
     def load_check_rows(self) -> list[CheckRow]: ...
 
-    def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
-        """Replace the stored statuses with ``rows``; safe from a worker thread.
-        StateWriteError (``checks``) if the write fails (the stored rows stay)."""
+    def write_check_rows(
+        self, rows: Sequence[CheckRow], *, hosts: Sequence[str] | None = None
+    ) -> None:
+        """Replace the stored statuses with ``rows``; safe from a worker thread. With
+        ``hosts`` (a replica's), only the rows of those hosts are replaced: other replicas'
+        stay. StateWriteError (``checks``) if the write fails (the stored rows stay)."""
         ...
 
     def close(self) -> None: ...

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -85,9 +86,13 @@ class PostgresStore:
         """This replica's membership and lease (replicas only: see ``replica``)."""
         if replica is None:
             self._db.fence = self._owner.fence
-        else:
+        else:  # the id names the replica and this run of it (a restart is another member)
             self.replicas = Replicas(
-                self._db, owner_term=self._owner.term, name=replica, lease_s=lease_s
+                self._db,
+                owner_term=self._owner.term,
+                name=replica,
+                lease_s=lease_s,
+                replica_id=f"{replica}-{uuid.uuid4().hex[:8]}",
             )
             self._db.fence = self.replicas.fence
         if self._owner.migrated_from < SCHEMA_VERSION:
@@ -155,13 +160,18 @@ class PostgresStore:
             rows = cur.execute(f"SELECT {_CHECK_COLUMNS} FROM check_status").fetchall()  # noqa: S608
         return [(*row[:-1], json.loads(str(row[-1]))) for row in rows]
 
-    def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
+    def write_check_rows(
+        self, rows: Sequence[CheckRow], *, hosts: Sequence[str] | None = None
+    ) -> None:
         """Replace the stored statuses with ``rows`` (from a worker thread: the pool is
         thread-safe), in one transaction by ``COPY``; not fenced (they are observations,
-        and a later write replaces them all). Replicas that share hosts will each write
-        the rows of their own hosts only: that is for the loop that shares them."""
+        and a later write replaces them). A replica gives its ``hosts``: only their rows
+        are replaced, so each replica writes its own rows and no other's."""
         with self._db.write("checks", fenced=False) as cur:
-            cur.execute("DELETE FROM check_status")
+            if hosts is None:
+                cur.execute("DELETE FROM check_status")
+            else:
+                cur.execute("DELETE FROM check_status WHERE host = ANY(%s)", (list(hosts),))
             with cur.copy(f"COPY check_status ({_CHECK_COLUMNS}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row((*row[:-1], json.dumps(row[-1])))

@@ -129,7 +129,9 @@ class SqliteStore:
             for row in self._db.execute("SELECT * FROM check_status")
         ]
 
-    def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
+    def write_check_rows(
+        self, rows: Sequence[CheckRow], *, hosts: Sequence[str] | None = None
+    ) -> None:
         """Safe from a worker thread: on a connection of its own (SQLite lets one writer at
         a time, so a write on the loop meanwhile waits for this one transaction at most)."""
         with self._rows_lock, self._writes.guard("checks"):
@@ -140,5 +142,8 @@ class SqliteStore:
             db = self._rows_db
             encoded = [(*row[:-1], json.dumps(row[-1])) for row in rows]
             with db:
-                db.execute("DELETE FROM check_status")
+                if hosts is None:
+                    db.execute("DELETE FROM check_status")
+                else:
+                    db.executemany("DELETE FROM check_status WHERE host = ?", [(h,) for h in hosts])
                 db.executemany(_INSERT_CHECK, encoded)
