@@ -211,7 +211,11 @@ class Reconciler:
             return
         self.fetch_error = None
         self.metrics.git_fetch_total.labels("changed" if fetched.changed else "unchanged").inc()
-        if fetched.head == self.revisions.applied and self.revisions.attempted != fetched.head:
+        if fetched.head == self.revisions.applied and self.repo is None:
+            # the stored revision could not be resumed before this fetch (a new mirror: a
+            # new replica, a lost cache): it is read now
+            await self.reconcile(fetched.head)
+        elif fetched.head == self.revisions.applied and self.revisions.attempted != fetched.head:
             # the rejected commit was force-pushed away: the branch is the applied revision again
             log.warning(
                 "branch is back at the applied revision %s: rejection cleared", fetched.head[:12]
