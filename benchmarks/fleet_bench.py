@@ -181,6 +181,7 @@ class Sample:
     at: float
     cpu_s: float
     runs: float
+    ok: float
     lag: dict[float, float]
 
 
@@ -197,13 +198,16 @@ def rss_mb(pid: int) -> float:
 
 
 def sample(opsmap: Opsmap) -> Sample:
-    runs, lag = 0.0, {}
+    if opsmap.proc.poll() is not None:
+        raise SystemExit(f"opsmap run exited ({opsmap.proc.returncode}):\n{opsmap.tail(40)}")
+    runs, ok, lag = 0.0, 0.0, {}
     for s in samples(opsmap.metrics()):
         if s.name == "opsmap_check_runs_total":
             runs += s.value
+            ok += s.value if s.labels.get("state") == "OK" else 0.0
         elif s.name == "opsmap_check_schedule_lag_seconds_bucket":
             lag[float(s.labels["le"])] = s.value
-    return Sample(time.monotonic(), cpu_s(opsmap.proc.pid), runs, lag)
+    return Sample(time.monotonic(), cpu_s(opsmap.proc.pid), runs, ok, lag)
 
 
 def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
@@ -298,6 +302,7 @@ def main() -> int:
         print("openssh-server is not installed", file=sys.stderr)
         return 1
     root = Path(tempfile.mkdtemp(prefix="opsmap-fleet-bench-"))
+    root.chmod(0o755)  # the test user reads authorized_keys below it
     fleet = Fleet(root / "fleet")
     listener = socket.create_server(("127.0.0.1", 0))  # the tcp check's plain listener
     servers = Servers.start(fleet, args.hosts)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,7 +39,7 @@ from reconciler.loop.events import (
 from reconciler.loop.metrics import Metrics, SnapshotCollector
 from reconciler.loop.placement import Placement
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
-from reconciler.loop.state import check_rows, load_checks, statuses_from_rows
+from reconciler.loop.state import check_rows, load_checks
 from reconciler.loop.targets import scheduled_checks
 from reconciler.loop.view import Revisions, Snapshot, build_snapshot, encode_json
 from reconciler.model.masking import Masker
@@ -141,6 +142,10 @@ class Reconciler:
         self._component_checks: dict[tuple[str, str], list[CheckKey]] = {}
         self._component_status: dict[tuple[str, str], str] = {}
         self._group: asyncio.TaskGroup | None = None
+        self._changed: set[CheckKey] = set()
+        """Checks whose status changed since the last save (only those are written)."""
+        self._removed: set[CheckKey] = set()
+        """Checks gone with a revision since the last save (their rows are removed)."""
         self.placement: Placement | None = None
         """Replicas only: which hosts this replica checks (None: every host, one process)."""
         self.bridge = LoopBridge(lambda: self.health()[1])
@@ -279,6 +284,8 @@ class Reconciler:
         keep = {check.key for check in scheduled}
         for key in [k for k in self.statuses if k not in keep]:
             del self.statuses[key]
+            self._changed.discard(key)
+            self._removed.add(key)
         old_checks = {(c.key.map, c.key.component, c.key.check) for c in self.scheduled}
         for gone in old_checks - {(k.map, k.component, k.check) for k in keep}:
             self.metrics.forget_check(*gone)
@@ -341,15 +348,19 @@ class Reconciler:
         if moved:
             self._restart_workers(self.scheduled)
 
-    def observe(self, rows: list[CheckRow]) -> None:
+    def observe(self, stored: Mapping[CheckKey, CheckStatus]) -> None:
         """Replicas: take in the stored statuses of the checks other replicas run (the
-        whole fleet shows on every replica); those of this replica's hosts are its own."""
+        whole fleet shows on every replica); those of this replica's hosts are its own.
+        ``stored`` is :func:`~reconciler.loop.state.statuses_from_rows` of the rows, made
+        in a thread: here, on the loop, only what is someone else's is taken."""
         placement = self.placement
         if placement is None:
             return
-        scheduled = {c.key for c in self.scheduled if not placement.checks(c.key.host)}
-        theirs = [row for row in rows if CheckKey(*row[:4]) in scheduled]
-        for key, status in statuses_from_rows(theirs, wall_offset=self.wall_offset).items():
+        for check in self.scheduled:
+            key = check.key
+            status = stored.get(key)
+            if status is None or placement.checks(key.host):
+                continue
             old = self.statuses.get(key)
             self.statuses[key] = status
             if old is not None and old.hard_state is not status.hard_state:
@@ -374,6 +385,7 @@ class Reconciler:
         self, check: ScheduledCheck, run: CheckRun, status: CheckStatus, changed: bool
     ) -> None:
         key = check.key
+        self._changed.add(key)
         self.hosts_reachable[key.host] = not run.host_unreachable
         self.metrics.check_duration.labels(key.map, key.component, key.check).observe(
             run.duration_s
@@ -440,21 +452,24 @@ class Reconciler:
             meta["hosts_reachable"] = dict(self.hosts_reachable)
         return meta
 
-    def _own_rows(self) -> tuple[list[CheckRow], list[str] | None]:
-        """The rows this process writes, and of which hosts (None: all, one process)."""
-        placement = self.placement
-        if placement is None:
-            return check_rows(self.statuses, wall_offset=self.wall_offset), None
-        hosts = sorted({c.key.host for c in self.scheduled if placement.checks(c.key.host)})
-        mine = set(hosts)
-        own = {k: s for k, s in self.statuses.items() if k.host in mine}
-        return check_rows(own, wall_offset=self.wall_offset), hosts
+    def _take_changes(self) -> tuple[list[CheckRow], list[CheckKey]]:
+        """The rows of the checks this process ran since the last save, and the checks
+        removed since: copied on the loop (the loop goes on changing statuses)."""
+        changed, self._changed = self._changed, set()
+        removed, self._removed = list(self._removed), set()
+        mine = {k: self.statuses[k] for k in changed if k in self.statuses}
+        return check_rows(mine, wall_offset=self.wall_offset), removed
+
+    def _keep_changes(self, rows: list[CheckRow], removed: list[CheckKey]) -> None:
+        """A save failed: its checks are saved with the next one (unless gone meanwhile)."""
+        self._changed.update(k for k in (CheckKey(*r[:4]) for r in rows) if k in self.statuses)
+        self._removed.update(k for k in removed if k not in self.statuses)
 
     def persist(self) -> None:
         self.persist_meta()
-        rows, hosts = self._own_rows()
+        rows, removed = self._take_changes()
         try:
-            self.store.write_check_rows(rows, hosts=hosts)
+            self.store.update_check_rows(rows, removed=removed)
         except StateWriteError as exc:
             log.error("check states not saved on the way out: %s", exc)
 
@@ -470,17 +485,18 @@ class Reconciler:
             else:
                 with contextlib.suppress(StateWriteError):
                     await asyncio.to_thread(self.store.set_meta, self._meta())
-            rows, hosts = self._own_rows()
+            rows, removed = self._take_changes()
+            write = functools.partial(self.store.update_check_rows, rows, removed=removed)
             try:
                 async with asyncio.timeout(self.options.persistence.timeout_s):
-                    await asyncio.to_thread(self.store.write_check_rows, rows, hosts=hosts)
+                    await asyncio.to_thread(write)
             except TimeoutError:
                 log.warning(
                     "saving check states took over %g s; still trying",
                     self.options.persistence.timeout_s,
                 )
-            except StateWriteError:
-                pass  # logged, counted and on /healthz by the store; saved again next time
+            except StateWriteError:  # logged, counted and on /healthz by the store
+                self._keep_changes(rows, removed)  # saved with the next save
 
     # -- views -----------------------------------------------------------------------
 

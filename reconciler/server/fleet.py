@@ -37,12 +37,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.findings import Finding
+from reconciler.loop.checkstate import CheckStatus
 from reconciler.loop.placement import Placement
 from reconciler.loop.reconciler import Reconciler
+from reconciler.loop.scheduler import CheckKey
+from reconciler.loop.state import statuses_from_rows
 from reconciler.repo.loader import MapRepo
 from reconciler.requests.processor import CURSOR_KEY
 from reconciler.server.operations import SHOWN_REQUESTS, Operations, request_view
-from reconciler.store.protocol import CheckRow, StoreError
+from reconciler.store.protocol import StoreError
 from reconciler.store.writes import StateWriteError
 
 if TYPE_CHECKING:
@@ -177,7 +180,7 @@ class Fleet:
             log.warning("replica %s: the state database is back", self._replicas.id)
         self._lost_db = False
         try:
-            rows = await asyncio.to_thread(self._store.load_check_rows)
+            rows = await asyncio.to_thread(self._stored_statuses)
             extra = await asyncio.to_thread(self._follower_extra) if following else None
         except (StoreError, StateWriteError) as exc:
             log.debug("replica %s: the fleet's state not read this time: %s", standing.replica, exc)
@@ -197,6 +200,11 @@ class Fleet:
             self._reconciler.observe(found.rows)
         if found.extra is not None and self._gate.operations is None:
             self._gate.follower_extra = found.extra
+
+    def _stored_statuses(self) -> dict[CheckKey, CheckStatus]:
+        """Every stored check status (in a thread: the loop only takes the others')."""
+        rows = self._store.load_check_rows()
+        return statuses_from_rows(rows, wall_offset=self._reconciler.wall_offset)
 
     def _follower_extra(self) -> dict[str, Any]:
         """The requests and the audit backlog as the database holds them (in a thread)."""
@@ -251,5 +259,5 @@ class _Beat:
     """What one heartbeat found, and the fleet's rows and requests read after it."""
 
     standing: Standing
-    rows: list[CheckRow] | None
+    rows: dict[CheckKey, CheckStatus] | None
     extra: dict[str, Any] | None
