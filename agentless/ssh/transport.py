@@ -165,7 +165,10 @@ class _Client(asyncssh.SSHClient):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._conn is not None and self._conn is self._pool.conn:
             log.info(
-                "connection to %s lost: %s", for_log(self._pool.host.name), for_log(exc or "closed")
+                "connection to %s lost: %s",
+                for_log(self._pool.host.name),
+                for_log(exc or "closed"),
+                extra={"host": self._pool.host.name},
             )
             self._pool.drop(self._conn)
 
@@ -267,7 +270,12 @@ class SshTransport:
                         raise ConnectionLost(pool.host.name, str(exc)) from exc
                     if attempt:
                         raise HostUnreachable(pool.host.name, f"connection lost: {exc}") from exc
-                    log.info("reconnecting to %s: %s", for_log(pool.host.name), for_log(exc))
+                    log.info(
+                        "reconnecting to %s: %s",
+                        for_log(pool.host.name),
+                        for_log(exc),
+                        extra={"host": pool.host.name},
+                    )
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _kick(self, pool: _HostPool) -> None:
@@ -299,7 +307,9 @@ class SshTransport:
             pool.fail_pending(HostUnreachable(pool.host.name, "transport closed"))
             raise
         except Exception as exc:  # a bug: every waiting caller sees it, none hangs
-            log.exception("dispatching commands to %s failed", pool.host.name)
+            log.exception(
+                "dispatching commands to %s failed", pool.host.name, extra={"host": pool.host.name}
+            )
             pool.fail_pending(AgentlessError(f"{pool.host.name}: internal error: {exc!r}"))
         finally:
             pool.dispatcher = None
@@ -327,7 +337,12 @@ class SshTransport:
                     reason = f"connection lost: {exc}"
                     pool.fail_pending(HostUnreachable(pool.host.name, reason))
                     return None
-                log.info("reconnecting to %s: %s", for_log(pool.host.name), for_log(exc))
+                log.info(
+                    "reconnecting to %s: %s",
+                    for_log(pool.host.name),
+                    for_log(exc),
+                    extra={"host": pool.host.name},
+                )
                 continue
             shell.on_done = functools.partial(self._shell_done, pool)
             return shell
@@ -386,7 +401,7 @@ class SshTransport:
                 )
                 raise
             if gate.failures:
-                log.warning("%s is reachable again", pool.host.name)
+                log.warning("%s is reachable again", pool.host.name, extra={"host": pool.host.name})
             gate.succeeded()
             pool.conn = conn
             pool.connects += 1

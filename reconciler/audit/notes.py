@@ -25,7 +25,8 @@ from pathlib import Path
 from reconciler.audit.errors import AuditDeliveryError
 from reconciler.audit.record import AuditRecord, is_full_sha
 from reconciler.git.errors import GitSourceError, mask_secrets
-from reconciler.git.runner import GitRunner
+from reconciler.git.runner import GitRunner, receive_pack_args, upload_pack_args
+from reconciler.git.watch import local_path
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class NotesPublisher:
         self.display = mask_secrets(remote)
         self._incoming = f"{notes_ref}-incoming"
         self._runner = GitRunner(remote=self.display, timeout_s=timeout_s)
+        local = local_path(remote)  # the operator's repo, maybe another user's
+        self._upload_pack, self._receive_pack = upload_pack_args(local), receive_pack_args(local)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -126,8 +129,9 @@ class NotesPublisher:
         refspec = f"{self.notes_ref}:{self.notes_ref}"
         for _ in range(_PUSH_ATTEMPTS):
             status, out = self._git(
-                "push", "--porcelain", "--", self.remote, refspec, ok=(0, 1), network=True
-            )
+                "push", "--porcelain", *self._receive_pack, "--", self.remote, refspec,
+                ok=(0, 1), network=True,
+            )  # fmt: skip
             if status == 0:
                 return
             rejection = _rejection(out.decode("utf-8", "replace"))
@@ -145,7 +149,10 @@ class NotesPublisher:
 
     def _merge_remote(self) -> None:
         refspec = f"+{self.notes_ref}:{self._incoming}"
-        self._git("fetch", "--quiet", "--no-tags", "--", self.remote, refspec, network=True)
+        self._git(
+            "fetch", "--quiet", "--no-tags", *self._upload_pack, "--", self.remote, refspec,
+            network=True,
+        )  # fmt: skip
         self._git(
             *IDENTITY, "notes", "--ref", self.notes_ref, "merge", "--quiet",
             "-s", "cat_sort_uniq", self._incoming,

@@ -46,7 +46,7 @@ class NotesReader:
     def __init__(self, path: Path, *, notes_ref: str = NOTES_REF, timeout_s: float = 60) -> None:
         self.path = path
         self.notes_ref = notes_ref
-        self._runner = GitRunner(remote=str(path), timeout_s=timeout_s)
+        self._runner = GitRunner(remote=str(path), timeout_s=timeout_s, safe_directories=[path])
         self._git_dir = self._find_git_dir()
 
     def read(self) -> AuditNotes:

@@ -23,10 +23,8 @@ from reconciler.audit import (
     verify_chain,
 )
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
-from reconciler.cli.table import render_table
+from reconciler.cli.table import output_width, render_table
 from reconciler.inert import for_log, one_line
-
-SUMMARY_WIDTH = 80
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +104,7 @@ def _table(records: Sequence[AuditRecord]) -> str:
             )
         )
     shown = [tuple(one_line(cell) for cell in row) for row in rows]  # repo and host text
-    return render_table(header, shown)
+    return render_table(header, shown, width=output_width())
 
 
 def actor_of(record: AuditRecord) -> str:
@@ -163,5 +161,4 @@ def _time(timestamp: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= SUMMARY_WIDTH else line[: SUMMARY_WIDTH - 1] + "…"
+    return " ".join(text.split())

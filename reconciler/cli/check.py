@@ -7,20 +7,19 @@ import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agentless.runner import CheckRun, CheckTarget, run_checks
-from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
+from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error, verbosity
 from reconciler.cli.loading import load_valid_repo
+from reconciler.cli.progress import Progress
 from reconciler.cli.run import add_key_dir_argument, key_dir_argument
-from reconciler.cli.table import render_table
+from reconciler.cli.table import output_width, render_table
 from reconciler.inert import one_line
 from reconciler.loop.scheduler import CheckKey
 from reconciler.loop.targets import scheduled_checks
 from reconciler.model.masking import Masker
-
-MESSAGE_WIDTH = 70
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,14 +55,19 @@ def run(args: argparse.Namespace) -> int:
         print("opsmap: no check selected: no component of the selection has hosts", file=sys.stderr)
         return EXIT_FAILED
     targets = [c.target for c in scheduled]
-    runs = asyncio.run(
-        _run(
-            targets,
-            repo_root=args.repo.resolve(),
-            key_dir=key_dir,
-            concurrency=args.concurrency,
+    progress = Progress(len(targets), quiet=verbosity(args) < 0)
+    try:
+        runs = asyncio.run(
+            _run(
+                targets,
+                repo_root=args.repo.resolve(),
+                key_dir=key_dir,
+                concurrency=args.concurrency,
+                on_result=progress.done,
+            )
         )
-    )
+    finally:
+        progress.clear()
     masker = repo.effective_settings.masker()
     runs = [_masked(r, masker) for r in runs]
     keyed = [(c.key, r) for c, r in zip(scheduled, runs, strict=True)]
@@ -82,12 +86,19 @@ def run(args: argparse.Namespace) -> int:
         ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
-        sys.stdout.write(_table(keyed))
+        sys.stdout.write(_table(keyed, width=output_width()))
+    sys.stdout.flush()
+    progress.summary([r for _, r in keyed], hosts=len({key.host for key, _ in keyed}))
     return EXIT_OK if all(r.outcome.state.name == "OK" for _, r in keyed) else EXIT_FAILED
 
 
 async def _run(
-    targets: Sequence[CheckTarget], *, repo_root: Path, key_dir: Path | None, concurrency: int
+    targets: Sequence[CheckTarget],
+    *,
+    repo_root: Path,
+    key_dir: Path | None,
+    concurrency: int,
+    on_result: Callable[[CheckRun], None],
 ) -> list[CheckRun]:
     """Run the targets once; the SSH stack is imported only when a host needs it."""
     from agentless.local import LocalTransport
@@ -102,7 +113,9 @@ async def _run(
         ssh = LocalTransport()
     transport = TransportRouter(ssh=ssh, local=LocalTransport())
     try:
-        return await run_checks(targets, transport=transport, concurrency=concurrency)
+        return await run_checks(
+            targets, transport=transport, concurrency=concurrency, on_result=on_result
+        )
     finally:
         await transport.aclose()
 
@@ -114,14 +127,12 @@ def _masked(run: CheckRun, masker: Masker) -> CheckRun:
     return dataclasses.replace(run, outcome=outcome)
 
 
-def _table(rows: Sequence[tuple[CheckKey, CheckRun]]) -> str:
+def _table(rows: Sequence[tuple[CheckKey, CheckRun]], *, width: int | None) -> str:
     header = ("MAP", "COMPONENT", "HOST", "CHECK", "STATE", "DURATION", "MESSAGE")
     lines: list[tuple[str, ...]] = []
     for key, r in rows:
         message = one_line(" ".join(r.outcome.message.split()))
-        if len(message) > MESSAGE_WIDTH:
-            message = message[: MESSAGE_WIDTH - 1] + "…"
         duration = f"{r.duration_s * 1000:.0f}ms" if r.duration_s < 10 else f"{r.duration_s:.1f}s"
         names = (key.map, key.component, key.host, key.check)
         lines.append((*(one_line(n) for n in names), r.outcome.state.name, duration, message))
-    return render_table(header, lines)
+    return render_table(header, lines, width=width)

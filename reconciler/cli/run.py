@@ -9,10 +9,15 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentless.childenv import SECRET_ENV, secret_names
-from reconciler.cli import EXIT_OK, usage_error
+from reconciler.cli import EXIT_OK, usage_error, verbosity
+from reconciler.cli.logs import FORMATS, setup_logging
 from reconciler.inert import for_log
+
+if TYPE_CHECKING:
+    from reconciler.server.identity import IpNetwork
 
 log = logging.getLogger("opsmap")
 
@@ -20,6 +25,7 @@ DEFAULT_LISTEN = "127.0.0.1:9736"
 DEFAULT_STATE_DIR = ".opsmap-state"
 STATE_URL_ENV = "OPSMAP_STATE_URL"
 REPLICA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +102,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_key_dir_argument(parser)
     parser.add_argument(
+        "--trusted-user-header",
+        metavar="HEADER",
+        help="behind an authenticating proxy: the header naming the person (e.g. "
+        "X-Forwarded-Email); each sees only the maps and components their policies let them "
+        "view. Only from --trusted-proxy addresses; give both or neither",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        metavar="ADDR[,ADDR]",
+        help="the proxies' addresses (or networks) whose --trusted-user-header is believed",
+    )
+    parser.add_argument(
         "--secret-env",
         action="append",
         default=[],
@@ -105,6 +123,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=FORMATS,
+        help="log lines on stderr: text, or one JSON object a line with the map, component, "
+        "check, host, revision and request as fields (default text); times in UTC",
     )
 
 
@@ -153,6 +178,30 @@ def state_url(args: argparse.Namespace) -> str | int | None:
     return str(value)
 
 
+def trusted_arguments(
+    header: str | None, proxies: str | None
+) -> tuple[str | None, tuple[IpNetwork, ...]] | int:
+    """``--trusted-user-header`` and ``--trusted-proxy`` checked (both or neither), or the
+    usage error's exit status."""
+    if header is None and proxies is None:
+        return None, ()
+    if header is None or proxies is None:
+        given, missing = (
+            ("--trusted-user-header", "--trusted-proxy")
+            if proxies is None
+            else ("--trusted-proxy", "--trusted-user-header")
+        )
+        return usage_error(f"{given} needs {missing}: give both or neither")
+    if not HEADER_NAME.fullmatch(header):
+        return usage_error(f"--trusted-user-header {header}: not an HTTP header name")
+    from reconciler.server.identity import parse_proxies  # aiohttp: only for `opsmap run`
+
+    try:
+        return header, parse_proxies(proxies)
+    except ValueError as exc:
+        return usage_error(str(exc))
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -161,13 +210,8 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, logging.getLogger().level))
+    level = logging.getLevelName(args.log_level) - 10 * verbosity(args)
+    setup_logging(min(max(level, logging.DEBUG), logging.ERROR), log_format=args.log_format)
     # the state store reports a database that fails once per reason; the pool's own
     # warnings would repeat it at every attempt to reconnect
     logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, logging.getLogger().level))
@@ -182,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
     key_dir = key_dir_argument(args.ssh_key_dir)
     if isinstance(key_dir, int):
         return key_dir
+    trusted = trusted_arguments(args.trusted_user_header, args.trusted_proxy)
+    if isinstance(trusted, int):
+        return trusted
     names = [n for n in args.secret_env if n]
     if any("," in n or "=" in n for n in names):
         return usage_error("--secret-env takes a variable name (no ',' or '=')")
@@ -216,6 +263,8 @@ def run(args: argparse.Namespace) -> int:
                 stop_grace_s=args.stop_grace,
                 replica=args.replica,
                 lease_s=args.lease,
+                trusted_user_header=trusted[0],
+                trusted_proxies=trusted[1],
             )
         )
     except ServiceError as exc:
@@ -245,4 +294,5 @@ __all__ = [
     "parse_listen",
     "run",
     "state_url",
+    "trusted_arguments",
 ]

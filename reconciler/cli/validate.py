@@ -8,9 +8,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error
+from reconciler.cli import EXIT_FAILED, EXIT_OK, usage_error, verbosity
 from reconciler.findings import Finding, Severity, format_github, format_json, format_text
 from reconciler.inert import for_log
+from reconciler.plan.history import HistoryError, request_history
 from reconciler.repo.loader import (
     FOLDER_KINDS,
     SETTINGS_FILE,
@@ -35,7 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a map repo root (default .) or files in one; a file is read as what its "
         "folder says (maps/, policies/, inventory/, requests/), elsewhere as a map",
     )
-    parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings as errors (but a request that is history stays a warning)",
+    )
+    parser.add_argument(
+        "--base",
+        metavar="REF",
+        help="the revision the change under review starts from (a pull request's target "
+        "branch): its requests are history, and an error in one is a warning. Default: "
+        "HEAD when the work tree differs from it, else HEAD's first parent",
+    )
     parser.add_argument("--format", choices=sorted(FORMATTERS), default="text")
 
 
@@ -69,17 +81,20 @@ def run(args: argparse.Namespace) -> int:
         target.named[os.path.normpath(os.path.relpath(path))] = (path, kind, rel)
     findings: list[Finding] = []
     for target in targets.values():
-        findings.extend(validate_target(target, strict=args.strict))
+        try:
+            findings.extend(validate_target(target, strict=args.strict, base=args.base))
+        except HistoryError as exc:
+            return usage_error(str(exc))
     sys.stdout.write(FORMATTERS[args.format](findings))
     errors = sum(f.severity is Severity.ERROR for f in findings)
-    if args.format == "text":
+    if args.format == "text" and verbosity(args) >= 0:  # -q: the findings alone
         warnings = len(findings) - errors
         verdict = "invalid" if errors else "valid"
         print(f"opsmap: {verdict}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return EXIT_FAILED if errors else EXIT_OK
 
 
-def validate_target(target: Target, *, strict: bool) -> list[Finding]:
+def validate_target(target: Target, *, strict: bool, base: str | None = None) -> list[Finding]:
     files: list[RepoFile] = []
     if target.root is not None:
         display = os.path.relpath(target.root)
@@ -88,9 +103,13 @@ def validate_target(target: Target, *, strict: bool) -> list[Finding]:
     for shown, (path, kind, rel) in target.named.items():
         if shown not in found:  # outside the repo's folders, or in one read_tree skips
             files.append(local_file(path, shown, kind, root=target.root, rel=rel))
+    history: set[str] = set()
+    if target.root is not None:
+        merged = request_history(target.root, base=base)
+        history = {f.shown for f in files if f.kind == "request" and f.path in merged}
     repo = load_repo(files, parallel=True)
     probe = working_tree_probe(target.root) if target.root is not None else None
-    findings = check_repo(repo, strict=strict, probe=probe)
+    findings = check_repo(repo, strict=strict, probe=probe, history=history)
     if target.named and not target.whole:
         findings = [f for f in findings if os.path.normpath(f.location.file) in target.named]
     return findings

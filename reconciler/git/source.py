@@ -34,7 +34,7 @@ from reconciler.git.blobs import BlobReader, BlobTooLarge
 from reconciler.git.changes import AllowedSigner, read_blobs, read_changes
 from reconciler.git.errors import GitSourceError, RemoteUnreachable, UnknownCommit, mask_secrets
 from reconciler.git.history import Commit, Person, added_requests, read_commit, read_commits
-from reconciler.git.runner import GitRunner
+from reconciler.git.runner import GitRunner, upload_pack_args
 from reconciler.git.tree import LS_TREE_ARGS, PROBE_ARGS, opsmap_entries, probe_entry
 from reconciler.git.watch import is_local, local_path, watch_local
 from reconciler.model.common import CommitSha
@@ -96,6 +96,8 @@ class GitSource:
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", PurePosixPath(self.display).name)
         self.mirror = Path(cache_dir) / f"{name.removesuffix('.git') or 'repo'}-{digest}.git"
         self._runner = GitRunner(remote=self.display, timeout_s=timeout_s)
+        # a local repo of another user (a service following /srv/maps): safe, for git
+        self._upload_pack = upload_pack_args(path)
         self._blobs = BlobReader(
             self.mirror, remote=self.display, timeout_s=timeout_s, max_bytes=MAX_FILE_BYTES
         )
@@ -107,7 +109,10 @@ class GitSource:
     def remote_head(self) -> CommitSha | None:
         """The branch head on the remote (one ``ls-remote``); None if it has no such branch."""
         with self._lock:
-            _, out = self._run("ls-remote", "--", self.url, self.ref, in_mirror=False, network=True)
+            _, out = self._run(
+                "ls-remote", *self._upload_pack, "--", self.url, self.ref,
+                in_mirror=False, network=True,
+            )  # fmt: skip
         for line in out.decode("ascii", "replace").splitlines():
             sha, _, ref = line.partition("\t")
             if ref == self.ref:
@@ -135,7 +140,10 @@ class GitSource:
             if remote == old:
                 return FetchResult(head=old, changed=False, forced=False)
             refspec = f"+{self.ref}:{self.ref}"
-            self._run("fetch", "--quiet", "--no-tags", "--", self.url, refspec, network=True)
+            self._run(
+                "fetch", "--quiet", "--no-tags", *self._upload_pack, "--", self.url, refspec,
+                network=True,
+            )  # fmt: skip
             new = self.local_head()
             if new is None:
                 raise GitSourceError(self.display, f"fetch left no {self.ref} in the mirror")

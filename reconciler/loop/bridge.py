@@ -1,57 +1,48 @@
-"""Other threads' way onto the reconciler's event loop: the heartbeat and the snapshots.
+"""The loop's heartbeat, and other threads' way onto the reconciler's event loop.
 
-The HTTP server and the Prometheus collector run in threads of their own, while the
-loop's state (statuses, revisions, the repo) is only ever touched on the loop. A
-:class:`LoopBridge` is what they share: the heartbeat the loop keeps current (so
-``/healthz`` answers at once, a blocked loop included), a build run on the loop with a
-timeout whose error says why, and the one status document that concurrent readers share
-while it is fresh.
+The HTTP server runs on the loop itself (:mod:`reconciler.server.http`): it builds its
+snapshots there, between other callbacks, and encodes them in worker threads. What other
+threads still need is here: :meth:`LoopBridge.call_soon` (a webhook or a file watcher
+asking for a fetch), and the heartbeat the loop keeps current, which says whether the loop
+keeps up: a tick that comes late by more than :data:`STALL_S` means the loop was blocked
+meanwhile, and ``/healthz`` says so, with how long, for :data:`STALL_SHOWN_S` after.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 
-T = TypeVar("T")
-
-SNAPSHOT_TIMEOUT_S = 5.0
-"""How long another thread waits for the loop to build a snapshot before giving up."""
-SNAPSHOT_REUSE = 4.0
-"""Other threads get the last status document again while it is younger than this many
-times what it took to build: however often it is read, building it takes at most a fifth
-of the loop's time (a small repo's, built in a millisecond, is always fresh)."""
 HEARTBEAT_S = 0.25
 """How often the loop notes that it is running (real time, whatever the :class:`Clock`)."""
 STALL_S = 3.0
 """The loop is unhealthy when it has not ticked for this long."""
+STALL_SHOWN_S = 10.0
+"""How long after the loop was blocked ``/healthz`` still reports it: a probe served on the
+loop is only answered once the loop is free again, so it must be told what happened."""
 
 
 class LoopBridge:
-    """Runs builds on the loop for other threads; ``busy_reason()`` explains a timeout."""
+    """The heartbeat of the loop, and callbacks run on it from any thread."""
 
-    def __init__(self, busy_reason: Callable[[], str | None]) -> None:
-        self._busy_reason = busy_reason
+    def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._last_tick: float | None = None
         """``time.monotonic()`` of the loop's last heartbeat; read by other threads."""
+        self._last_stall: tuple[float, float] | None = None
+        """When the loop was last found blocked for over :data:`STALL_S`, and how long."""
         self._heartbeat: asyncio.TimerHandle | None = None
-        self._pending_status: concurrent.futures.Future[bytes] | None = None
-        self._status_lock = threading.Lock()
-        self._last_status: tuple[float, float, bytes] | None = None
-        """When the last status document was finished, what it cost to build, the JSON."""
 
     def attach(self) -> None:
-        """On the loop, as it starts: this loop runs the builds; the heartbeat starts."""
+        """On the loop, as it starts: this loop runs the callbacks; the heartbeat starts."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._last_tick = None
         self._tick()
 
     def detach(self) -> None:
@@ -60,15 +51,33 @@ class LoopBridge:
             self._heartbeat.cancel()
         self._last_tick = None
 
+    @property
+    def on_loop(self) -> bool:
+        """Whether the caller runs on the loop's own thread."""
+        return self._loop_thread is not None and threading.get_ident() == self._loop_thread
+
+    @property
+    def foreign_thread(self) -> bool:
+        """Whether the loop runs and the caller is another thread (which must not touch
+        the live state)."""
+        return self._loop_thread is not None and threading.get_ident() != self._loop_thread
+
     def _tick(self) -> None:
         """The heartbeat: runs on the loop every :data:`HEARTBEAT_S` while the loop is free."""
         assert self._loop is not None
-        self._last_tick = time.monotonic()
+        now = time.monotonic()
+        if self._last_tick is not None and now - self._last_tick > STALL_S:
+            self._last_stall = (now, now - self._last_tick)
+        self._last_tick = now
         self._heartbeat = self._loop.call_later(HEARTBEAT_S, self._tick)
 
     def call_soon(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the loop soon; from any thread, nothing when it is not running."""
-        if self._loop is not None:
+        if self._loop is None or self._loop.is_closed():
+            return
+        if self.on_loop:
+            self._loop.call_soon(callback)
+        else:
             self._loop.call_soon_threadsafe(callback)
 
     def loop_problem(self) -> str | None:
@@ -76,95 +85,21 @@ class LoopBridge:
         last, loop = self._last_tick, self._loop
         if last is None or loop is None or loop.is_closed():
             return "the reconciler's event loop is not running"
-        behind = time.monotonic() - last
+        now = time.monotonic()
+        behind = now - last
         if behind > STALL_S:
             return f"event loop has not ticked for {behind:.1f} s"
+        stall = self._last_stall
+        if stall is not None and now - stall[0] < STALL_SHOWN_S:
+            return f"event loop was blocked for {stall[1]:.1f} s, {now - stall[0]:.1f} s ago"
         return None
-
-    def build(self, build: Callable[[], T], *, timeout: float | None = None) -> T:
-        """``build()`` run on the loop whichever thread asks, without garbage collection.
-
-        Raises :class:`TimeoutError`, with the reason, when the loop does not get to it
-        within ``timeout`` (default :data:`SNAPSHOT_TIMEOUT_S`).
-        """
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        built = self._on_loop(future, lambda: _quietly(build), timeout)
-        return _quietly(build) if built is None else built
-
-    def shared_document(self, build: Callable[[], bytes], *, timeout: float | None = None) -> bytes:
-        """The bytes ``build()`` makes on the loop, shared by threads that ask meanwhile.
-
-        Threads that ask while one is being built share it, and get the last one again
-        while it is fresh (:data:`SNAPSHOT_REUSE`). Only bytes leave the loop: the dicts
-        of a large snapshot are freed at once, never walked by a garbage collection
-        (which would stop every thread, /healthz's too). :class:`TimeoutError` as
-        :meth:`build`.
-        """
-        with self._status_lock:
-            last = self._last_status
-            if last is not None and time.monotonic() - last[0] < SNAPSHOT_REUSE * last[1]:
-                return last[2]
-            future = self._pending_status
-            if future is None or future.done():
-                future = self._pending_status = concurrent.futures.Future()
-                fresh = True
-            else:
-                fresh = False
-        if not fresh:
-            return self._wait(future, timeout)
-        built = self._on_loop(future, lambda: self._timed(build), timeout)
-        return self._timed(build) if built is None else built
-
-    def _timed(self, build: Callable[[], bytes]) -> bytes:
-        started = time.monotonic()
-        body = _quietly(build)
-        finished = time.monotonic()
-        with self._status_lock:
-            self._last_status = (finished, finished - started, body)
-        return body
-
-    def _on_loop(
-        self,
-        future: concurrent.futures.Future[T],
-        build: Callable[[], T],
-        timeout: float | None,
-    ) -> T | None:
-        """``build()`` run on the loop, its result through ``future``; None when the caller
-        is the loop's own thread or there is no running loop (then the caller builds)."""
-        loop = self._loop
-        if loop is None or threading.get_ident() == self._loop_thread or loop.is_closed():
-            return None
-
-        def run() -> None:
-            try:
-                future.set_result(build())
-            except Exception as exc:  # handed to the waiting threads
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return self._wait(future, timeout)
-
-    def _wait(self, future: concurrent.futures.Future[T], timeout: float | None) -> T:
-        timeout = SNAPSHOT_TIMEOUT_S if timeout is None else timeout
-        try:
-            return future.result(timeout=timeout)
-        except concurrent.futures.TimeoutError:
-            raise TimeoutError(
-                f"the event loop did not build the status within {timeout:g} s"
-                f" ({self._busy_reason() or 'it is busy'})"
-            ) from None
-
-
-def _quietly(build: Callable[[], T]) -> T:
-    with _no_collection():
-        return build()
 
 
 @contextlib.contextmanager
-def _no_collection() -> Iterator[None]:
+def no_collection() -> Iterator[None]:
     """No cyclic garbage collection meanwhile, as while a snapshot is built: its plain
     dicts and lists are freed by reference counting, and a collection would only walk
-    them (stopping every thread, /healthz's too)."""
+    them (holding the loop, and every thread)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from reconciler.findings import Finding
+from reconciler.loop.view import CheckView
 from reconciler.model.status import ComponentStatus
 from reconciler.repo.loader import MapRepo
 
@@ -38,6 +39,10 @@ class LoopEvents(Protocol):
         """A component's status changed with one of its checks' hard state."""
         ...
 
+    def check_changed(self, map_name: str, component: str, check: CheckView) -> None:
+        """A check's state, hard state, attempt or flapping changed on one host."""
+        ...
+
 
 class NullEvents:
     """Events nobody listens to."""
@@ -52,6 +57,9 @@ class NullEvents:
         pass
 
     def component_changed(self, map_name: str, component: str, old: str | None, new: str) -> None:
+        pass
+
+    def check_changed(self, map_name: str, component: str, check: CheckView) -> None:
         pass
 
 

@@ -8,18 +8,40 @@ them. No counter carries a commit SHA or a host name.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterator
 from contextlib import suppress
+from contextvars import ContextVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from reconciler.loop.view import Snapshot
 from reconciler.model.status import STATUSES
 from reconciler.store.writes import WHATS
+from reconciler.version import version
 
 CHECK_STATE_VALUES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
+
+SCRAPED: ContextVar[Snapshot | None] = ContextVar("opsmap_scraped_snapshot", default=None)
+"""The snapshot a scrape passes to the state gauges (:func:`expose`)."""
+
+
+def expose(registry: CollectorRegistry, snapshot: Snapshot, encoder: Callable[..., bytes]) -> bytes:
+    """``encoder(registry)``, the state gauges computed from ``snapshot``: in any thread,
+    as the snapshot is immutable (the loop builds it, a worker thread encodes it)."""
+    token = SCRAPED.set(snapshot)
+    try:
+        return encoder(registry)
+    finally:
+        SCRAPED.reset(token)
 
 
 class Metrics:
@@ -74,6 +96,13 @@ class Metrics:
         )
         for what in WHATS:  # every series from the start, so that an increase shows
             self.state_write_errors_total.labels(what)
+        self.build_info = Gauge(
+            "opsmap_build_info",
+            "Always 1: the OpsMap version and the Python running it",
+            ["version", "python"],
+            registry=registry,
+        )
+        self.build_info.labels(version(), platform.python_version()).set(1)
 
     def state_write_failed(self, what: str) -> None:
         self.state_write_errors_total.labels(what).inc()

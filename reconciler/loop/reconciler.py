@@ -25,6 +25,7 @@ from agentless.runner import CheckRun, run_check
 from agentless.transport import Transport
 from reconciler.clock import Clock
 from reconciler.findings import Finding, Location, Severity
+from reconciler.logcontext import context
 from reconciler.loop.bridge import LoopBridge
 from reconciler.loop.checkout import materialize
 from reconciler.loop.checkstate import CheckStatus
@@ -36,12 +37,12 @@ from reconciler.loop.events import (
     PhaseSource,
     StatusExtras,
 )
-from reconciler.loop.metrics import Metrics, SnapshotCollector
+from reconciler.loop.metrics import SCRAPED, Metrics, SnapshotCollector
 from reconciler.loop.placement import Placement
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
 from reconciler.loop.state import check_rows, load_checks
 from reconciler.loop.targets import scheduled_checks
-from reconciler.loop.view import Revisions, Snapshot, build_snapshot, encode_json
+from reconciler.loop.view import Revisions, Snapshot, build_snapshot, check_view
 from reconciler.model.masking import Masker
 from reconciler.model.requests import Settings
 from reconciler.model.runtime import PersistenceSettings
@@ -125,7 +126,7 @@ class Reconciler:
                 raise ValueError("give the metrics or their registry")
             metrics = Metrics(metrics_registry)
         self.metrics = metrics
-        metrics.registry.register(SnapshotCollector(self.snapshot_from_thread))
+        metrics.registry.register(SnapshotCollector(self._scraped))
         store.writes.on_failure = self.metrics.state_write_failed
         self.revisions = Revisions()
         self.repo: MapRepo | None = None
@@ -148,8 +149,10 @@ class Reconciler:
         """Checks gone with a revision since the last save (their rows are removed)."""
         self.placement: Placement | None = None
         """Replicas only: which hosts this replica checks (None: every host, one process)."""
-        self.bridge = LoopBridge(lambda: self.health()[1])
-        """How other threads reach the loop: heartbeat, snapshots, the status document."""
+        self._check_seen: dict[CheckKey, tuple[object, ...]] = {}
+        """What each check's event last told (:meth:`_note_check`)."""
+        self.bridge = LoopBridge()
+        """The loop's heartbeat, and how other threads reach the loop."""
 
     # -- running ---------------------------------------------------------------------
 
@@ -245,14 +248,18 @@ class Reconciler:
         if repo is None or problems:
             self.revisions.reject(problems)
             self.metrics.reconcile_total.labels("rejected").inc()
+            about = context(revision=sha)
             log.error(
                 "REVISION %s REJECTED with %d error(s); still running %s",
                 sha[:12],
                 len(problems),
                 self._short_applied(),
+                extra=about,
             )
             for finding in problems[:20]:
-                log.error("  %s: %s [%s]", finding.location, finding.message, finding.code)
+                log.error(
+                    "  %s: %s [%s]", finding.location, finding.message, finding.code, extra=about
+                )
             self.persist_meta()
             self.events.revision_rejected(sha, problems)
             return False
@@ -269,7 +276,12 @@ class Reconciler:
         try:
             repo, findings = await asyncio.to_thread(self._load, sha)
         except self._source_errors as exc:
-            log.warning("cannot read the last applied revision %s: %s", sha[:12], exc)
+            log.warning(
+                "cannot read the last applied revision %s: %s",
+                sha[:12],
+                exc,
+                extra=context(revision=sha),
+            )
             return
         if not blocking_errors(findings):
             await asyncio.to_thread(self._materialize, sha, repo)
@@ -286,6 +298,7 @@ class Reconciler:
             del self.statuses[key]
             self._changed.discard(key)
             self._removed.add(key)
+        self._check_seen = {k: v for k, v in self._check_seen.items() if k in keep}
         old_checks = {(c.key.map, c.key.component, c.key.check) for c in self.scheduled}
         for gone in old_checks - {(k.map, k.component, k.check) for k in keep}:
             self.metrics.forget_check(*gone)
@@ -299,7 +312,11 @@ class Reconciler:
             self.revisions.clear_errors()
         self.metrics.reconcile_total.labels("resumed" if resumed else "applied").inc()
         log.info(
-            "revision %s applied: %d maps, %d checks", sha[:12], len(repo.maps), len(scheduled)
+            "revision %s applied: %d maps, %d checks",
+            sha[:12],
+            len(repo.maps),
+            len(scheduled),
+            extra=context(revision=sha),
         )
         self._component_checks = {}
         for check in scheduled:
@@ -363,6 +380,7 @@ class Reconciler:
                 continue
             old = self.statuses.get(key)
             self.statuses[key] = status
+            self._note_check(check, status)  # the event stream shows the whole fleet too
             if old is not None and old.hard_state is not status.hard_state:
                 self._note_component(key.map, key.component)
 
@@ -390,11 +408,22 @@ class Reconciler:
         self.metrics.check_duration.labels(key.map, key.component, key.check).observe(
             run.duration_s
         )
+        self._note_check(check, status)
         if changed:
             self._note_component(key.map, key.component)
         self.metrics.check_runs_total.labels(
             key.map, key.component, key.check, run.outcome.state.name
         ).inc()
+
+    def _note_check(self, check: ScheduledCheck, status: CheckStatus) -> None:
+        """Tell the events sink when a check's state, hard state, attempt or flapping
+        changed (a result that only brings a new message or value tells nothing)."""
+        seen = (status.state, status.hard_state, status.state_type, status.attempt, status.flapping)
+        if self._check_seen.get(check.key) == seen:
+            return
+        self._check_seen[check.key] = seen
+        view = check_view(check, status, wall_offset=self.wall_offset)
+        self.events.check_changed(check.key.map, check.key.component, view)
 
     def _note_component(self, map_name: str, component: str) -> None:
         """Tell the events sink when a component's status changes with a check's hard state.
@@ -521,25 +550,26 @@ class Reconciler:
         """The ``/api/v1/status`` document of :meth:`view` (on the event loop's thread)."""
         return self.view().to_json()
 
-    def snapshot_from_thread(self, *, timeout: float | None = None) -> Snapshot:
-        """The typed snapshot, built on the event loop's thread whichever thread asks
-        (metrics).
+    def _scraped(self) -> Snapshot:
+        """The snapshot a scrape passed in (:func:`~reconciler.loop.metrics.expose`); on
+        the loop's own thread (or before it runs), the live state's."""
+        passed = SCRAPED.get()
+        if passed is not None:
+            return passed
+        if self.bridge.foreign_thread:
+            raise RuntimeError("scrape in another thread than the loop's: pass a snapshot")
+        return self.view()
 
-        Raises :class:`TimeoutError`, with the reason, when the loop does not get to it
-        within ``timeout`` (default :data:`~reconciler.loop.bridge.SNAPSHOT_TIMEOUT_S`).
-        """
-        return self.bridge.build(self.view, timeout=timeout)
-
-    def status_from_thread(self, *, timeout: float | None = None) -> bytes:
-        """``/api/v1/status``: the snapshot as JSON, built and encoded on the loop, shared
-        by the threads that ask meanwhile (:meth:`LoopBridge.shared_document`)."""
-        return self.bridge.shared_document(lambda: encode_json(self.snapshot()), timeout=timeout)
+    def component_status(self, map_name: str, component: str) -> str | None:
+        """The status a component's checks give it; None until they all have a hard state."""
+        return self._component_status.get((map_name, component))
 
     def health(self) -> tuple[bool, str | None]:
         """Whether the loop is running and keeping up, and if not why; any thread, no wait.
 
-        Reads the heartbeat the loop keeps current: a blocked or overloaded loop shows
-        as unhealthy with how long it has not ticked, instead of a health check that hangs.
+        Reads the heartbeat the loop keeps current: a loop that was blocked or overloaded
+        shows as unhealthy for a while after, with how long (see
+        :meth:`~reconciler.loop.bridge.LoopBridge.loop_problem`).
         Unhealthy too while writes to the state fail (disk full…), with what and why.
         """
         problem = self.bridge.loop_problem() or self.store.writes.problem()

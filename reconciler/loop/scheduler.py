@@ -19,6 +19,7 @@ from typing import NamedTuple
 from agentless.inventory import Host
 from agentless.runner import CheckRun, CheckTarget
 from reconciler.clock import Clock
+from reconciler.logcontext import context
 from reconciler.loop.checkstate import CheckPolicy, CheckStatus
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class MapWorker:
                     "/".join(check.key),
                     status.hard_state.name if status.hard_state else "PENDING",
                     status.message,
+                    extra=context(**check.key._asdict()),
                 )
             if self._on_result is not None:
                 self._on_result(check, run, status, changed)

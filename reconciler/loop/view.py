@@ -1,17 +1,17 @@
 """The reconciler's state as one typed snapshot: ``/api/v1/status``, the metrics, the status page.
 
 :class:`Snapshot` (frozen dataclasses down to each check) is built on the event loop's
-thread (the only one that touches live state); the HTTP thread gets a finished snapshot,
-or for ``/api/v1/status`` its JSON (:meth:`Snapshot.to_json`, :func:`encode_json`), and
-never iterates live dictionaries. Its size is linear in the repo: each component names at
-most a few of the failing components below it.
+thread (the only one that touches live state); worker threads encode a finished snapshot
+(the metrics, and for ``/api/v1/status`` its JSON: :meth:`Snapshot.to_json`,
+:func:`encode_json`) and never iterate live dictionaries. Its size is linear in the repo:
+each component names at most a few of the failing components below it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,17 +226,13 @@ def build_snapshot(
     placement: Placement | None = None,
 ) -> Snapshot:
     """The snapshot of the loop's live state (on the event loop's thread): each map's
-    components (:func:`_map_view`), each with its checks (:func:`_check_view`)."""
+    components (:func:`_map_view`), each with its checks (:func:`check_view`)."""
     actions = actions or {}
-
-    def wall(mono: float | None) -> str | None:
-        return iso(None if mono is None else mono + wall_offset)
-
     by_component: dict[tuple[str, str], list[ScheduledCheck]] = {}
     for check in scheduled:
         by_component.setdefault((check.key.map, check.key.component), []).append(check)
     maps = [
-        _map_view(loaded.model, by_component, statuses, actions, wall)
+        _map_view(loaded.model, by_component, statuses, actions, wall_offset)
         for loaded in (repo.maps if repo else [])
     ]
     return Snapshot(
@@ -285,7 +281,7 @@ def _map_view(
     by_component: Mapping[tuple[str, str], Sequence[ScheduledCheck]],
     statuses: Mapping[CheckKey, CheckStatus],
     actions: Mapping[tuple[str, str], ComponentStatus],
-    wall: Callable[[float | None], str | None],
+    wall_offset: float,
 ) -> MapView:
     """One map: each component's status from its checks' hard states (or the action
     running on it), and what it is impacted by below it."""
@@ -305,7 +301,7 @@ def _map_view(
             impacted_by_more=impact[component.id].more,
             dependencies=tuple(component.dependencies),
             checks=tuple(
-                _check_view(check, statuses.get(check.key) or CheckStatus(), wall)
+                check_view(check, statuses.get(check.key) or CheckStatus(), wall_offset=wall_offset)
                 for check in by_component.get((m.name, component.id), ())
             ),
         )
@@ -314,9 +310,12 @@ def _map_view(
     return MapView(m.name, m.version, components)
 
 
-def _check_view(
-    check: ScheduledCheck, s: CheckStatus, wall: Callable[[float | None], str | None]
-) -> CheckView:
+def check_view(check: ScheduledCheck, s: CheckStatus, *, wall_offset: float) -> CheckView:
+    """One check on one host as shown; ``wall_offset`` turns monotonic times into epochs."""
+
+    def wall(mono: float | None) -> str | None:
+        return iso(None if mono is None else mono + wall_offset)
+
     return CheckView(
         name=check.key.check,
         host=check.key.host,
@@ -349,7 +348,7 @@ def _encode(value: object, depth: int = 6) -> str:
 
     The status of a large repo is megabytes: one call of the C encoder holds the
     interpreter lock for all of it (a map of 10,000 components is 2 MB, about 35 ms),
-    away from the HTTP thread (/healthz). So a dict is written key by key, and a list in
+    away from the event loop (which serves HTTP). So a dict is written key by key, and a list in
     runs of at most :data:`SLICE` small items (:func:`_small`), each other item on its own,
     down to ``depth``.
     """

@@ -61,6 +61,22 @@ class AuditSettings(StrictModel):
     push: bool = True
 
 
+FORGE_URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)+$"
+
+
+class Forge(StrictModel):
+    """Where the repo lives: the status page links each action to the forge's new-file
+    page with the request prefilled (the pull request is then one click away)."""
+
+    kind: Literal["github", "gitlab"]
+    url: str = Field(
+        max_length=500,
+        pattern=FORGE_URL_PATTERN,
+        description="The repository's web address, e.g. https://github.com/org/ops-maps "
+        "(http or https, a host and a path; no query, fragment or trailing slash)",
+    )
+
+
 def _mask_pattern(pattern: str) -> str:
     problem = pattern_problem(pattern)
     if problem is not None:
@@ -95,6 +111,9 @@ class Settings(StrictModel):
     require_signed_commits: bool = False
     checks: CheckDefaults = Field(default_factory=CheckDefaults)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    forge: Forge | None = Field(
+        default=None, description="The forge hosting this repo, for the status page's links"
+    )
     mask: list[MaskPattern] = Field(
         default_factory=list,
         max_length=MAX_PATTERNS,

@@ -1,7 +1,11 @@
-"""Generate the JSON Schemas in ``schemas/`` from the models, or check that they match.
+"""Generate the JSON Schemas from the models, or check that they match.
 
-python -m reconciler.model.schemas            write schemas/*.schema.json
+python -m reconciler.model.schemas            write schemas/*.schema.json and
+                                              reconciler/schemas/*.schema.json
 python -m reconciler.model.schemas --check    exit 1 if a file differs (CI's drift check)
+
+``schemas/`` is what editors' modelines name (``../schemas/map.schema.json``);
+``reconciler/schemas/`` is the same files as package data, so the wheel carries them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "settings": (Settings, "OpsMap repo settings (opsmap.yaml)"),
 }
 ID_PREFIX = "urn:opsmap:schema:"
+DIRS = ("schemas", "reconciler/schemas")
 
 
 def render(name: str) -> str:
@@ -43,12 +48,14 @@ def render(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reconciler.model.schemas", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail if schemas/ differs")
-    parser.add_argument("--dir", type=Path, default=Path("schemas"))
+    parser.add_argument("--check", action="store_true", help="fail if a schema file differs")
+    parser.add_argument(
+        "--dir", type=Path, action="append", help=f"(repeatable; default {' and '.join(DIRS)})"
+    )
     args = parser.parse_args(argv)
     stale = []
-    for name in SCHEMAS:
-        path = args.dir / f"{name}.schema.json"
+    for folder, name in ((d, n) for d in args.dir or map(Path, DIRS) for n in SCHEMAS):
+        path = folder / f"{name}.schema.json"
         text = render(name)
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
@@ -56,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             stale.append(str(path))
         else:
-            args.dir.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path}")
     if stale:

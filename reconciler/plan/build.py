@@ -93,7 +93,9 @@ def make_plan(repo_path: Path, *, base: str, head: str = "HEAD") -> Plan:
     """
     local = LocalRepo(repo_path)
     old, new = load_revisions(local, base, head)
-    findings = check_repo(new.repo, probe=local.probe(new.sha))
+    # the requests base has are history: the pull request did not write them
+    history = {e.path for e in old.tree if e.kind == "request"}
+    findings = check_repo(new.repo, probe=local.probe(new.sha), history=history)
     if errors(findings):
         raise InvalidHead(findings)
     maps = diff_maps(old.repo, new.repo)

@@ -43,7 +43,8 @@ class LocalRepo:
     def __init__(self, path: Path, *, timeout_s: float = 60) -> None:
         self.path = path
         self.timeout_s = timeout_s
-        self._runner = GitRunner(remote=str(path), timeout_s=timeout_s)
+        # the operator's checkout, maybe another user's (a CI container's workspace)
+        self._runner = GitRunner(remote=str(path), timeout_s=timeout_s, safe_directories=[path])
         if not path.is_dir():
             raise PlanError(f"{path}: not a directory")
         try:

@@ -33,6 +33,7 @@ from reconciler.clock import Clock, RealClock
 from reconciler.git.attribution import Attribution, attribute
 from reconciler.git.changes import AllowedSigner
 from reconciler.git.source import BlobTooLarge, Commit, GitSource, GitSourceError
+from reconciler.logcontext import ContextLogger, context
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.vocabulary import ALL_COMPONENTS
 from reconciler.policy.judge import Base, Judgement, judge
@@ -151,7 +152,9 @@ class RequestProcessor:
 
     def _report_unknown(self, entry: JournalEntry) -> None:
         log.error(
-            "request %s: outcome unknown (OpsMap stopped while it ran); not re-run", entry.path
+            "request %s: outcome unknown (OpsMap stopped while it ran); not re-run",
+            entry.path,
+            extra=context(request=entry.path),
         )
         self.counters.request("unknown")
         self.auditor.append(
@@ -252,7 +255,12 @@ class RequestProcessor:
     def _new(self, path: str) -> bool:
         previous = self.journal.get(path)
         if previous is not None:
-            log.info("request %s was already processed (%s): not again", path, previous.state)
+            log.info(
+                "request %s was already processed (%s): not again",
+                path,
+                previous.state,
+                extra=context(request=path),
+            )
         return previous is None
 
     async def _handle_commit(self, commit: Commit, paths: Sequence[str]) -> None:
@@ -334,6 +342,9 @@ class RequestProcessor:
         assert verdict.map is not None
         plan = [step.to_json() for step in verdict.steps]
         identity = details["identity"]
+        about = ContextLogger(
+            log, request=path, revision=commit.sha, map=request.map, component=request.component
+        )
         # Nothing starts unless what came before it is stored, and its own journal row is
         # on the disk: either raises StateWriteError, and the request waits.
         self.auditor.flush()
@@ -360,7 +371,7 @@ class RequestProcessor:
             details={"plan": plan, "identity": identity},
             **audit,
         )
-        log.info("request %s: %s, running %s", path, verdict.rule, plan)
+        about.info("request %s: %s, running %s", path, verdict.rule, plan)
         try:
             if request.component == ALL_COMPONENTS:
                 hosts: dict[str, Sequence[Host]] = {s.component.id: s.hosts for s in verdict.steps}
@@ -392,7 +403,7 @@ class RequestProcessor:
             details={**outcome.to_json(), "identity": identity},
             **audit,
         )
-        log.log(
+        about.log(
             logging.INFO if outcome.succeeded else logging.ERROR, "request %s: %s", path, result
         )
 
@@ -406,7 +417,7 @@ class RequestProcessor:
         audit: dict[str, Any],
     ) -> None:
         reason = "OpsMap was stopped while the action ran; it is not run again"
-        log.error("request %s: outcome unknown (%s)", path, reason)
+        log.error("request %s: outcome unknown (%s)", path, reason, extra=context(request=path))
         self.journal.finished(path, "unknown", {"result": "unknown", "reason": reason})
         assert verdict.map is not None
         for step in verdict.steps:
@@ -432,7 +443,13 @@ class RequestProcessor:
         *,
         identity: dict[str, Any],
     ) -> None:
-        log.warning("request %s denied: %s", path, rule)
+        about = context(
+            request=path,
+            revision=commit.sha,
+            map=target.get("map"),
+            component=target.get("component"),
+        )
+        log.warning("request %s denied: %s", path, rule, extra=about)
         self.journal.denied(path, commit.sha, requester, approver, rule, identity)
         self.counters.request("denied")
         self.auditor.append(

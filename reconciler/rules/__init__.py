@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 from reconciler.findings import Finding, Severity
 from reconciler.repo.loader import MapRepo
@@ -27,20 +27,60 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def check_repo(repo: MapRepo, *, strict: bool = False, probe: Probe | None = None) -> list[Finding]:
+HISTORY = "history-request"
+"""The code of a finding about a request that is history (see :func:`check_repo`)."""
+
+
+def check_repo(
+    repo: MapRepo,
+    *,
+    strict: bool = False,
+    probe: Probe | None = None,
+    history: Collection[str] = (),
+) -> list[Finding]:
     """Every finding about ``repo`` (load errors and rules), sorted by place.
 
     With ``strict``, warnings are errors. ``probe`` tells what the paths the inventory
     names are in the tree ``repo`` was read from (see :mod:`reconciler.rules.files`).
+
+    ``history`` names (as findings show them) the request files that were merged before
+    the change under review: they ran, or were denied, or were skipped, and are never run
+    again. An error in one of them (a component renamed since) is a warning that says so,
+    with the code :data:`HISTORY`, and stays one under ``strict``: the change under
+    review did not write it, and nothing will act on it. Errors in the other request
+    files, the ones the change adds, stay errors.
     """
     found: Iterator[Finding] = (f for rule in RULES for f in rule(repo))
     findings = [*repo.findings, *found, *files.inventory_files(repo, probe)]
+    if history:
+        findings = [_as_history(f) if f.location.file in history else f for f in findings]
     if strict:
-        findings = [f.as_error() if f.severity is Severity.WARNING else f for f in findings]
+        findings = [
+            f.as_error() if f.severity is Severity.WARNING and f.code != HISTORY else f
+            for f in findings
+        ]
     return sorted(findings, key=Finding.sort_key)
 
 
-__all__ = ["RULES", "PathInfo", "Probe", "blocking_errors", "check_repo", "working_tree_probe"]
+def _as_history(finding: Finding) -> Finding:
+    if finding.severity is not Severity.ERROR:
+        return finding
+    message = (
+        f"{finding.message} [{finding.code}]; this request was merged before the change "
+        f"under review, so it is history and will not run again: delete the file to prune it"
+    )
+    return Finding(finding.location, Severity.WARNING, HISTORY, message)
+
+
+__all__ = [
+    "HISTORY",
+    "RULES",
+    "PathInfo",
+    "Probe",
+    "blocking_errors",
+    "check_repo",
+    "working_tree_probe",
+]
 
 
 def blocking_errors(findings: Iterable[Finding]) -> list[Finding]:

@@ -42,6 +42,7 @@ from reconciler.loop.placement import Placement
 from reconciler.loop.reconciler import Reconciler
 from reconciler.loop.scheduler import CheckKey
 from reconciler.loop.state import statuses_from_rows
+from reconciler.loop.view import CheckView
 from reconciler.repo.loader import MapRepo
 from reconciler.requests.processor import CURSOR_KEY
 from reconciler.server.operations import SHOWN_REQUESTS, Operations, request_view
@@ -105,6 +106,10 @@ class LeaderGate:
     def component_changed(self, map_name: str, component: str, old: str | None, new: str) -> None:
         if self.operations is not None:
             self.operations.component_changed(map_name, component, old, new)
+
+    def check_changed(self, map_name: str, component: str, check: CheckView) -> None:
+        if self.operations is not None:
+            self.operations.check_changed(map_name, component, check)
 
     def snapshot_extra(self) -> dict[str, Any]:
         if self.operations is not None:

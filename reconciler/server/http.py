@@ -1,32 +1,54 @@
-"""The reconciler's HTTP endpoint: ``/metrics``, ``/healthz``, ``/api/v1/status``, ``/hooks/git``.
+"""The reconciler's HTTP endpoint, on its own event loop (aiohttp).
 
-A standard-library threading server: scrapes and API reads are small and rare, and the
-server never touches live state; it asks the event loop for a snapshot (see
-:class:`reconciler.loop.reconciler.Reconciler.snapshot_from_thread`), and answers 503 with the
-reason when the loop does not answer in time. ``/healthz`` never waits for the loop: it
-reads the heartbeat the loop keeps current. Every socket read is
-bounded by a timeout and every webhook body by a size limit.
+``/metrics``, ``/healthz``, ``/readyz``, ``/api/v1/status``, ``GET /api/v1/events`` (Server-
+Sent Events, :mod:`.sse`) and ``POST /hooks/git``, plus what :func:`build_app`'s ``mount``
+adds (the status page). Why aiohttp: it runs on the loop the reconciler already has (no
+second server process, no thread per client), streams responses (the events), speaks
+HTTP/1.1 with keep-alive, ``HEAD`` and compression, and is one locked dependency.
+
+The loop is never held long: a snapshot of the live state is built on the loop (shared by
+the requests that come while it is fresh, see :class:`Snapshots`), and what takes time
+with it — the metrics exposition, the status JSON — is done in a worker thread from that
+immutable snapshot. Connections are bounded and slow clients dropped (:mod:`.connections`);
+every webhook body is capped and read under a timeout. ``Server:`` says ``opsmap``, no
+version.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from reconciler.loop.view import encode_json
-from reconciler.server.webhook import MAX_WEBHOOK_BODY, SIGNATURE_HEADER, verify_signature
+from reconciler.loop.bridge import no_collection
+from reconciler.loop.metrics import expose
+from reconciler.loop.view import Snapshot, encode_json
+from reconciler.policy.visibility import Visibility
+from reconciler.server.broker import EventBroker
+from reconciler.server.connections import SERVER_NAME, ConnectionCount, GuardedSite, Limits
+from reconciler.server.identity import EVERYONE, Identity, Viewer, VisibleTo, visible_snapshot
+from reconciler.server.identity import visible_to as viewer_filter
+from reconciler.server.sse import HEARTBEAT_S, EventStreams
+from reconciler.server.webhook import MAX_WEBHOOK_BODY, verify_hook
 
 log = logging.getLogger(__name__)
 
-SOCKET_TIMEOUT_S = 10.0
+SNAPSHOT_REUSE = 4.0
+"""Requests get the last snapshot again while it is younger than this many times what it
+took to build: however often the endpoint is read, building snapshots takes at most a
+fifth of the loop's time (a small repo's, built in a millisecond, is always fresh)."""
+COMPRESS_MIN_BYTES = 1024
+ENCODER_THREADS = 2
+"""Threads that encode documents: apart from the default executor, which git uses."""
 
 
 class HttpServerError(Exception):
@@ -35,127 +57,297 @@ class HttpServerError(Exception):
 
 @dataclass(frozen=True)
 class Endpoints:
-    """What the handlers call; each is safe to call from the server's threads."""
+    """What the handlers call, on the event loop; none of them waits."""
 
     registry: CollectorRegistry
-    status: Callable[[], bytes]
-    """The status document as JSON; :class:`TimeoutError` (its text the reason) when the
-    loop does not answer in time."""
+    snapshot: Callable[[], Snapshot]
+    """The live state's snapshot (built on the loop)."""
     health: Callable[[], tuple[bool, str | None]]
-    """Never waits: whether the loop keeps up, and the reason when it does not."""
+    """Liveness from the heartbeat: whether the loop keeps up, and the reason if not."""
+    readiness: Callable[[], str | None]
+    """None when ready (a revision applied, the loop current), else why not."""
     fetch_now: Callable[[], None]
     webhook_secret: bytes | None
     count_webhook: Callable[[str], None]
+    visibility: Callable[[], Visibility] = field(default=lambda: Visibility(None))
+    """Who may view what at the applied revision (for the viewers' filters)."""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "opsmap"
-    timeout = SOCKET_TIMEOUT_S
-    endpoints: Endpoints
+class Snapshots:
+    """Snapshots built on the loop, and the status JSON encoded off it."""
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            try:
-                body = encoder(self.endpoints.registry)
-            except TimeoutError as exc:  # the state gauges come from the loop
-                self._unavailable(str(exc))
-                return
-            self._reply(HTTPStatus.OK, body, content_type)
-        elif path == "/healthz":
-            ok, reason = self.endpoints.health()
-            if ok:
-                self._json(HTTPStatus.OK, {"status": "ok"})
-            else:
-                self._unavailable(reason or "unhealthy")
-        elif path == "/api/v1/status":
-            try:
-                status = self.endpoints.status()
-            except TimeoutError as exc:
-                self._unavailable(str(exc))
-                return
-            self._reply(HTTPStatus.OK, status, "application/json")
-        elif path == "/hooks/git":
-            self._json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST"})
-        else:
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {path}"})
+    def __init__(self, build: Callable[[], Snapshot], executor: ThreadPoolExecutor) -> None:
+        self._build = build
+        self._executor = executor
+        self._last: tuple[float, float, Snapshot] | None = None
+        """When the last snapshot was built, what that cost, the snapshot."""
+        self._status: tuple[Snapshot, asyncio.Future[bytes]] | None = None
 
-    def do_POST(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path != "/hooks/git":
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {path}"})
-            return
-        result, code, message = self._webhook()
+    def current(self) -> Snapshot:
+        """On the loop: the last snapshot while fresh (:data:`SNAPSHOT_REUSE`), else a new one."""
+        now = time.monotonic()
+        last = self._last
+        if last is not None and now - last[0] < SNAPSHOT_REUSE * last[1]:
+            return last[2]
+        with no_collection():
+            snapshot = self._build()
+        finished = time.monotonic()
+        self._last = (finished, finished - now, snapshot)
+        return snapshot
+
+    def _in_thread(self, work: Callable[[], bytes]) -> asyncio.Future[bytes]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    async def off_loop(self, work: Callable[[], bytes]) -> bytes:
+        return await self._in_thread(work)
+
+    async def status(self, may: VisibleTo | None) -> bytes:
+        """The ``/api/v1/status`` JSON; everyone's (``may`` None) is shared by the requests
+        that ask for the same snapshot."""
+        snapshot = self.current()
+        if may is not None:
+            seen = visible_snapshot  # in the worker thread too: the snapshot is immutable
+            return await self.off_loop(lambda: encode_json(seen(snapshot, may).to_json()))
+        shared = self._status
+        if shared is None or shared[0] is not snapshot:
+            future = self._in_thread(lambda: encode_json(snapshot.to_json()))
+            shared = self._status = (snapshot, future)
+        return await asyncio.shield(shared[1])
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(status: int, payload: object) -> web.Response:
+    return web.Response(status=status, body=encode_json(payload), content_type="application/json")
+
+
+def unavailable(reason: str, status: str = "unhealthy") -> web.Response:
+    return json_response(HTTPStatus.SERVICE_UNAVAILABLE, {"status": status, "reason": reason})
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own 404 and 405 as the JSON the API speaks."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return json_response(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {request.path}"})
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return json_response(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"use {allowed}"})
+
+
+def accepts_gzip(header: str) -> bool:
+    """Whether an ``Accept-Encoding`` value accepts gzip (``gzip`` or ``*``, q above 0)."""
+    for part in header.split(","):
+        coding, *params = (p.strip() for p in part.split(";"))
+        if coding.lower() not in ("gzip", "*"):
+            continue
+        q = 1.0
+        for param in params:
+            if param.lower().startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        return q > 0
+    return False
+
+
+@web.middleware
+async def compress(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """gzip for a client that accepts it, on bodies worth it (never on event streams)."""
+    response = await handler(request)
+    if isinstance(response, web.Response) and not response.prepared:
+        body = response.body
+        if isinstance(body, bytes) and len(body) >= COMPRESS_MIN_BYTES:
+            response.headers["Vary"] = "Accept-Encoding"
+            if accepts_gzip(request.headers.get("Accept-Encoding", "")):
+                response.enable_compression(web.ContentCoding.gzip)
+    return response
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_NAME
+
+
+class Api:
+    """The handlers of the reconciler's own endpoints."""
+
+    def __init__(self, endpoints: Endpoints, snapshots: Snapshots, limits: Limits) -> None:
+        self.endpoints = endpoints
+        self.snapshots = snapshots
+        self.limits = limits
+
+    def viewer_filter(self, request: web.Request) -> VisibleTo | None:
+        viewer: Viewer = request.get("viewer", EVERYONE)
+        if viewer.sees_everything:
+            return None
+        return viewer_filter(viewer, self.endpoints.visibility())
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        snapshot = self.snapshots.current()
+        registry = self.endpoints.registry
+        body = await self.snapshots.off_loop(lambda: expose(registry, snapshot, encoder))
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        ok, reason = self.endpoints.health()
+        if ok:
+            return json_response(HTTPStatus.OK, {"status": "ok"})
+        return unavailable(reason or "unhealthy")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        reason = self.endpoints.readiness()
+        if reason is None:
+            return json_response(HTTPStatus.OK, {"status": "ready"})
+        return unavailable(reason, "not ready")
+
+    async def status(self, request: web.Request) -> web.Response:
+        body = await self.snapshots.status(self.viewer_filter(request))
+        return web.Response(body=body, content_type="application/json")
+
+    async def hook(self, request: web.Request) -> web.Response:
+        result, code, message = await self._webhook(request)
         self.endpoints.count_webhook(result)
-        self._json(code, {"result": result, "message": message})
+        response = json_response(code, {"result": result, "message": message})
+        if code in (HTTPStatus.LENGTH_REQUIRED, HTTPStatus.REQUEST_ENTITY_TOO_LARGE):
+            response.force_close()  # the body is never read
+        return response
 
-    def _webhook(self) -> tuple[str, HTTPStatus, str]:
-        if self.endpoints.webhook_secret is None:
+    async def _webhook(self, request: web.Request) -> tuple[str, HTTPStatus, str]:
+        secret = self.endpoints.webhook_secret
+        if secret is None:
             return "disabled", HTTPStatus.FORBIDDEN, "no webhook secret is configured"
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.isdigit():
-            self.close_connection = True
+        length = request.content_length
+        if length is None:
             return "bad_request", HTTPStatus.LENGTH_REQUIRED, "Content-Length is required"
-        length = int(length_header)
         if length > MAX_WEBHOOK_BODY:
-            self.close_connection = True
             return "too_large", HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body is too large"
-        body = self.rfile.read(length)
-        signature = self.headers.get(SIGNATURE_HEADER)
-        if not verify_signature(self.endpoints.webhook_secret, body, signature):
-            log.warning(
-                "webhook from %s refused: missing or wrong signature", self.client_address[0]
-            )
-            return "unauthorized", HTTPStatus.UNAUTHORIZED, f"missing or wrong {SIGNATURE_HEADER}"
+        try:
+            async with asyncio.timeout(self.limits.body_timeout_s):
+                body = await request.content.readexactly(length)
+        except (TimeoutError, asyncio.IncompleteReadError):
+            return "bad_request", HTTPStatus.REQUEST_TIMEOUT, "the body did not arrive in time"
+        verdict = verify_hook(request.headers, body, secret)
+        if not verdict.accepted:
+            log.warning("webhook from %s refused: %s", request.remote, verdict.reason)
+            return "unauthorized", HTTPStatus.UNAUTHORIZED, verdict.reason
+        log.debug("webhook from %s: %s", request.remote, verdict.reason)
         self.endpoints.fetch_now()
         return "accepted", HTTPStatus.ACCEPTED, "fetching"
 
-    def _unavailable(self, reason: str) -> None:
-        self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "unhealthy", "reason": reason})
+    async def get_hook(self, request: web.Request) -> web.Response:
+        return json_response(HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST"})
 
-    def _json(self, code: HTTPStatus, payload: object) -> None:
-        self._reply(code, encode_json(payload), "application/json")
 
-    def _reply(self, code: HTTPStatus, body: bytes, content_type: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+Mount = Callable[[web.Application], None]
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.client_address[0], *args)
+
+def build_app(
+    endpoints: Endpoints,
+    *,
+    broker: EventBroker,
+    identity: Identity | None = None,
+    snapshots: Snapshots,
+    limits: Limits | None = None,
+    heartbeat_s: float = HEARTBEAT_S,
+    mount: Mount | None = None,
+) -> web.Application:
+    """The application: the reconciler's endpoints, and what ``mount`` adds (the page's
+    routes); every request has ``request["viewer"]`` (:class:`~.identity.Viewer`)."""
+    identity = identity or Identity()
+    limits = limits or Limits()
+    app = web.Application(
+        middlewares=[errors_as_json, identity.middleware(), compress],  # type: ignore[list-item]
+        client_max_size=MAX_WEBHOOK_BODY,
+    )
+    app.on_response_prepare.append(_server_header)
+    api = Api(endpoints, snapshots, limits)
+    streams = EventStreams(broker, endpoints.visibility, heartbeat_s=heartbeat_s)
+    app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/api/v1/status", api.status)
+    app.router.add_get("/api/v1/events", streams.handle)
+    app.router.add_post("/hooks/git", api.hook)
+    app.router.add_get("/hooks/git", api.get_hook)
+    if mount is not None:
+        mount(app)
+    return app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (listening begins when the endpoint starts)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        raise HttpServerError(f"cannot listen on {host}:{port}: {exc}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise HttpServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
 
 
 class HttpEndpoint:
-    """Serves the endpoints on ``host:port`` from a background thread."""
+    """Serves an application on ``host:port`` from the running loop."""
 
-    def __init__(self, host: str, port: int, endpoints: Endpoints) -> None:
-        handler = type("Handler", (_Handler,), {"endpoints": endpoints})
-        try:
-            self._server = ThreadingHTTPServer((host, port), handler)
-        except OSError as exc:
-            raise HttpServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-        self._server.daemon_threads = True
-        self._started = False
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="opsmap-http", daemon=True
-        )
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: Callable[[Snapshots], web.Application],
+        *,
+        snapshot: Callable[[], Snapshot],
+        broker: EventBroker,
+        limits: Limits | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.broker = broker
+        self._sock = bind(host, port)
+        self._executor = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="opsmap-encode")
+        self.snapshots = Snapshots(snapshot, self._executor)
+        self.app = app(self.snapshots)
+        self.connections = ConnectionCount(self.limits)
+        self._runner: web.AppRunner | None = None
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
+        host, port = self._sock.getsockname()[:2]
         return str(host), int(port)
 
-    def start(self) -> None:
-        self._thread.start()
-        self._started = True
-        log.info("serving /metrics, /healthz, /api/v1/status on http://%s:%d", *self.address)
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        await runner.setup()
+        self._runner = runner
+        site = GuardedSite(
+            runner,
+            self._sock,
+            count=self.connections,
+            handler_args={
+                "keepalive_timeout": self.limits.request_timeout_s,
+                "lingering_time": 1.0,
+                "access_log": None,
+            },
+        )
+        await site.start()
+        log.info("serving on http://%s:%d", *self.address)
 
-    def stop(self) -> None:
-        if self._started:  # shutdown() waits for serve_forever, which must have begun
-            self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=SOCKET_TIMEOUT_S)
+    async def stop(self) -> None:
+        self.broker.close()  # event streams end first, so that nothing waits for them
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._sock.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)

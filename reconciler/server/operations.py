@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from reconciler.findings import Finding
 from reconciler.loop.metrics import Metrics
-from reconciler.loop.view import iso
+from reconciler.loop.view import CheckView, iso
 from reconciler.model.masking import Masker
 from reconciler.model.runtime import DeliverySettings
 from reconciler.model.status import ComponentStatus
@@ -63,6 +63,8 @@ class ActionPhases:
 
     def __init__(self) -> None:
         self._phases: dict[tuple[str, str], ComponentStatus] = {}
+        self.on_change: Callable[[str, str, ComponentStatus | None], None] | None = None
+        """Told each change (the event stream's component events)."""
 
     def set_phase(self, map_name: str, component: str, phase: ComponentStatus | None) -> None:
         """The action runner's callback (``None``: the action is over)."""
@@ -70,6 +72,8 @@ class ActionPhases:
             self._phases.pop((map_name, component), None)
         else:
             self._phases[(map_name, component)] = phase
+        if self.on_change is not None:
+            self.on_change(map_name, component, phase)
 
     def phases(self) -> Mapping[tuple[str, str], ComponentStatus]:
         return self._phases
@@ -169,6 +173,9 @@ class Operations:
             {"from": old, "to": new},
             self.applied,
         )
+
+    def check_changed(self, map_name: str, component: str, check: CheckView) -> None:
+        """Not audited: a component's status change is (:meth:`component_changed`)."""
 
     def snapshot_extra(self) -> dict[str, Any]:
         waiting = self.processor.waiting

@@ -6,24 +6,29 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from agentless.local import LocalTransport
 from agentless.ssh import SshSettings, SshTransport
 from agentless.transport import TransportRouter
 from reconciler.actions import ActionRunner
-from reconciler.audit import AuditError, AuditLog, NotesPublisher
+from reconciler.audit import AuditError, NotesPublisher
 from reconciler.clock import Clock, RealClock
 from reconciler.git.source import GitSource, GitSourceError, is_local, watch_local
 from reconciler.loop.metrics import Metrics
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
 from reconciler.model.runtime import DeliverySettings, RuntimeSettings
 from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
+from reconciler.server.broker import EventBroker
+from reconciler.server.connections import Limits
+from reconciler.server.feed import AuditedPhases, EventFeed
 from reconciler.server.fleet import Fleet, LeaderGate
-from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError
+from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError, Mount, build_app
+from reconciler.server.identity import Identity, IpNetwork
 from reconciler.server.operations import (
     ActionPhases,
     AppliedRevision,
@@ -31,6 +36,9 @@ from reconciler.server.operations import (
     MetricCounters,
     Operations,
 )
+from reconciler.server.sse import HEARTBEAT_S
+from reconciler.statuspage import AuditHistory, RecordedAuditLog, add_routes
+from reconciler.statuspage.live import LoopPageSource
 from reconciler.store.protocol import StateError, StateStore, StoreError
 from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError
@@ -74,6 +82,11 @@ async def run_service(
     stop_grace_s: float = STOP_GRACE_S,
     replica: str | None = None,
     lease_s: float | None = None,
+    trusted_user_header: str | None = None,
+    trusted_proxies: Sequence[IpNetwork] = (),
+    limits: Limits | None = None,
+    heartbeat_s: float = HEARTBEAT_S,
+    mount: Mount | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``); in-flight checks are cancelled, state kept.
 
@@ -82,13 +95,15 @@ async def run_service(
     holds only the repo mirror and checkout.
     ``settings`` are the service's limits and intervals (the defaults when None).
     ``ssh_key_dir`` is the operator's folder of keys that an inventory's ``identity_file``
-    may name (see :class:`agentless.ssh.SshSettings`).
+    may name (see :class:`agentless.ssh.SshSettings`). ``trusted_user_header`` and
+    ``trusted_proxies``: see :mod:`reconciler.server.identity`; ``limits``, ``heartbeat_s``
+    and ``mount`` (routes added to the application): see :mod:`reconciler.server.http`.
     ``replica`` (with ``state_url`` only) makes this process a replica of that name among
     others on the same database, with a leader lease of ``lease_s`` seconds
     (:mod:`reconciler.server.fleet`; None: the store's default).
     """
-    # The HTTP thread shares the interpreter lock with the loop: hand it over every
-    # millisecond rather than every 5, so /healthz answers quickly while the loop computes.
+    # Worker threads (git, document encoding) share the interpreter lock with the loop:
+    # hand it over every millisecond rather than every 5, so the loop answers meanwhile.
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     clock = clock or RealClock()  # the one clock: the loop, requests, their actions, audit, state
     settings = settings or RuntimeSettings()
@@ -118,17 +133,19 @@ async def run_service(
     transport = TransportRouter(ssh=ssh, local=LocalTransport())
     metrics = Metrics(registry or CollectorRegistry())
     phases = ActionPhases()
+    broker = EventBroker()
+    history = AuditHistory()  # the status page's recent audit records
 
     def make_operations(cursor: str | None) -> Operations:
-        return _operations(
-            source, store, metrics, phases, transport, clock, settings.delivery, cursor=cursor
-        )
+        return _operations(source, store, metrics, phases, transport, clock, settings.delivery,
+                           broker, history, cursor=cursor)  # fmt: skip
 
     replicas = getattr(store, "replicas", None)
     gate = LeaderGate() if replicas is not None else None
     operations = None if gate is not None else make_operations(store.get_cursor(CURSOR_KEY))
     sink = gate or operations
     assert sink is not None
+    feed = EventFeed(sink, broker)
     reconciler = Reconciler(
         source=source,
         store=store,
@@ -141,7 +158,7 @@ async def run_service(
             persistence=settings.persistence,
         ),
         source_errors=(GitSourceError,),
-        events=sink,
+        events=feed,
         phases=phases,
         extras=sink,
     )
@@ -159,16 +176,42 @@ async def run_service(
         except (StateWriteError, StoreError) as exc:
             store.close()
             raise ServiceError(f"replica {replicas.id}: {exc}", exit_code=2) from exc
+    feed.status_of = reconciler.component_status
+    phases.on_change = feed.phase_changed
     endpoints = Endpoints(
         registry=reconciler.metrics.registry,
-        status=reconciler.status_from_thread,
+        snapshot=reconciler.view,
         health=reconciler.health,
+        readiness=lambda: _readiness(reconciler, feed),
         fetch_now=reconciler.fetch_now,
         webhook_secret=webhook_secret,
         count_webhook=lambda result: reconciler.metrics.webhook_total.labels(result).inc(),
+        visibility=lambda: feed.visibility,
     )
+    page = LoopPageSource(reconciler, history=history, journal=store.journal, branch=branch)
+
+    def mount_page(app: web.Application) -> None:
+        add_routes(app, page)
+        if mount is not None:
+            mount(app)
+
+    identity = Identity(trusted_user_header, trusted_proxies)
     try:
-        http = HttpEndpoint(*listen, endpoints)
+        http = HttpEndpoint(
+            *listen,
+            lambda snapshots: build_app(
+                endpoints,
+                broker=broker,
+                identity=identity,
+                snapshots=snapshots,
+                limits=limits,
+                heartbeat_s=heartbeat_s,
+                mount=mount_page,
+            ),
+            snapshot=reconciler.view,
+            broker=broker,
+            limits=limits,
+        )
     except HttpServerError as exc:
         store.close()
         raise ServiceError(str(exc)) from exc
@@ -193,6 +236,11 @@ async def run_service(
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(stop_after_grace(), name="stop")]
 
+            async def serve() -> None:
+                await http.start()
+                if on_started is not None:
+                    on_started(reconciler, http)
+
             def ready() -> None:
                 # the state is restored and the applied revision resumed: requests and
                 # audit delivery start now, beside the loop, and the endpoint serves
@@ -202,9 +250,7 @@ async def run_service(
                     assert operations is not None
                     work = operations.run()
                 tasks.append(group.create_task(work, name="operations"))
-                http.start()
-                if on_started is not None:
-                    on_started(reconciler, http)
+                group.create_task(serve(), name="http")
 
             if is_local(repo):
                 tasks.append(group.create_task(_watch(repo, reconciler, stop), name="watch"))
@@ -212,7 +258,7 @@ async def run_service(
             for task in tasks:
                 task.cancel()
     finally:
-        http.stop()
+        await http.stop()
         await transport.aclose()
         source.close()
         last = operations if gate is None else gate.operations
@@ -244,17 +290,20 @@ def _operations(
     transport: TransportRouter,
     clock: Clock,
     delivery: DeliverySettings,
+    broker: EventBroker,
+    history: AuditHistory,
     *,
     cursor: str | None,
 ) -> Operations:
     """Requests, their actions, and the audit trail delivered as notes to the map repo;
-    ``cursor``: where the requests' history was read up to (the store's)."""
+    the processor's records are also its events (:class:`AuditedPhases`); ``cursor``:
+    where the requests' history was read up to (the store's)."""
     applied = AppliedRevision()
-    outbox = AuditLog(store.outbox, clock=clock)
+    outbox = RecordedAuditLog(store.outbox, clock=clock, history=history)
     processor = RequestProcessor(
         source=source,
         journal=store.journal,
-        auditor=outbox,
+        auditor=AuditedPhases(outbox, broker),
         executor=ActionRunner(
             transport,
             clock=clock,
@@ -278,6 +327,24 @@ def _operations(
         delivery_errors=(AuditError, GitSourceError),
         delivery=delivery,
     )
+
+
+def _readiness(reconciler: Reconciler, feed: EventFeed) -> str | None:
+    """``/readyz``: None once a revision runs and the loop has caught up with the branch
+    (a fetch since the start, or the fetch's error known) and keeps up; else why not."""
+    if feed.applied is None:
+        if reconciler.fetch_error is not None:
+            return f"no revision applied yet: cannot fetch the map repo: {reconciler.fetch_error}"
+        if reconciler.revisions.error_count:
+            return (
+                f"no revision applied yet: revision {(reconciler.revisions.attempted or '')[:12]}"
+                f" rejected with {reconciler.revisions.error_count} error(s)"
+            )
+        return "no revision applied yet"
+    if not feed.caught_up and reconciler.fetch_error is None:
+        return "catching up with the branch: the first fetch has not finished"
+    ok, problem = reconciler.health()
+    return None if ok else problem
 
 
 def _store_last_records(outbox: AuditOutbox) -> None:

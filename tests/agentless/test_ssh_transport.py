@@ -228,6 +228,9 @@ def test_a_timeout_inside_a_batch_spares_the_rest(sshd_fleet: Fleet, server: Ssh
     host = sshd_fleet.host(server)
 
     async def body(t: SshTransport) -> None:
+        # connected first: the 1 s timeout is then the command's alone, not a login's on a
+        # loaded machine (where 'partial' could otherwise not be printed in time)
+        assert (await t.run(host, "true", timeout=10)).exit_status == 0
         before, slow, after = await asyncio.gather(
             t.run(host, "echo before", timeout=10),
             t.run(host, "echo partial; sleep 30", timeout=1),

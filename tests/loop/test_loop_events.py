@@ -26,6 +26,7 @@ from reconciler.clock import VirtualClock
 from reconciler.findings import Finding
 from reconciler.git.source import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
+from reconciler.loop.view import CheckView
 from reconciler.model.status import ComponentStatus
 from reconciler.repo.loader import MapRepo
 from reconciler.store.sqlite import SqliteStore
@@ -55,6 +56,8 @@ class RecordingEvents:
     """An events sink that keeps every call, in order."""
 
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    checks: list[tuple[str, str, str, str]] = field(default_factory=list)
+    """Check changes, apart: they come with every retry."""
 
     def revision_applied(self, sha: str, repo: MapRepo, *, resumed: bool) -> None:
         self.calls.append(("applied", sha, [m.model.name for m in repo.maps], resumed))
@@ -67,6 +70,9 @@ class RecordingEvents:
 
     def component_changed(self, map_name: str, component: str, old: str | None, new: str) -> None:
         self.calls.append(("component", map_name, component, old, new))
+
+    def check_changed(self, map_name: str, component: str, check: CheckView) -> None:
+        self.checks.append((map_name, component, check.name, check.hard_state))
 
 
 @dataclass

@@ -13,7 +13,7 @@ from e2e_support import Opsmap, component, repo_files
 from e2e_support import wait_for as wait
 from gitrepos import ALICE, BareRepo, Clone
 
-FORGED = "2026-01-01 00:00:00,000 ERROR reconciler: REVISION 0000 APPLIED by admin"
+FORGED = "2026-01-01T00:00:00.000Z ERROR reconciler: REVISION 0000 APPLIED by admin"
 NAME = f"maps/x\n{FORGED}\x1b[2K\x1b]8;;e.example\x07.yaml"
 RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

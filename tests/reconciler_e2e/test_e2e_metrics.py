@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 from e2e_support import (
@@ -112,3 +116,22 @@ def test_a_failing_dependency_is_listed_in_impacted_by(
         lambda: find_component(service.status(), "b")["impacted_by"] == [],
         what="b no longer impacted once a recovers",
     )
+
+
+def test_build_info_names_the_version_that_opsmap_version_prints(
+    remote: BareRepo, clone: Clone, opsmap: Start
+) -> None:
+    first = clone.commit("a", author=ALICE, files=repo_files([component("a", [])]))
+    clone.push()
+    service = opsmap(remote.file_url)
+    service.wait_applied(first)
+    printed = subprocess.run(
+        [sys.executable, "-m", "reconciler", "--version"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+
+    info = [s for s in samples(service.metrics()) if s.name == "opsmap_build_info"]
+
+    assert [(s.labels["version"], s.value) for s in info] == [(version("opsmap"), 1.0)]
+    assert printed == f"opsmap {version('opsmap')}\n"
+    assert info[0].labels["python"] == platform.python_version()

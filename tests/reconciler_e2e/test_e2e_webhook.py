@@ -8,6 +8,7 @@ see a push in time.
 from __future__ import annotations
 
 import http.client
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from e2e_support import (
 )
 from gitrepos import ALICE, BareRepo, Clone
 
-from reconciler.server.webhook import MAX_WEBHOOK_BODY, sign
+from reconciler.server.webhook import MAX_WEBHOOK_BODY, hex_digest, sign
 
 Start = Callable[..., Opsmap]
 SECRET = "e2e-webhook-secret"
@@ -120,3 +121,50 @@ def test_without_a_secret_hooks_are_forbidden(
 
     assert service.hook(BODY, sign(SECRET.encode(), BODY)) == 403
     assert service.hook(BODY, None) == 403
+
+
+FORGE_HEADERS = {
+    "gitlab": lambda body: {"X-Gitlab-Token": SECRET, "X-Gitlab-Event": "Push Hook"},
+    "gitea": lambda body: {"X-Gitea-Signature": hex_digest(SECRET.encode(), body)},
+    "forgejo": lambda body: {
+        "X-Forgejo-Signature": hex_digest(SECRET.encode(), body),
+        "X-Gitea-Signature": hex_digest(SECRET.encode(), body),
+        "X-Hub-Signature-256": sign(SECRET.encode(), body),
+    },
+    "github": lambda body: {"X-Hub-Signature-256": sign(SECRET.encode(), body)},
+}
+
+
+@pytest.mark.parametrize("forge", sorted(FORGE_HEADERS))
+def test_each_forges_hook_fetches_now(hooked: Opsmap, clone: Clone, forge: str) -> None:
+    second = commit_map(clone, f"second, announced by {forge}", "one", "two")
+    clone.push()
+    headers = {"Content-Type": "application/json", **FORGE_HEADERS[forge](BODY)}
+
+    code, answer = hooked.request("POST", "/hooks/git", body=BODY, headers=headers)
+
+    assert code == 202, answer
+    hooked.wait_applied(second)
+    assert counter(hooked.metrics(), "opsmap_webhook_requests_total", result="accepted") == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"X-Gitlab-Token": "not-the-secret"}, id="gitlab-wrong-token"),
+        pytest.param({"X-Gitea-Signature": "0" * 64}, id="gitea-wrong"),
+        pytest.param({"X-Forgejo-Signature": sign(SECRET.encode(), BODY)}, id="forgejo-prefixed"),
+        pytest.param(
+            {"X-Gitlab-Token": SECRET, "X-Gitea-Signature": "0" * 64}, id="token-right-sig-wrong"
+        ),
+    ],
+)
+def test_a_wrong_forge_credential_is_refused_with_its_reason(
+    hooked: Opsmap, headers: dict[str, str]
+) -> None:
+    code, answer = hooked.request("POST", "/hooks/git", body=BODY, headers=headers)
+
+    assert code == 401
+    assert json.loads(answer)["message"].startswith("wrong X-")
+    assert counter(hooked.metrics(), "opsmap_webhook_requests_total", result="unauthorized") == 1
+    assert "refused: wrong X-" in hooked.stderr()

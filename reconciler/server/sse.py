@@ -1,0 +1,107 @@
+"""``GET /api/v1/events``: the broker's events as Server-Sent Events, for one viewer.
+
+A stream is a coroutine on the loop and a bounded queue (:mod:`.broker`): no thread.
+It sends the events its viewer may see (:func:`~reconciler.server.identity.visible_to`),
+a ``: heartbeat`` comment when nothing was sent for a while (so proxies and browsers
+keep the connection, and a dead client is found), and ends when its client falls too far
+behind, stops reading (:mod:`.connections` aborts it), or the server stops. A client that
+reconnects with ``Last-Event-ID`` gets what it missed, or a ``reset`` event (refetch).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from reconciler.policy.visibility import Visibility
+from reconciler.server.broker import Event, EventBroker, wire
+from reconciler.server.identity import EVERYONE, Viewer, visible_to
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 15.0
+RETRY_MS = 2000
+"""How long a browser waits before it reconnects (the stream's ``retry:``)."""
+MAX_BATCH_BYTES = 256 * 1024
+"""Queued events written to the socket at once, at most about this much."""
+
+
+def last_event_id(request: web.Request) -> int | None:
+    """The client's ``Last-Event-ID`` (header, or ``?last_event_id=``); None if absent or bad."""
+    value = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() and len(value) < 20 else None
+
+
+class EventStreams:
+    """The handler of ``GET /api/v1/events``."""
+
+    def __init__(
+        self,
+        broker: EventBroker,
+        visibility: Callable[[], Visibility],
+        *,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        self.broker = broker
+        self._visibility = visibility
+        self.heartbeat_s = heartbeat_s
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        viewer: Viewer = request.get("viewer", EVERYONE)
+        visibility = self._visibility()
+        may = visible_to(viewer, visibility)
+
+        def accept(event: Event) -> bool:
+            nonlocal visibility, may
+            now = self._visibility()
+            if now is not visibility:  # a new revision: the viewer's rights may differ
+                visibility, may = now, visible_to(viewer, now)
+            return may(event.map, event.component)
+
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        everything = viewer.sees_everything
+        sub = self.broker.subscribe(None if everything else accept, last_id=last_event_id(request))
+        try:
+            await response.prepare(request)
+            if request.method == "HEAD":
+                return response
+            head = f"retry: {RETRY_MS}\n\n".encode()
+            if sub.reset is not None:
+                head += wire(self.broker.last_id, "reset", {"reason": sub.reset})
+            await response.write(head)
+            while sub.ended is None:
+                if not await sub.wait(self.heartbeat_s):
+                    await response.write(b": heartbeat\n\n")
+                    continue
+                await self._send(response, sub.take())
+            log.debug("event stream to %s ended: %s", request.remote, sub.ended)
+            response.force_close()  # the connection too: the client reconnects and resumes
+        except ConnectionError:
+            log.debug("event stream to %s: the client went away", request.remote)
+        finally:
+            self.broker.unsubscribe(sub)
+        return response
+
+    @staticmethod
+    async def _send(response: web.StreamResponse, events: list[Event]) -> None:
+        chunk: list[bytes] = []
+        size = 0
+        for event in events:
+            chunk.append(event.wire)
+            size += len(event.wire)
+            if size >= MAX_BATCH_BYTES:
+                await response.write(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            await response.write(b"".join(chunk))

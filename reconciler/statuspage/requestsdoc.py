@@ -1,0 +1,134 @@
+"""The requests view's document (``/api/v1/requests``): the journal's newest requests.
+
+Who asked and who approved (verified signatures or claims), the decision and the rule,
+each host's outcome, and links to the commits. What a request targets comes from its
+audit records (kept in memory since the service started); a viewer limited by the
+policies sees only the requests whose target it may ``view``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
+
+from reconciler.loop.view import iso
+from reconciler.statuspage.access import Access
+from reconciler.statuspage.asking import Asking
+from reconciler.statuspage.documents import ViewerDoc, viewer_doc
+from reconciler.statuspage.source import HistoryItem, now_iso
+from reconciler.store.protocol import JournalEntry
+
+REQUESTS_SHOWN = 50
+
+
+class HostOutcome(TypedDict):
+    host: str
+    result: str
+    detail: str | None
+
+
+class RequestDoc(TypedDict):
+    path: str
+    commit: str
+    commit_url: str | None
+    map: str | None
+    component: str | None
+    action: str | None
+    requester: str | None
+    requester_verified: bool
+    approver: str | None
+    approver_verified: bool
+    verified: bool
+    state: str
+    """``running``, ``succeeded``, ``failed``, ``unknown`` or ``denied``."""
+    decision: str
+    rule: str
+    hosts: list[HostOutcome]
+    created_at: str | None
+    finished_at: str | None
+
+
+class RequestsDoc(TypedDict):
+    generated_at: str
+    viewer: ViewerDoc
+    requests: list[RequestDoc]
+
+
+def _targets(history: Sequence[HistoryItem]) -> dict[str, HistoryItem]:
+    """Each request path's newest record that names its map."""
+    found: dict[str, HistoryItem] = {}
+    for item in history:
+        if item.request is not None and item.map is not None:
+            found[item.request] = item
+    return found
+
+
+def _hosts(outcome: object) -> list[HostOutcome]:
+    results = outcome.get("results") if isinstance(outcome, dict) else None
+    if not isinstance(results, dict):
+        return []
+    hosts: list[HostOutcome] = []
+    for host, result in results.items():
+        if isinstance(result, dict):
+            state = result.get("result") or result.get("state") or result.get("status")
+            detail = result.get("reason") or result.get("error")
+            hosts.append(
+                {
+                    "host": str(host),
+                    "result": str(state) if state is not None else "?",
+                    "detail": str(detail) if detail is not None else None,
+                }
+            )
+        else:
+            hosts.append({"host": str(host), "result": str(result), "detail": None})
+    return hosts
+
+
+def _verified(identity: object, role: str | None = None) -> bool:
+    if not isinstance(identity, dict):
+        return False
+    if role is None:
+        return identity.get("verified") is True
+    person = identity.get(role)
+    return isinstance(person, dict) and person.get("verified") is True
+
+
+def requests_doc(
+    entries: Sequence[JournalEntry],
+    history: Sequence[HistoryItem],
+    *,
+    access: Access,
+    asking: Asking,
+) -> RequestsDoc:
+    targets = _targets(history)
+    docs: list[RequestDoc] = []
+    for entry in entries[:REQUESTS_SHOWN]:
+        target = targets.get(entry.path)
+        if access.filtered and (
+            target is None
+            or target.map is None
+            or not access.may_view(target.map, target.component or "*")
+        ):
+            continue
+        docs.append(
+            {
+                "path": entry.path,
+                "commit": entry.commit,
+                "commit_url": asking.commit_url(entry.commit),
+                "map": target.map if target else None,
+                "component": target.component if target else None,
+                "action": target.requested if target else None,
+                "requester": entry.requester,
+                "requester_verified": _verified(entry.identity, "requester"),
+                "approver": entry.approver,
+                "approver_verified": _verified(entry.identity, "approver"),
+                "verified": _verified(entry.identity),
+                "state": entry.state,
+                "decision": "deny" if entry.state == "denied" else "allow",
+                "rule": entry.rule,
+                "hosts": _hosts(entry.outcome),
+                "created_at": iso(entry.created_at),
+                "finished_at": iso(entry.finished_at),
+            }
+        )
+    return {"generated_at": now_iso(), "viewer": viewer_doc(access), "requests": docs}
