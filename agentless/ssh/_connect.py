@@ -23,6 +23,7 @@ with a reason that names the file and never shows its content.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -52,6 +53,10 @@ log = logging.getLogger(__name__)
 #: ("^" moves them to the head of asyncssh's default list, as in ssh_config.)
 _ENCRYPTION_PREFERENCE = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 _KEX_PREFERENCE = "^curve25519-sha256,curve25519-sha256@libssh.org"
+
+
+KNOWN_HOSTS_CACHED = 8
+"""Distinct known_hosts contents kept parsed (a revision's, the previous one's, pins…)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +111,20 @@ async def _known_hosts(host: Host, settings: SshSettings) -> object:
     except UnsafeFile as exc:
         raise HostKeyError(host.name, f"known_hosts {exc}") from exc
     try:
-        return asyncssh.import_known_hosts(data.decode("utf-8"))
+        return _parsed_known_hosts(data)
     except (asyncssh.Error, UnicodeDecodeError, ValueError) as exc:
         # the error would quote a line: only the file's name is told
         raise HostKeyError(
             host.name, f"known_hosts {shown_name(name)}: not a known_hosts file"
         ) from exc
+
+
+@functools.lru_cache(maxsize=KNOWN_HOSTS_CACHED)
+def _parsed_known_hosts(data: bytes) -> asyncssh.SSHKnownHosts:
+    """A known_hosts file's content, parsed once: a fleet's hosts share one file, and
+    parsing it decodes every key in it, so parsing it per connection would make opening N
+    connections cost N² key decodings (asyncssh only reads the parsed object)."""
+    return asyncssh.import_known_hosts(data.decode("utf-8"))
 
 
 def key_dir_of(identity_file: str, settings: SshSettings) -> tuple[Path, str]:

@@ -24,6 +24,7 @@ log = logging.getLogger("opsmap")
 DEFAULT_LISTEN = "127.0.0.1:9736"
 DEFAULT_STATE_DIR = ".opsmap-state"
 STATE_URL_ENV = "OPSMAP_STATE_URL"
+REPLICA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")
 HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}")
 
 
@@ -61,6 +62,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help=f"a file holding the PostgreSQL URL of --state (or ${STATE_URL_ENV})",
+    )
+    parser.add_argument(
+        "--replica",
+        metavar="NAME",
+        help="run as one replica of several on the PostgreSQL state (--state…): one leader "
+        "runs requests and delivers audit, the live replicas share the hosts' checks",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --replica: the leader's lease, renewed every third of it; a dead "
+        "leader's requests wait this long for another (default 15)",
     )
     parser.add_argument(
         "--poll-interval",
@@ -228,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
     url = state_url(args)
     if isinstance(url, int):
         return url
+    problem = replica_problem(args.replica, args.lease, url)
+    if problem is not None:
+        return usage_error(problem)
     from reconciler.server.service import ServiceError, run_service
 
     try:
@@ -243,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
                 ssh_key_dir=key_dir,
                 install_signal_handlers=True,
                 stop_grace_s=args.stop_grace,
+                replica=args.replica,
+                lease_s=args.lease,
                 trusted_user_header=trusted[0],
                 trusted_proxies=trusted[1],
             )
@@ -251,6 +271,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"opsmap: error: {for_log(exc)}", file=sys.stderr)
         return exc.exit_code
     return EXIT_OK
+
+
+def replica_problem(name: str | None, lease_s: float | None, url: str | None) -> str | None:
+    """What is wrong with ``--replica``/``--lease``, or None."""
+    if name is None:
+        return "--lease goes with --replica" if lease_s is not None else None
+    if url is None:
+        return "--replica needs the state in PostgreSQL (--state, --state-url-file or "\
+            f"${STATE_URL_ENV}): replicas share one database"  # fmt: skip
+    if not REPLICA_NAME.fullmatch(name):
+        return "--replica: a name of 1 to 48 letters, digits, '.', '_' or '-'"
+    if lease_s is not None and not 1 <= lease_s <= 3600:
+        return "--lease must be between 1 and 3600 seconds"
+    return None
 
 
 __all__ = [

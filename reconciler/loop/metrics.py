@@ -70,6 +70,12 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
         )
+        self.check_schedule_lag = Histogram(
+            "opsmap_check_schedule_lag_seconds",
+            "How late checks start: from the time a check is due to its start",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
         self.actions_total = Counter(
             "opsmap_actions",
             "Actions run for requests, by result",
@@ -161,6 +167,8 @@ class SnapshotCollector(Collector):
         for host in snap.hosts:
             hosts.add_metric([host.name], float(host.reachable))
         yield hosts
+        if snap.fleet is not None:
+            yield from _fleet_metrics(snap)
 
         revision = InfoMetricFamily(
             "opsmap_applied_revision", "The applied revision of the map repo"
@@ -189,3 +197,27 @@ class SnapshotCollector(Collector):
             "Audit records not yet pushed to the remote",
             value=snap.extra_count("audit_pending"),
         )
+
+
+def _fleet_metrics(snap: Snapshot) -> Iterator[GaugeMetricFamily]:
+    """Replicas: who this one is, who leads, and how many hosts each live replica checks."""
+    fleet = snap.fleet
+    assert fleet is not None
+    info = GaugeMetricFamily(
+        "opsmap_replica_info",
+        "1, labelled with this replica's id (opsmap run --replica)",
+        labels=["replica"],
+    )
+    info.add_metric([fleet.replica], 1.0)
+    leader = GaugeMetricFamily(
+        "opsmap_leader",
+        "1 for the live replica that holds the leader lease, 0 for the others",
+        labels=["replica"],
+    )
+    hosts = GaugeMetricFamily(
+        "opsmap_replica_hosts", "Hosts each live replica checks", labels=["replica"]
+    )
+    for replica in fleet.live:
+        leader.add_metric([replica], float(replica == fleet.leader))
+        hosts.add_metric([replica], float(fleet.hosts_by_replica.get(replica, 0)))
+    yield from (info, leader, hosts)

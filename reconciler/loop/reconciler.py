@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +38,7 @@ from reconciler.loop.events import (
     StatusExtras,
 )
 from reconciler.loop.metrics import SCRAPED, Metrics, SnapshotCollector
+from reconciler.loop.placement import Placement
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
 from reconciler.loop.state import check_rows, load_checks
 from reconciler.loop.targets import scheduled_checks
@@ -47,7 +49,7 @@ from reconciler.model.runtime import PersistenceSettings
 from reconciler.model.status import component_status
 from reconciler.repo.loader import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo
-from reconciler.store.protocol import StateStore
+from reconciler.store.protocol import CheckRow, StateStore
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,12 @@ class Reconciler:
         self._component_checks: dict[tuple[str, str], list[CheckKey]] = {}
         self._component_status: dict[tuple[str, str], str] = {}
         self._group: asyncio.TaskGroup | None = None
+        self._changed: set[CheckKey] = set()
+        """Checks whose status changed since the last save (only those are written)."""
+        self._removed: set[CheckKey] = set()
+        """Checks gone with a revision since the last save (their rows are removed)."""
+        self.placement: Placement | None = None
+        """Replicas only: which hosts this replica checks (None: every host, one process)."""
         self._check_seen: dict[CheckKey, tuple[object, ...]] = {}
         """What each check's event last told (:meth:`_note_check`)."""
         self.bridge = LoopBridge()
@@ -211,7 +219,11 @@ class Reconciler:
             return
         self.fetch_error = None
         self.metrics.git_fetch_total.labels("changed" if fetched.changed else "unchanged").inc()
-        if fetched.head == self.revisions.applied and self.revisions.attempted != fetched.head:
+        if fetched.head == self.revisions.applied and self.repo is None:
+            # the stored revision could not be resumed before this fetch (a new mirror: a
+            # new replica, a lost cache): it is read now
+            await self.reconcile(fetched.head)
+        elif fetched.head == self.revisions.applied and self.revisions.attempted != fetched.head:
             # the rejected commit was force-pushed away: the branch is the applied revision again
             log.warning(
                 "branch is back at the applied revision %s: rejection cleared", fetched.head[:12]
@@ -284,6 +296,8 @@ class Reconciler:
         keep = {check.key for check in scheduled}
         for key in [k for k in self.statuses if k not in keep]:
             del self.statuses[key]
+            self._changed.discard(key)
+            self._removed.add(key)
         self._check_seen = {k: v for k, v in self._check_seen.items() if k in keep}
         old_checks = {(c.key.map, c.key.component, c.key.check) for c in self.scheduled}
         for gone in old_checks - {(k.map, k.component, k.check) for k in keep}:
@@ -315,6 +329,9 @@ class Reconciler:
     def _restart_workers(self, scheduled: list[ScheduledCheck]) -> None:
         if self._group is None:
             return
+        placement = self.placement
+        if placement is not None:
+            scheduled = [c for c in scheduled if placement.checks(c.key.host)]
         grouped = group_by_map(scheduled)
         for name in list(self._workers):
             fp, task = self._workers[name]
@@ -330,11 +347,42 @@ class Reconciler:
                 run_check=self._run_check,
                 clock=self.clock,
                 on_result=self._on_result,
+                on_lag=self.metrics.check_schedule_lag.observe,
                 rng=self._rng,
                 max_concurrent=self.options.max_concurrent_checks_per_map,
             )
             task = self._group.create_task(worker.run(), name=f"map {name}")
             self._workers[name] = (fingerprint(checks), task)
+
+    def place(self, placement: Placement) -> None:
+        """Replicas: check the hosts ``placement`` gives this replica from now on. Only the
+        maps whose own hosts moved have their worker restarted (each check resumes where its
+        schedule was, from its last run)."""
+        if placement == self.placement:
+            return
+        moved = self.placement is None or placement.live != self.placement.live
+        self.placement = placement
+        if moved:
+            self._restart_workers(self.scheduled)
+
+    def observe(self, stored: Mapping[CheckKey, CheckStatus]) -> None:
+        """Replicas: take in the stored statuses of the checks other replicas run (the
+        whole fleet shows on every replica); those of this replica's hosts are its own.
+        ``stored`` is :func:`~reconciler.loop.state.statuses_from_rows` of the rows, made
+        in a thread: here, on the loop, only what is someone else's is taken."""
+        placement = self.placement
+        if placement is None:
+            return
+        for check in self.scheduled:
+            key = check.key
+            status = stored.get(key)
+            if status is None or placement.checks(key.host):
+                continue
+            old = self.statuses.get(key)
+            self.statuses[key] = status
+            self._note_check(check, status)  # the event stream shows the whole fleet too
+            if old is not None and old.hard_state is not status.hard_state:
+                self._note_component(key.map, key.component)
 
     async def _run_check(self, check: ScheduledCheck) -> CheckRun:
         """Run one check; a bug below shows as an UNKNOWN check, never a dead reconciler."""
@@ -355,6 +403,7 @@ class Reconciler:
         self, check: ScheduledCheck, run: CheckRun, status: CheckStatus, changed: bool
     ) -> None:
         key = check.key
+        self._changed.add(key)
         self.hosts_reachable[key.host] = not run.host_unreachable
         self.metrics.check_duration.labels(key.map, key.component, key.check).observe(
             run.duration_s
@@ -422,34 +471,61 @@ class Reconciler:
         """Save the revisions' state; when it cannot be written, the next periodic save
         writes it (the failure is logged, counted and on /healthz by the store)."""
         with contextlib.suppress(StateWriteError):
-            self.store.set_meta(
-                {**self.revisions.to_meta(), "hosts_reachable": self.hosts_reachable}
-            )
+            self.store.set_meta(self._meta())
+
+    def _meta(self) -> dict[str, object]:
+        """The revisions' state; and which hosts were reached, by one process (replicas
+        each reach only their own hosts: the check rows say how the others' went)."""
+        meta = self.revisions.to_meta()
+        if self.placement is None:
+            meta["hosts_reachable"] = dict(self.hosts_reachable)
+        return meta
+
+    def _take_changes(self) -> tuple[list[CheckRow], list[CheckKey]]:
+        """The rows of the checks this process ran since the last save, and the checks
+        removed since: copied on the loop (the loop goes on changing statuses)."""
+        changed, self._changed = self._changed, set()
+        removed, self._removed = list(self._removed), set()
+        mine = {k: self.statuses[k] for k in changed if k in self.statuses}
+        return check_rows(mine, wall_offset=self.wall_offset), removed
+
+    def _keep_changes(self, rows: list[CheckRow], removed: list[CheckKey]) -> None:
+        """A save failed: its checks are saved with the next one (unless gone meanwhile)."""
+        self._changed.update(k for k in (CheckKey(*r[:4]) for r in rows) if k in self.statuses)
+        self._removed.update(k for k in removed if k not in self.statuses)
 
     def persist(self) -> None:
         self.persist_meta()
+        rows, removed = self._take_changes()
         try:
-            self.store.write_check_rows(check_rows(self.statuses, wall_offset=self.wall_offset))
+            self.store.update_check_rows(rows, removed=removed)
         except StateWriteError as exc:
             log.error("check states not saved on the way out: %s", exc)
 
     async def _persist_periodically(self) -> None:
         while True:
             await self.clock.sleep(self.options.persistence.interval_s)
-            # the meta is a few rows: cheap on the loop. The check statuses grow with the
-            # repo: copied here, written by a worker thread.
-            self.persist_meta()
-            rows = check_rows(self.statuses, wall_offset=self.wall_offset)
+            # The meta is a few rows: in SQLite, cheap on the loop (on the loop's own
+            # connection); replicas' PostgreSQL is a round trip: a worker thread's (its
+            # pool is thread-safe). The check statuses grow with the repo: copied here,
+            # written by a worker thread.
+            if self.placement is None:
+                self.persist_meta()
+            else:
+                with contextlib.suppress(StateWriteError):
+                    await asyncio.to_thread(self.store.set_meta, self._meta())
+            rows, removed = self._take_changes()
+            write = functools.partial(self.store.update_check_rows, rows, removed=removed)
             try:
                 async with asyncio.timeout(self.options.persistence.timeout_s):
-                    await asyncio.to_thread(self.store.write_check_rows, rows)
+                    await asyncio.to_thread(write)
             except TimeoutError:
                 log.warning(
                     "saving check states took over %g s; still trying",
                     self.options.persistence.timeout_s,
                 )
-            except StateWriteError:
-                pass  # logged, counted and on /healthz by the store; saved again next time
+            except StateWriteError:  # logged, counted and on /healthz by the store
+                self._keep_changes(rows, removed)  # saved with the next save
 
     # -- views -----------------------------------------------------------------------
 
@@ -467,6 +543,7 @@ class Reconciler:
             ssh_connections=self.transport.connections,
             state_write_errors=self.store.writes.failing(),
             extra=self._extras.snapshot_extra(),
+            placement=self.placement,
         )
 
     def snapshot(self) -> dict[str, Any]:

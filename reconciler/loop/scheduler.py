@@ -65,6 +65,7 @@ class MapWorker:
         run_check: RunCheck,
         clock: Clock,
         on_result: OnResult | None = None,
+        on_lag: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         max_concurrent: int = 64,
     ) -> None:
@@ -73,6 +74,7 @@ class MapWorker:
         self._run_check = run_check
         self._clock = clock
         self._on_result = on_result
+        self._on_lag = on_lag
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(max_concurrent)
 
@@ -83,9 +85,13 @@ class MapWorker:
 
     async def _keep_running(self, check: ScheduledCheck) -> None:
         status = self._statuses.setdefault(check.key, CheckStatus())
-        await self._clock.sleep(self.first_delay(check, status))
+        delay = self.first_delay(check, status)
         while True:
+            due = self._clock.now() + delay
+            await self._clock.sleep(delay)
             async with self._slots:
+                if self._on_lag is not None:  # due to start: what the loop and the slots cost
+                    self._on_lag(max(0.0, self._clock.now() - due))
                 run = await self._run_check(check)
             changed = status.record(
                 run.outcome, at=self._clock.now(), duration_s=run.duration_s, policy=check.policy
@@ -100,7 +106,7 @@ class MapWorker:
                 )
             if self._on_result is not None:
                 self._on_result(check, run, status, changed)
-            await self._clock.sleep(self._jittered(status.next_delay(check.policy)))
+            delay = self._jittered(status.next_delay(check.policy))
 
     def first_delay(self, check: ScheduledCheck, status: CheckStatus) -> float:
         """Resume a known check where its schedule was; spread new ones out."""

@@ -7,7 +7,7 @@ is given when they are loaded or saved). The store itself is
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from agentless.result import CheckState
 from reconciler.loop.checkstate import FLAP_WINDOW, CheckStatus, StateType
@@ -17,12 +17,19 @@ from reconciler.store.protocol import CheckRow, StateStore
 
 def load_checks(store: StateStore, *, wall_offset: float) -> dict[CheckKey, CheckStatus]:
     """Every remembered check status, with times moved to the monotonic clock."""
+    return statuses_from_rows(store.load_check_rows(), wall_offset=wall_offset)
+
+
+def statuses_from_rows(
+    rows: Iterable[CheckRow], *, wall_offset: float
+) -> dict[CheckKey, CheckStatus]:
+    """The statuses that stored ``rows`` hold, with times on the monotonic clock."""
 
     def mono(wall: float | None) -> float | None:
         return None if wall is None else wall - wall_offset
 
     statuses = {}
-    for row in store.load_check_rows():
+    for row in rows:
         key = CheckKey(*row[:4])
         state, state_type, hard, attempt, message, value, last_run, duration, change = row[4:13]
         statuses[key] = CheckStatus(

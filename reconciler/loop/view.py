@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 
 from reconciler.findings import Finding
 from reconciler.loop.checkstate import CheckStatus
+from reconciler.loop.placement import Placement
 from reconciler.loop.scheduler import CheckKey, ScheduledCheck
 from reconciler.model import Map
 from reconciler.model.status import ComponentStatus, component_status, impacts
@@ -162,6 +163,33 @@ class MapView:
 class HostView:
     name: str
     reachable: bool
+    checked_by: str | None = None
+    """Replicas: the replica that checks this host (None: no replica is live, or one process)."""
+
+    def to_json(self, *, replicas: bool) -> dict[str, Any]:
+        shown: dict[str, Any] = {"name": self.name, "reachable": self.reachable}
+        if replicas:
+            shown["checked_by"] = self.checked_by
+        return shown
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """Replicas only: this replica, the live ones, the leader, and how many hosts each checks."""
+
+    replica: str
+    leader: str | None
+    live: tuple[str, ...]
+    hosts_by_replica: Mapping[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "replica": self.replica,
+            "leader": self.leader,
+            "is_leader": self.leader == self.replica,
+            "live": list(self.live),
+            "hosts_by_replica": dict(self.hosts_by_replica),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +212,8 @@ class Snapshot:
     """What fails to be written now (:meth:`~reconciler.store.writes.StateWrites.failing`)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """What the status extras add (:class:`~reconciler.loop.events.StatusExtras`): JSON."""
+    fleet: FleetView | None = None
+    """Replicas only (``opsmap run --replica``): who checks what, who leads."""
 
     def extra_count(self, key: str) -> float:
         """A number the extras hold under ``key`` (0 when absent)."""
@@ -201,11 +231,12 @@ class Snapshot:
             "revision_rejected": self.revision_rejected,
             "validation_errors": [f.to_json() for f in self.validation_errors],
             "validation_error_count": self.validation_error_count,
-            "hosts": [{"name": h.name, "reachable": h.reachable} for h in self.hosts],
+            "hosts": [h.to_json(replicas=self.fleet is not None) for h in self.hosts],
             "maps": [m.to_json() for m in self.maps],
             "fetch_error": self.fetch_error,
             "ssh_connections": self.ssh_connections,
             "state_write_errors": {k: dict(v) for k, v in self.state_write_errors.items()},
+            **({} if self.fleet is None else {"fleet": self.fleet.to_json()}),
             **self.extra,
         }
 
@@ -223,6 +254,7 @@ def build_snapshot(
     ssh_connections: int = 0,
     state_write_errors: Mapping[str, Mapping[str, object]] | None = None,
     extra: Mapping[str, Any] | None = None,
+    placement: Placement | None = None,
 ) -> Snapshot:
     """The snapshot of the loop's live state (on the event loop's thread): each map's
     components (:func:`_map_view`), each with its checks (:func:`check_view`)."""
@@ -244,15 +276,35 @@ def build_snapshot(
         and revisions.attempted != revisions.applied,
         validation_errors=tuple(revisions.errors),
         validation_error_count=max(revisions.error_count, len(revisions.errors)),
-        hosts=tuple(
-            HostView(name, reachable) for name, reachable in sorted((hosts_reachable or {}).items())
-        ),
+        hosts=_hosts(scheduled, hosts_reachable or {}, placement),
         maps=tuple(maps),
         fetch_error=fetch_error,
         ssh_connections=ssh_connections,
         state_write_errors=dict(state_write_errors or {}),
         extra=dict(extra or {}),
+        fleet=None if placement is None else _fleet(scheduled, placement),
     )
+
+
+def _hosts(
+    scheduled: Sequence[ScheduledCheck],
+    reachable: Mapping[str, bool],
+    placement: Placement | None,
+) -> tuple[HostView, ...]:
+    """Hosts as last reached; replicas: every scheduled host, with who checks it."""
+    if placement is None:
+        return tuple(HostView(name, up) for name, up in sorted(reachable.items()))
+    names = sorted({c.key.host for c in scheduled} | reachable.keys())
+    return tuple(HostView(n, reachable.get(n, True), placement.owner(n)) for n in names)
+
+
+def _fleet(scheduled: Sequence[ScheduledCheck], placement: Placement) -> FleetView:
+    counts = dict.fromkeys(placement.live, 0)
+    for host in {c.key.host for c in scheduled}:
+        owner = placement.owner(host)
+        if owner is not None:
+            counts[owner] = counts.get(owner, 0) + 1
+    return FleetView(placement.me, placement.leader, placement.live, counts)
 
 
 def _map_view(

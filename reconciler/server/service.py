@@ -26,6 +26,7 @@ from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
 from reconciler.server.broker import EventBroker
 from reconciler.server.connections import Limits
 from reconciler.server.feed import AuditedPhases, EventFeed
+from reconciler.server.fleet import Fleet, LeaderGate
 from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError, Mount, build_app
 from reconciler.server.identity import Identity, IpNetwork
 from reconciler.server.operations import (
@@ -38,7 +39,7 @@ from reconciler.server.operations import (
 from reconciler.server.sse import HEARTBEAT_S
 from reconciler.statuspage import AuditHistory, RecordedAuditLog, add_routes
 from reconciler.statuspage.live import LoopPageSource
-from reconciler.store.protocol import StateError, StateStore
+from reconciler.store.protocol import StateError, StateStore, StoreError
 from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError
 
@@ -79,6 +80,8 @@ async def run_service(
     registry: CollectorRegistry | None = None,
     on_started: Callable[[Reconciler, HttpEndpoint], None] | None = None,
     stop_grace_s: float = STOP_GRACE_S,
+    replica: str | None = None,
+    lease_s: float | None = None,
     trusted_user_header: str | None = None,
     trusted_proxies: Sequence[IpNetwork] = (),
     limits: Limits | None = None,
@@ -95,6 +98,9 @@ async def run_service(
     may name (see :class:`agentless.ssh.SshSettings`). ``trusted_user_header`` and
     ``trusted_proxies``: see :mod:`reconciler.server.identity`; ``limits``, ``heartbeat_s``
     and ``mount`` (routes added to the application): see :mod:`reconciler.server.http`.
+    ``replica`` (with ``state_url`` only) makes this process a replica of that name among
+    others on the same database, with a leader lease of ``lease_s`` seconds
+    (:mod:`reconciler.server.fleet`; None: the store's default).
     """
     # Worker threads (git, document encoding) share the interpreter lock with the loop:
     # hand it over every millisecond rather than every 5, so the loop answers meanwhile.
@@ -106,7 +112,7 @@ async def run_service(
         store, where = (
             (SqliteStore(state_dir, clock=clock), str(state_dir))
             if state_url is None
-            else _postgres(state_url, state_dir, clock)
+            else _postgres(state_url, state_dir, clock, replica=replica, lease_s=lease_s)
         )
     except StateError as exc:
         raise ServiceError(str(exc), exit_code=2) from exc
@@ -129,10 +135,17 @@ async def run_service(
     phases = ActionPhases()
     broker = EventBroker()
     history = AuditHistory()  # the status page's recent audit records
-    operations = _operations(
-        source, store, metrics, phases, transport, clock, settings.delivery, broker, history
-    )
-    feed = EventFeed(operations, broker)
+
+    def make_operations(cursor: str | None) -> Operations:
+        return _operations(source, store, metrics, phases, transport, clock, settings.delivery,
+                           broker, history, cursor=cursor)  # fmt: skip
+
+    replicas = getattr(store, "replicas", None)
+    gate = LeaderGate() if replicas is not None else None
+    operations = None if gate is not None else make_operations(store.get_cursor(CURSOR_KEY))
+    sink = gate or operations
+    assert sink is not None
+    feed = EventFeed(sink, broker)
     reconciler = Reconciler(
         source=source,
         store=store,
@@ -147,8 +160,22 @@ async def run_service(
         source_errors=(GitSourceError,),
         events=feed,
         phases=phases,
-        extras=operations,
+        extras=sink,
     )
+    fleet = None
+    if replicas is not None and gate is not None:
+        fleet = Fleet(
+            store=store,  # type: ignore[arg-type]  # a PostgresStore: it has replicas
+            replicas=replicas,
+            reconciler=reconciler,
+            gate=gate,
+            make_operations=make_operations,
+        )
+        try:  # the first heartbeat says which hosts are this replica's before any check
+            reconciler.placement = await fleet.first_placement()
+        except (StateWriteError, StoreError) as exc:
+            store.close()
+            raise ServiceError(f"replica {replicas.id}: {exc}", exit_code=2) from exc
     feed.status_of = reconciler.component_status
     phases.on_change = feed.phase_changed
     endpoints = Endpoints(
@@ -200,7 +227,9 @@ async def run_service(
 
     async def stop_after_grace() -> None:
         await stop.wait()
-        await operations.wait_idle(grace_s=stop_grace_s)
+        if fleet is not None:
+            fleet.stopping = True  # it takes the lead no more; a running request finishes
+        await sink.wait_idle(grace_s=stop_grace_s)
         loop_stop.set()
 
     try:
@@ -215,7 +244,12 @@ async def run_service(
             def ready() -> None:
                 # the state is restored and the applied revision resumed: requests and
                 # audit delivery start now, beside the loop, and the endpoint serves
-                tasks.append(group.create_task(operations.run(), name="operations"))
+                if fleet is not None:
+                    work = fleet.run()
+                else:
+                    assert operations is not None
+                    work = operations.run()
+                tasks.append(group.create_task(work, name="operations"))
                 group.create_task(serve(), name="http")
 
             if is_local(repo):
@@ -227,7 +261,9 @@ async def run_service(
         await http.stop()
         await transport.aclose()
         source.close()
-        _store_last_records(operations.outbox)
+        last = operations if gate is None else gate.operations
+        if last is not None:
+            _store_last_records(last.outbox)
         store.close()
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -235,11 +271,14 @@ async def run_service(
         log.info("stopped")
 
 
-def _postgres(url: str, state_dir: Path, clock: Clock) -> tuple[StateStore, str]:
+def _postgres(
+    url: str, state_dir: Path, clock: Clock, *, replica: str | None, lease_s: float | None
+) -> tuple[StateStore, str]:
     """The PostgreSQL store and its masked URL (psycopg is imported only when used)."""
     from reconciler.store.postgres import PostgresStore
 
-    store = PostgresStore(url, state_dir=state_dir, clock=clock)
+    lease = {} if lease_s is None else {"lease_s": lease_s}
+    store = PostgresStore(url, state_dir=state_dir, clock=clock, replica=replica, **lease)
     return store, store.shown
 
 
@@ -253,9 +292,12 @@ def _operations(
     delivery: DeliverySettings,
     broker: EventBroker,
     history: AuditHistory,
+    *,
+    cursor: str | None,
 ) -> Operations:
     """Requests, their actions, and the audit trail delivered as notes to the map repo;
-    the processor's records are also its events (:class:`AuditedPhases`)."""
+    the processor's records are also its events (:class:`AuditedPhases`); ``cursor``:
+    where the requests' history was read up to (the store's)."""
     applied = AppliedRevision()
     outbox = RecordedAuditLog(store.outbox, clock=clock, history=history)
     processor = RequestProcessor(
@@ -269,7 +311,7 @@ def _operations(
             masker=lambda: applied.masker,
         ),
         counters=MetricCounters(metrics),
-        cursor=store.get_cursor(CURSOR_KEY),
+        cursor=cursor,
         save_cursor=lambda sha: store.set_cursor(CURSOR_KEY, sha),
         applied_revision=lambda: applied.sha,
         clock=clock,

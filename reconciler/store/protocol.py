@@ -26,6 +26,9 @@ CheckRow = tuple[Any, ...]
 attempt, message, value, last run, duration, last hard change (wall-clock epochs), flapping
 (0/1) and the history as a list."""
 
+CheckId = tuple[str, str, str, str]
+"""A check row's key: map, component, check, host."""
+
 JsonObject = dict[str, Any]
 
 
@@ -177,6 +180,13 @@ class StateStore(Protocol):
     def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
         """Replace the stored statuses with ``rows``; safe from a worker thread.
         StateWriteError (``checks``) if the write fails (the stored rows stay)."""
+        ...
+
+    def update_check_rows(self, rows: Sequence[CheckRow], *, removed: Sequence[CheckId]) -> None:
+        """Store ``rows`` (each replacing the stored row of its check and host, if any) and
+        remove the rows of ``removed``, in one transaction; safe from a worker thread. The
+        other rows stay: a save writes only what changed, and replicas each write their
+        own hosts' rows. StateWriteError (``checks``) if the write fails (nothing is)."""
         ...
 
     def close(self) -> None: ...

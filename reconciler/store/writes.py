@@ -20,7 +20,7 @@ import logging
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -117,6 +117,13 @@ class StateWrites:
                 gone.failures,
                 self._clock.wall() - gone.since,
             )
+
+    def forget(self, whats: Sequence[str]) -> None:
+        """This process writes ``whats`` no more (a replica that stopped leading): their
+        failures are no longer its problem, nor its ``/healthz``'s."""
+        with self._lock:
+            for what in whats:
+                self._failing.pop(what, None)
 
     def failing(self) -> dict[str, dict[str, object]]:
         """What fails now: ``{what: {reason, since (epoch), failures}}``."""

@@ -116,6 +116,19 @@ def test_check_rows_round_trip_and_a_write_replaces_them_all(
     assert store.load_check_rows() == [_row("tcp", "h2", state=2)]
 
 
+def test_an_update_replaces_only_its_rows_and_removes_the_gone_ones(
+    opened: Opened, store: StateStore
+) -> None:
+    store.write_check_rows([_row("http"), _row("tcp"), _row("tcp", "h2")])
+    store.update_check_rows(
+        [_row("http", state=2), _row("disk", "h3")], removed=[("m", "api", "tcp", "h1")]
+    )
+    expected = sorted([_row("http", state=2), _row("tcp", "h2"), _row("disk", "h3")])
+    assert sorted(store.load_check_rows()) == expected
+    store.update_check_rows([], removed=[("m", "api", "nothing", "h9")])
+    assert sorted(opened.reopen().load_check_rows()) == expected
+
+
 # -- meta and cursors ------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -31,11 +32,15 @@ from reconciler.store.postgres.owner import Owner
 from reconciler.store.postgres.replicas import LEASE_S, Replicas
 from reconciler.store.postgres.schema import SCHEMA_VERSION
 from reconciler.store.postgres.url import masked
-from reconciler.store.protocol import CheckRow, StateError, StoreError
+from reconciler.store.protocol import CheckId, CheckRow, StateError, StoreError
 from reconciler.store.writes import StateWrites
 
 log = logging.getLogger(__name__)
 
+_UPDATED_COLUMNS = (
+    "state", "state_type", "hard_state", "attempt", "message", "value", "last_run",
+    "duration", "last_hard_change", "flapping", "history",
+)  # fmt: skip
 _CHECK_COLUMNS = (
     "map, component, check_name, host, state, state_type, hard_state, attempt, message,"
     " value, last_run, duration, last_hard_change, flapping, history"
@@ -85,9 +90,13 @@ class PostgresStore:
         """This replica's membership and lease (replicas only: see ``replica``)."""
         if replica is None:
             self._db.fence = self._owner.fence
-        else:
+        else:  # the id names the replica and this run of it (a restart is another member)
             self.replicas = Replicas(
-                self._db, owner_term=self._owner.term, name=replica, lease_s=lease_s
+                self._db,
+                owner_term=self._owner.term,
+                name=replica,
+                lease_s=lease_s,
+                replica_id=f"{replica}-{uuid.uuid4().hex[:8]}",
             )
             self._db.fence = self.replicas.fence
         if self._owner.migrated_from < SCHEMA_VERSION:
@@ -112,6 +121,29 @@ class PostgresStore:
     @property
     def outbox(self) -> PostgresOutbox:
         return self._outbox
+
+    def update_check_rows(self, rows: Sequence[CheckRow], *, removed: Sequence[CheckId]) -> None:
+        """The rows that changed (from a worker thread), upserted by ``COPY`` into a
+        temporary table, in one transaction; not fenced, as :meth:`write_check_rows`."""
+        with self._db.write("checks", fenced=False) as cur:
+            if removed:
+                cur.executemany(
+                    "DELETE FROM check_status"
+                    " WHERE map = %s AND component = %s AND check_name = %s AND host = %s",
+                    removed,
+                )
+            if not rows:
+                return
+            cur.execute("CREATE TEMPORARY TABLE changed_checks (LIKE check_status) ON COMMIT DROP")
+            with cur.copy(f"COPY changed_checks ({_CHECK_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((*row[:-1], json.dumps(row[-1])))
+            updates = ", ".join(f"{c} = excluded.{c}" for c in _UPDATED_COLUMNS)
+            cur.execute(
+                f"INSERT INTO check_status ({_CHECK_COLUMNS})"  # noqa: S608 - our column names
+                f" SELECT {_CHECK_COLUMNS} FROM changed_checks"
+                f" ON CONFLICT (map, component, check_name, host) DO UPDATE SET {updates}"
+            )
 
     def close(self) -> None:
         if self.replicas is not None:
@@ -158,8 +190,7 @@ class PostgresStore:
     def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
         """Replace the stored statuses with ``rows`` (from a worker thread: the pool is
         thread-safe), in one transaction by ``COPY``; not fenced (they are observations,
-        and a later write replaces them all). Replicas that share hosts will each write
-        the rows of their own hosts only: that is for the loop that shares them."""
+        and a later write replaces them)."""
         with self._db.write("checks", fenced=False) as cur:
             cur.execute("DELETE FROM check_status")
             with cur.copy(f"COPY check_status ({_CHECK_COLUMNS}) FROM STDIN") as copy:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from reconciler.clock import Clock, RealClock
 from reconciler.store import statedir
-from reconciler.store.protocol import CheckRow, StateError
+from reconciler.store.protocol import CheckId, CheckRow, StateError
 from reconciler.store.sqlite.journal import SqliteJournal
 from reconciler.store.sqlite.outbox import SqliteOutbox
 from reconciler.store.sqlite.schema import Connect, connect_full, open_database
@@ -129,15 +129,31 @@ class SqliteStore:
             for row in self._db.execute("SELECT * FROM check_status")
         ]
 
+    def update_check_rows(self, rows: Sequence[CheckRow], *, removed: Sequence[CheckId]) -> None:
+        """As :meth:`write_check_rows`, on the same connection of its own."""
+        with self._rows_lock, self._writes.guard("checks"):
+            db = self._rows_connection()
+            encoded = [(*row[:-1], json.dumps(row[-1])) for row in rows]
+            with db:
+                db.executemany(
+                    "DELETE FROM check_status"
+                    " WHERE map = ? AND component = ? AND check_name = ? AND host = ?",
+                    removed,
+                )
+                db.executemany(_INSERT_CHECK.replace("INSERT", "INSERT OR REPLACE", 1), encoded)
+
+    def _rows_connection(self) -> sqlite3.Connection:
+        if self._rows_db is None:
+            db = self._connect(self.path, check_same_thread=False)
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._rows_db = db
+        return self._rows_db
+
     def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
         """Safe from a worker thread: on a connection of its own (SQLite lets one writer at
         a time, so a write on the loop meanwhile waits for this one transaction at most)."""
         with self._rows_lock, self._writes.guard("checks"):
-            if self._rows_db is None:
-                db = self._connect(self.path, check_same_thread=False)
-                db.execute("PRAGMA synchronous=NORMAL")
-                self._rows_db = db
-            db = self._rows_db
+            db = self._rows_connection()
             encoded = [(*row[:-1], json.dumps(row[-1])) for row in rows]
             with db:
                 db.execute("DELETE FROM check_status")
