@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -107,21 +108,104 @@ async def run_service(
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     clock = clock or RealClock()  # the one clock: the loop, requests, their actions, audit, state
     settings = settings or RuntimeSettings()
+    store, where = _open_state(state_dir, state_url, clock, replica=replica, lease_s=lease_s)
     try:
-        # claims the directory (or the database) before anything
-        store, where = (
-            (SqliteStore(state_dir, clock=clock), str(state_dir))
-            if state_url is None
-            else _postgres(state_url, state_dir, clock, replica=replica, lease_s=lease_s)
+        core = await _assemble(
+            store,
+            repo=repo,
+            branch=branch,
+            state_dir=state_dir,
+            poll_interval_s=poll_interval_s,
+            ssh_key_dir=ssh_key_dir,
+            clock=clock,
+            settings=settings,
+            registry=registry,
         )
+        http = _http_endpoint(
+            core,
+            listen=listen,
+            endpoints=_endpoints(core, webhook_secret),
+            page=LoopPageSource(
+                core.reconciler, history=core.history, journal=store.journal, branch=branch
+            ),
+            identity=Identity(trusted_user_header, trusted_proxies),
+            limits=limits,
+            heartbeat_s=heartbeat_s,
+            mount=mount,
+        )
+    except HttpServerError as exc:
+        store.close()
+        raise ServiceError(str(exc)) from exc
+    except BaseException:
+        store.close()
+        raise
+    log.info("following %s (branch %s); state in %s", core.source.display, branch, where)
+    await _serve(
+        core,
+        http,
+        repo=repo,
+        stop=stop or asyncio.Event(),
+        stop_grace_s=stop_grace_s,
+        install_signal_handlers=install_signal_handlers,
+        on_started=on_started,
+    )
+
+
+@dataclass
+class _Core:
+    """The service's parts, assembled (:func:`_assemble`), before HTTP is added."""
+
+    store: StateStore
+    source: GitSource
+    transport: TransportRouter
+    broker: EventBroker
+    history: AuditHistory
+    """The status page's recent audit records."""
+    feed: EventFeed
+    reconciler: Reconciler
+    sink: Operations | LeaderGate
+    """What runs requests and delivers audit: the operations, or for a replica the gate
+    that holds the leader's current ones."""
+    fleet: Fleet | None
+    """This replica among the others (None: one process holds the state)."""
+
+    def operations(self) -> Operations | None:
+        """The request pipeline that ran last (the leader's, for a replica)."""
+        return self.sink.operations if isinstance(self.sink, LeaderGate) else self.sink
+
+
+def _open_state(
+    state_dir: Path, state_url: str | None, clock: Clock, *, replica: str | None,
+    lease_s: float | None,
+) -> tuple[StateStore, str]:  # fmt: skip
+    """The state store, claimed before anything else is touched, and where it is."""
+    try:
+        if state_url is None:
+            return SqliteStore(state_dir, clock=clock), str(state_dir)
+        return _postgres(state_url, state_dir, clock, replica=replica, lease_s=lease_s)
     except StateError as exc:
         raise ServiceError(str(exc), exit_code=2) from exc
+
+
+async def _assemble(
+    store: StateStore,
+    *,
+    repo: str,
+    branch: str,
+    state_dir: Path,
+    poll_interval_s: float | None,
+    ssh_key_dir: Path | None,
+    clock: Clock,
+    settings: RuntimeSettings,
+    registry: CollectorRegistry | None,
+) -> _Core:
+    """Git, the transports, the request pipeline (or a replica's leader gate and fleet),
+    the event feed and the loop, wired at construction."""
     try:
         source = GitSource(
             repo, branch=branch, cache_dir=state_dir / "git", timeout_s=settings.git.timeout_s
         )
     except ValueError as exc:
-        store.close()
         raise ServiceError(str(exc)) from exc
     checkout = state_dir / "checkout"
     ssh = SshTransport(
@@ -134,17 +218,16 @@ async def run_service(
     metrics = Metrics(registry or CollectorRegistry())
     phases = ActionPhases()
     broker = EventBroker()
-    history = AuditHistory()  # the status page's recent audit records
+    history = AuditHistory()
 
     def make_operations(cursor: str | None) -> Operations:
         return _operations(source, store, metrics, phases, transport, clock, settings.delivery,
                            broker, history, cursor=cursor)  # fmt: skip
 
     replicas = getattr(store, "replicas", None)
-    gate = LeaderGate() if replicas is not None else None
-    operations = None if gate is not None else make_operations(store.get_cursor(CURSOR_KEY))
-    sink = gate or operations
-    assert sink is not None
+    sink: Operations | LeaderGate = (
+        make_operations(store.get_cursor(CURSOR_KEY)) if replicas is None else LeaderGate()
+    )
     feed = EventFeed(sink, broker)
     reconciler = Reconciler(
         source=source,
@@ -163,22 +246,26 @@ async def run_service(
         extras=sink,
     )
     fleet = None
-    if replicas is not None and gate is not None:
+    if replicas is not None and isinstance(sink, LeaderGate):
         fleet = Fleet(
             store=store,  # type: ignore[arg-type]  # a PostgresStore: it has replicas
             replicas=replicas,
             reconciler=reconciler,
-            gate=gate,
+            gate=sink,
             make_operations=make_operations,
         )
         try:  # the first heartbeat says which hosts are this replica's before any check
             reconciler.placement = await fleet.first_placement()
         except (StateWriteError, StoreError) as exc:
-            store.close()
             raise ServiceError(f"replica {replicas.id}: {exc}", exit_code=2) from exc
     feed.status_of = reconciler.component_status
     phases.on_change = feed.phase_changed
-    endpoints = Endpoints(
+    return _Core(store, source, transport, broker, history, feed, reconciler, sink, fleet)
+
+
+def _endpoints(core: _Core, webhook_secret: bytes | None) -> Endpoints:
+    reconciler, feed = core.reconciler, core.feed
+    return Endpoints(
         registry=reconciler.metrics.registry,
         snapshot=reconciler.view,
         health=reconciler.health,
@@ -188,48 +275,69 @@ async def run_service(
         count_webhook=lambda result: reconciler.metrics.webhook_total.labels(result).inc(),
         visibility=lambda: feed.visibility,
     )
-    page = LoopPageSource(reconciler, history=history, journal=store.journal, branch=branch)
+
+
+def _http_endpoint(
+    core: _Core,
+    *,
+    listen: tuple[str, int],
+    endpoints: Endpoints,
+    page: LoopPageSource,
+    identity: Identity,
+    limits: Limits | None,
+    heartbeat_s: float,
+    mount: Mount | None,
+) -> HttpEndpoint:
+    """The HTTP endpoint with the status page's routes (and ``mount``'s) on its app;
+    :class:`HttpServerError` if it cannot listen."""
 
     def mount_page(app: web.Application) -> None:
         add_routes(app, page)
         if mount is not None:
             mount(app)
 
-    identity = Identity(trusted_user_header, trusted_proxies)
-    try:
-        http = HttpEndpoint(
-            *listen,
-            lambda snapshots: build_app(
-                endpoints,
-                broker=broker,
-                identity=identity,
-                snapshots=snapshots,
-                limits=limits,
-                heartbeat_s=heartbeat_s,
-                mount=mount_page,
-            ),
-            snapshot=reconciler.view,
-            broker=broker,
+    return HttpEndpoint(
+        *listen,
+        lambda snapshots: build_app(
+            endpoints,
+            broker=core.broker,
+            identity=identity,
+            snapshots=snapshots,
             limits=limits,
-        )
-    except HttpServerError as exc:
-        store.close()
-        raise ServiceError(str(exc)) from exc
+            heartbeat_s=heartbeat_s,
+            mount=mount_page,
+        ),
+        snapshot=core.reconciler.view,
+        broker=core.broker,
+        limits=limits,
+    )
 
-    stop = stop or asyncio.Event()
+
+async def _serve(
+    core: _Core,
+    http: HttpEndpoint,
+    *,
+    repo: str,
+    stop: asyncio.Event,
+    stop_grace_s: float,
+    install_signal_handlers: bool,
+    on_started: Callable[[Reconciler, HttpEndpoint], None] | None,
+) -> None:
+    """Run the loop; once it has resumed the applied revision, the request pipeline (or
+    the fleet), HTTP and the local repo's watch beside it; stop on ``stop`` (a running
+    request gets ``stop_grace_s``), then close everything in order."""
+    reconciler = core.reconciler
     loop = asyncio.get_running_loop()
     if install_signal_handlers:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    log.info("following %s (branch %s); state in %s", source.display, branch, where)
-
     loop_stop = asyncio.Event()  # set once a running request had its grace (checks go on)
 
     async def stop_after_grace() -> None:
         await stop.wait()
-        if fleet is not None:
-            fleet.stopping = True  # it takes the lead no more; a running request finishes
-        await sink.wait_idle(grace_s=stop_grace_s)
+        if core.fleet is not None:
+            core.fleet.stopping = True  # it takes the lead no more; a running request finishes
+        await core.sink.wait_idle(grace_s=stop_grace_s)
         loop_stop.set()
 
     try:
@@ -244,11 +352,11 @@ async def run_service(
             def ready() -> None:
                 # the state is restored and the applied revision resumed: requests and
                 # audit delivery start now, beside the loop, and the endpoint serves
-                if fleet is not None:
-                    work = fleet.run()
+                if core.fleet is not None:
+                    work = core.fleet.run()
                 else:
-                    assert operations is not None
-                    work = operations.run()
+                    assert isinstance(core.sink, Operations)
+                    work = core.sink.run()
                 tasks.append(group.create_task(work, name="operations"))
                 group.create_task(serve(), name="http")
 
@@ -259,12 +367,12 @@ async def run_service(
                 task.cancel()
     finally:
         await http.stop()
-        await transport.aclose()
-        source.close()
-        last = operations if gate is None else gate.operations
+        await core.transport.aclose()
+        core.source.close()
+        last = core.operations()
         if last is not None:
             _store_last_records(last.outbox)
-        store.close()
+        core.store.close()
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
