@@ -118,6 +118,47 @@ class Journal(Protocol):
         ...
 
 
+class JournalRows:
+    """:meth:`Journal.denied` and :meth:`Journal.started` for an implementation that
+    inserts one row (:meth:`_insert`): both stores' journals, one spelling of the two."""
+
+    def denied(
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        rule: str,
+        identity: dict[str, object] | None = None,
+    ) -> None:
+        self._insert(path, commit, requester, approver, "denied", rule, identity)
+
+    def started(
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        rule: str,
+        identity: dict[str, object] | None = None,
+    ) -> None:
+        """Record that the request's action is about to run (durable before it does)."""
+        self._insert(path, commit, requester, approver, "running", rule, identity)
+
+    def _insert(
+        self,
+        path: str,
+        commit: str,
+        requester: str | None,
+        approver: str | None,
+        state: RequestState,
+        rule: str,
+        identity: dict[str, object] | None,
+    ) -> None:
+        """Insert the request's row in ``state`` (finished unless it is ``running``)."""
+        raise NotImplementedError
+
+
 class Outbox(Protocol):
     """The audit records' storage: a chain numbered 1, 2, 3… with no gap, each record
     pending until it is marked delivered. Records are JSON objects; chaining them (their

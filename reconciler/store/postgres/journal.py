@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.store.postgres.db import Database
-from reconciler.store.protocol import JournalEntry, RequestState, StoreError
+from reconciler.store.protocol import JournalEntry, JournalRows, RequestState, StoreError
 from reconciler.store.writes import StateWriteError
 
 _COLUMNS = (
@@ -30,7 +30,7 @@ _COLUMNS = (
 _SELECT = f"SELECT {_COLUMNS} FROM requests"  # noqa: S608  # constant text
 
 
-class PostgresJournal:
+class PostgresJournal(JournalRows):
     """:class:`~reconciler.store.protocol.Journal` on the store's :class:`Database`."""
 
     def __init__(self, db: Database, *, wall: Callable[[], float] = time.time) -> None:
@@ -69,29 +69,6 @@ class PostgresJournal:
         with self._db.read("read the journal", what="journal") as cur:
             rows = cur.execute(f"{_SELECT} ORDER BY created_at, added").fetchall()
         return [_entry(r) for r in rows]
-
-    def denied(
-        self,
-        path: str,
-        commit: str,
-        requester: str | None,
-        approver: str | None,
-        rule: str,
-        identity: dict[str, object] | None = None,
-    ) -> None:
-        self._insert(path, commit, requester, approver, "denied", rule, identity)
-
-    def started(
-        self,
-        path: str,
-        commit: str,
-        requester: str | None,
-        approver: str | None,
-        rule: str,
-        identity: dict[str, object] | None = None,
-    ) -> None:
-        """Record that the request's action is about to run (committed before it does)."""
-        self._insert(path, commit, requester, approver, "running", rule, identity)
 
     def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
         with self._db.write("journal") as cur:

@@ -12,11 +12,11 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from reconciler.store.protocol import JournalEntry, RequestState
+from reconciler.store.protocol import JournalEntry, JournalRows, RequestState
 from reconciler.store.writes import StateWrites
 
 
-class SqliteJournal:
+class SqliteJournal(JournalRows):
     """The ``requests`` table (event-loop thread only), on the store's ``synchronous=FULL``
     connection: each write is on the disk when it returns."""
 
@@ -43,29 +43,6 @@ class SqliteJournal:
 
     def entries(self) -> list[JournalEntry]:
         return [_entry(r) for r in self._db.execute("SELECT * FROM requests ORDER BY created_at")]
-
-    def denied(
-        self,
-        path: str,
-        commit: str,
-        requester: str | None,
-        approver: str | None,
-        rule: str,
-        identity: dict[str, object] | None = None,
-    ) -> None:
-        self._insert(path, commit, requester, approver, "denied", rule, identity, finished=True)
-
-    def started(
-        self,
-        path: str,
-        commit: str,
-        requester: str | None,
-        approver: str | None,
-        rule: str,
-        identity: dict[str, object] | None = None,
-    ) -> None:
-        """Record that the request's action is about to run (durable before it does)."""
-        self._insert(path, commit, requester, approver, "running", rule, identity, finished=False)
 
     def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
         with self._writes.guard("journal"), self._db:
@@ -101,8 +78,6 @@ class SqliteJournal:
         state: RequestState,
         rule: str,
         identity: dict[str, object] | None,
-        *,
-        finished: bool,
     ) -> None:
         now = self._wall()
         people = None if identity is None else json.dumps(identity, sort_keys=True)
@@ -112,7 +87,7 @@ class SqliteJournal:
                 " created_at, finished_at, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     path, commit, requester, approver, state, rule, now,
-                    now if finished else None, people,
+                    None if state == "running" else now, people,
                 ),
             )  # fmt: skip
 
