@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from reconciler.findings import Finding
 from reconciler.loop.checkstate import CheckStatus
@@ -102,22 +102,11 @@ class CheckView:
     last_state_change: str | None
 
     def to_json(self) -> CheckDoc:
-        return {
-            "name": self.name,
-            "host": self.host,
-            "type": self.type,
-            "state": self.state,
-            "hard_state": self.hard_state,
-            "state_type": self.state_type,
-            "attempt": self.attempt,
-            "max_attempts": self.max_attempts,
-            "flapping": self.flapping,
-            "message": self.message,
-            "value": self.value,
-            "duration_s": self.duration_s,
-            "last_run": self.last_run,
-            "last_state_change": self.last_state_change,
-        }
+        return cast(CheckDoc, {f: getattr(self, f) for f in _CHECK_FIELDS})
+
+
+_CHECK_FIELDS = tuple(CheckDoc.__annotations__)
+"""CheckView's fields, in CheckDoc's order (a test checks that they are the same)."""
 
 
 @dataclass(frozen=True, slots=True)

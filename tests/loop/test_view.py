@@ -60,3 +60,9 @@ def test_a_count_in_the_extras_reads_as_a_number_or_zero() -> None:
     assert snapshot(audit_pending=4).extra_count("audit_pending") == 4.0
     assert snapshot().extra_count("audit_pending") == 0.0
     assert snapshot(audit_pending="4").extra_count("audit_pending") == 0.0
+
+
+def test_a_check_as_json_has_every_field_of_the_check_in_order() -> None:
+    from reconciler.loop.view import CheckDoc, CheckView
+
+    assert tuple(CheckDoc.__annotations__) == tuple(CheckView.__dataclass_fields__)
