@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from requests_e2e_support import (
     SAM,
     SRE_ADMIN,
     TINA,
+    Counts,
     component,
     map_yaml,
     policy_yaml,
@@ -53,18 +54,6 @@ INVENTORY = {
         {"name": "db-01", "transport": "local", "labels": {"role": "db"}},
     ]
 }
-
-
-@dataclass
-class Counts:
-    requests: list[str] = field(default_factory=list)
-    actions: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def request(self, result: str) -> None:
-        self.requests.append(result)
-
-    def action(self, map_name: str, component: str, action: str, result: str) -> None:
-        self.actions.append((component, action, result))
 
 
 Handler = Callable[[Host, str, float], CommandResult]

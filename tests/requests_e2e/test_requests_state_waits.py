@@ -26,6 +26,7 @@ from requests_e2e_support import (
     SAM,
     SRE_ADMIN,
     TINA,
+    Counts,
     component,
     map_yaml,
     policy_yaml,
@@ -78,17 +79,6 @@ class Disk:
 def succeed_ok(host: Host, command: str, timeout: float) -> CommandResult:
     """Every command succeeds, printing ``ok`` (the FakeTransport records them in order)."""
     return reply(host, command, stdout="ok\n", duration_s=0.001)
-
-
-class Counts:
-    def __init__(self) -> None:
-        self.requests: list[str] = []
-
-    def request(self, result: str) -> None:
-        self.requests.append(result)
-
-    def action(self, map_name: str, component: str, action: str, result: str) -> None:
-        pass
 
 
 async def wait_until(condition: Callable[[], object], clock: VirtualClock, what: str) -> None:
