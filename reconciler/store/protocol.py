@@ -13,6 +13,7 @@ use, written by a newer OpsMap) is a :class:`StateError`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -231,3 +232,31 @@ class StateStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def journal_entry(row: tuple[Any, ...]) -> JournalEntry:
+    """A journal row, in the ``requests`` table's column order, as an entry (both stores)."""
+    path, commit, requester, approver, state, rule, created, finished, outcome, identity = row
+    return JournalEntry(
+        path=str(path),
+        commit=str(commit),
+        requester=None if requester is None else str(requester),
+        approver=None if approver is None else str(approver),
+        state=str(state),  # type: ignore[arg-type]  # the table's CHECK holds the states
+        rule=str(rule),
+        created_at=float(created),
+        finished_at=None if finished is None else float(finished),
+        outcome=None if outcome is None else json.loads(str(outcome)),
+        identity=None if identity is None else json.loads(str(identity)),
+    )
+
+
+def decode_record(text: object) -> JsonObject:
+    """An audit record as stored (JSON text); StoreError if it is not a JSON object."""
+    try:
+        value = json.loads(str(text))
+    except ValueError as exc:
+        raise StoreError(f"audit outbox holds a malformed record: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StoreError("audit outbox holds a malformed record: not a JSON object")
+    return value

@@ -18,10 +18,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
 
 from reconciler.store.postgres.db import Database
-from reconciler.store.protocol import JournalEntry, JournalRows, RequestState, StoreError
+from reconciler.store.protocol import (
+    JournalEntry,
+    JournalRows,
+    RequestState,
+    StoreError,
+    journal_entry,
+)
 from reconciler.store.writes import StateWriteError
 
 _COLUMNS = (
@@ -47,7 +52,7 @@ class PostgresJournal(JournalRows):
                 ).fetchall()
         except StateWriteError:
             return list(self._recent.get(limit, []))
-        entries = [_entry(r) for r in rows]
+        entries = [journal_entry(r) for r in rows]
         self._recent = {limit: entries}
         return entries
 
@@ -63,12 +68,12 @@ class PostgresJournal(JournalRows):
     def get(self, path: str) -> JournalEntry | None:
         with self._db.read("read the journal", what="journal") as cur:
             row = cur.execute(f"{_SELECT} WHERE path = %s", (path,)).fetchone()
-        return _entry(row) if row else None
+        return journal_entry(row) if row else None
 
     def entries(self) -> list[JournalEntry]:
         with self._db.read("read the journal", what="journal") as cur:
             rows = cur.execute(f"{_SELECT} ORDER BY created_at, added").fetchall()
-        return [_entry(r) for r in rows]
+        return [journal_entry(r) for r in rows]
 
     def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
         with self._db.write("journal") as cur:
@@ -85,7 +90,7 @@ class PostgresJournal(JournalRows):
         is still running (two callers cannot both mark one)."""
         with self._db.read("read the journal", what="journal") as cur:
             rows = cur.execute(f"{_SELECT} WHERE state = 'running' ORDER BY created_at, added")
-            stale = [_entry(r) for r in rows.fetchall()]
+            stale = [journal_entry(r) for r in rows.fetchall()]
         marked = []
         outcome = json.dumps(
             {"result": "unknown", "reason": "OpsMap stopped while the action ran"},
@@ -135,19 +140,3 @@ class PostgresJournal(JournalRows):
         if row is None or (row[0], row[1]) != (commit, state):
             raise StoreError(f"the journal holds request {path} already (as {row})")
         # else: this very write, committed once already (its answer was lost)
-
-
-def _entry(row: tuple[Any, ...]) -> JournalEntry:
-    path, commit, requester, approver, state, rule, created, finished, outcome, identity = row
-    return JournalEntry(
-        path=str(path),
-        commit=str(commit),
-        requester=None if requester is None else str(requester),
-        approver=None if approver is None else str(approver),
-        state=str(state),  # type: ignore[arg-type]
-        rule=str(rule),
-        created_at=float(created),
-        finished_at=None if finished is None else float(finished),
-        outcome=None if outcome is None else json.loads(str(outcome)),
-        identity=None if identity is None else json.loads(str(identity)),
-    )

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from reconciler.store.postgres.db import Database
-from reconciler.store.protocol import Chained, JsonObject, StoreError
+from reconciler.store.protocol import Chained, JsonObject, decode_record
 from reconciler.store.writes import StateWriteError
 
 CHAIN_LOCK = 0x4F70734D0002
@@ -39,7 +39,7 @@ class PostgresOutbox:
                 "SELECT record FROM audit_records WHERE id = %s", (record_id,)
             ).fetchone()
             if known is not None:
-                return _decode(known[0])
+                return decode_record(known[0])
             last = cur.execute(
                 "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -62,7 +62,7 @@ class PostgresOutbox:
                 ).fetchall()
         except StateWriteError:
             return []
-        return [_decode(row[0]) for row in rows]
+        return [decode_record(row[0]) for row in rows]
 
     def pending_count(self) -> int:
         try:
@@ -87,14 +87,4 @@ class PostgresOutbox:
     def all_records(self) -> list[JsonObject]:
         with self._db.read("read audit records") as cur:
             rows = cur.execute("SELECT record FROM audit_records ORDER BY seq").fetchall()
-        return [_decode(row[0]) for row in rows]
-
-
-def _decode(text: object) -> JsonObject:
-    try:
-        value = json.loads(str(text))
-    except ValueError as exc:
-        raise StoreError(f"audit outbox holds a malformed record: {exc}") from exc
-    if not isinstance(value, dict):
-        raise StoreError("audit outbox holds a malformed record: not a JSON object")
-    return value
+        return [decode_record(row[0]) for row in rows]

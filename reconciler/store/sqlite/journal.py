@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from reconciler.store.protocol import JournalEntry, JournalRows, RequestState
+from reconciler.store.protocol import JournalEntry, JournalRows, RequestState, journal_entry
 from reconciler.store.writes import StateWrites
 
 
@@ -32,17 +32,19 @@ class SqliteJournal(JournalRows):
         rows = self._db.execute(
             "SELECT * FROM requests ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
         )
-        return [_entry(r) for r in rows]
+        return [journal_entry(r) for r in rows]
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
 
     def get(self, path: str) -> JournalEntry | None:
         row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()
-        return _entry(row) if row else None
+        return journal_entry(row) if row else None
 
     def entries(self) -> list[JournalEntry]:
-        return [_entry(r) for r in self._db.execute("SELECT * FROM requests ORDER BY created_at")]
+        return [
+            journal_entry(r) for r in self._db.execute("SELECT * FROM requests ORDER BY created_at")
+        ]
 
     def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
         with self._writes.guard("journal"), self._db:
@@ -60,7 +62,8 @@ class SqliteJournal(JournalRows):
         if one cannot be marked: those marked before it were told of and are not found
         again; it and the rest are, by the next call."""
         stale = [
-            _entry(r) for r in self._db.execute("SELECT * FROM requests WHERE state = 'running'")
+            journal_entry(r)
+            for r in self._db.execute("SELECT * FROM requests WHERE state = 'running'")
         ]
         for entry in stale:
             reason = "OpsMap stopped while the action ran"
@@ -90,19 +93,3 @@ class SqliteJournal(JournalRows):
                     None if state == "running" else now, people,
                 ),
             )  # fmt: skip
-
-
-def _entry(row: tuple[object, ...]) -> JournalEntry:
-    path, commit, requester, approver, state, rule, created, finished, outcome, identity = row
-    return JournalEntry(
-        path=str(path),
-        commit=str(commit),
-        requester=None if requester is None else str(requester),
-        approver=None if approver is None else str(approver),
-        state=str(state),  # type: ignore[arg-type]
-        rule=str(rule),
-        created_at=float(created),  # type: ignore[arg-type]
-        finished_at=None if finished is None else float(finished),  # type: ignore[arg-type]
-        outcome=None if outcome is None else json.loads(str(outcome)),
-        identity=None if identity is None else json.loads(str(identity)),
-    )

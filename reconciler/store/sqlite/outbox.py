@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from reconciler.store.protocol import Chained, JsonObject, StoreError
+from reconciler.store.protocol import Chained, JsonObject, StoreError, decode_record
 from reconciler.store.writes import StateWrites
 
 
@@ -49,7 +49,7 @@ class SqliteOutbox:
                 "SELECT record FROM audit_records WHERE id = ?", (record_id,)
             ).fetchone()
             if known is not None:
-                return _decode(known[0])
+                return decode_record(known[0])
             last = self._db.execute(
                 "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -93,17 +93,7 @@ class SqliteOutbox:
             rows = self._db.execute(
                 f"SELECT record FROM audit_records {where}"  # noqa: S608
             ).fetchall()
-        return [_decode(row[0]) for row in rows]
-
-
-def _decode(text: object) -> JsonObject:
-    try:
-        value = json.loads(str(text))
-    except ValueError as exc:
-        raise StoreError(f"audit outbox holds a malformed record: {exc}") from exc
-    if not isinstance(value, dict):
-        raise StoreError("audit outbox holds a malformed record: not a JSON object")
-    return value
+        return [decode_record(row[0]) for row in rows]
 
 
 @contextmanager
