@@ -29,6 +29,11 @@ class Visibility:
         )
         self._seen: OrderedDict[str, frozenset[tuple[str, str]]] = OrderedDict()
 
+    @property
+    def policies(self) -> PolicySet | None:
+        """The revision's policies (None without a revision), computed once for it."""
+        return self._policies
+
     def visible(self, person: str) -> frozenset[tuple[str, str]]:
         """``(map, component)`` pairs ``person`` may view; a name that reads as a group
         (``group:…``) is nobody."""

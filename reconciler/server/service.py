@@ -28,7 +28,14 @@ from reconciler.server.broker import EventBroker
 from reconciler.server.connections import Limits
 from reconciler.server.feed import AuditedPhases, EventFeed
 from reconciler.server.fleet import Fleet, LeaderGate
-from reconciler.server.http import Endpoints, HttpEndpoint, HttpServerError, Mount, build_app
+from reconciler.server.http import (
+    Endpoints,
+    HttpEndpoint,
+    HttpServerError,
+    Mount,
+    Snapshots,
+    build_app,
+)
 from reconciler.server.identity import Identity, IpNetwork
 from reconciler.server.operations import (
     ActionPhases,
@@ -125,9 +132,7 @@ async def run_service(
             core,
             listen=listen,
             endpoints=_endpoints(core, webhook_secret),
-            page=LoopPageSource(
-                core.reconciler, history=core.history, journal=store.journal, branch=branch
-            ),
+            branch=branch,
             identity=Identity(trusted_user_header, trusted_proxies),
             limits=limits,
             heartbeat_s=heartbeat_s,
@@ -282,23 +287,32 @@ def _http_endpoint(
     *,
     listen: tuple[str, int],
     endpoints: Endpoints,
-    page: LoopPageSource,
+    branch: str,
     identity: Identity,
     limits: Limits | None,
     heartbeat_s: float,
     mount: Mount | None,
 ) -> HttpEndpoint:
-    """The HTTP endpoint with the status page's routes (and ``mount``'s) on its app;
-    :class:`HttpServerError` if it cannot listen."""
+    """The HTTP endpoint with the status page's routes (and ``mount``'s) on its app, the
+    page reading the endpoint's shared snapshots; :class:`HttpServerError` if it cannot
+    listen."""
 
-    def mount_page(app: web.Application) -> None:
-        add_routes(app, page)
-        if mount is not None:
-            mount(app)
+    def app(snapshots: Snapshots) -> web.Application:
+        page = LoopPageSource(
+            core.reconciler,
+            history=core.history,
+            journal=core.store.journal,
+            snapshot=snapshots.current,
+            policies=lambda: core.feed.visibility.policies,
+            branch=branch,
+        )
 
-    return HttpEndpoint(
-        *listen,
-        lambda snapshots: build_app(
+        def mount_page(app: web.Application) -> None:
+            add_routes(app, page)
+            if mount is not None:
+                mount(app)
+
+        return build_app(
             endpoints,
             broker=core.broker,
             identity=identity,
@@ -306,7 +320,11 @@ def _http_endpoint(
             limits=limits,
             heartbeat_s=heartbeat_s,
             mount=mount_page,
-        ),
+        )
+
+    return HttpEndpoint(
+        *listen,
+        app,
         snapshot=core.reconciler.view,
         broker=core.broker,
         limits=limits,

@@ -8,8 +8,7 @@ bounded read).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from reconciler.loop.reconciler import Reconciler
 from reconciler.loop.view import Snapshot
@@ -17,10 +16,6 @@ from reconciler.policy.engine import PolicySet
 from reconciler.repo.loader import MapRepo
 from reconciler.statuspage.source import AuditHistory, HistoryItem
 from reconciler.store.protocol import Journal, JournalEntry
-
-REUSE = 10
-"""A snapshot that cost t to build is shown for 10 t (20 ms for a 2 ms one): the loop
-spends at most a tenth of its time on the page's snapshots."""
 
 
 class LoopPageSource:
@@ -32,28 +27,21 @@ class LoopPageSource:
         *,
         history: AuditHistory,
         journal: Journal,
+        snapshot: Callable[[], Snapshot],
+        policies: Callable[[], PolicySet | None],
         branch: str = "main",
     ):
         self._reconciler = reconciler
+        self._snapshot = snapshot
+        self._policies = policies
         self._branch = branch
         self._history = history
         self._journal = journal
-        self._policies: tuple[MapRepo, PolicySet] | None = None
-        self._last: tuple[float, float, Snapshot] | None = None
-        """When the last snapshot was built, what that cost, the snapshot."""
 
     def snapshot(self) -> Snapshot:
-        """The last snapshot while it is fresh: for :data:`REUSE` times what it cost to
-        build, so that many viewers refetching at once build it once, and a large repo's
-        snapshot does not take the loop over."""
-        now = time.monotonic()
-        last = self._last
-        if last is not None and now - last[0] < REUSE * last[1]:
-            return last[2]
-        snapshot = self._reconciler.view()
-        finished = time.monotonic()
-        self._last = (finished, finished - now, snapshot)
-        return snapshot
+        """The HTTP endpoint's shared snapshot (:meth:`reconciler.server.http.Snapshots.current`:
+        reused while fresh, so that many viewers refetching at once build it once)."""
+        return self._snapshot()
 
     def branch(self) -> str:
         return self._branch
@@ -62,12 +50,8 @@ class LoopPageSource:
         return self._reconciler.repo
 
     def policies(self) -> PolicySet | None:
-        repo = self._reconciler.repo
-        if repo is None:
-            return None
-        if self._policies is None or self._policies[0] is not repo:
-            self._policies = (repo, PolicySet.from_repo(repo))
-        return self._policies[1]
+        """The applied revision's policies, as the event feed computed them for it."""
+        return self._policies()
 
     def history(self) -> Sequence[HistoryItem]:
         return self._history.items()
