@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from gitrepos import BareRepo, Clone, Person
+from request_counts import Counts
 from requests_e2e_support import (
     DMITRI,
     ERIN,
@@ -26,7 +27,6 @@ from requests_e2e_support import (
     SAM,
     SRE_ADMIN,
     TINA,
-    Counts,
     component,
     map_yaml,
     policy_yaml,

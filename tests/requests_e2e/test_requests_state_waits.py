@@ -20,13 +20,13 @@ from typing import Any
 
 import yaml
 from gitrepos import BareRepo, Clone
+from request_counts import Counts
 from requests_e2e_support import (
     GROUPS,
     MAP,
     SAM,
     SRE_ADMIN,
     TINA,
-    Counts,
     component,
     map_yaml,
     policy_yaml,

@@ -598,17 +598,3 @@ def appending(site: Site, name: str, word: str | None = None) -> dict[str, Any]:
 
 WorldFactory = Callable[[str], World]
 """``make_world(name)``: a new world under the test's tmp_path (the fixture of conftest)."""
-
-
-@dataclass
-class Counts:
-    """The request processor's counters, recorded (its ``counters`` seam)."""
-
-    requests: list[str] = field(default_factory=list)
-    actions: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def request(self, result: str) -> None:
-        self.requests.append(result)
-
-    def action(self, map_name: str, component: str, action: str, result: str) -> None:
-        self.actions.append((component, action, result))
