@@ -244,7 +244,7 @@ def test_the_first_runs_of_many_new_hosts_are_spread_over_hosts_per_50_s() -> No
     assert max(per_second.values()) <= 100  # 5 s would have been 200 a second
 
 
-def test_a_new_check_on_a_small_map_still_runs_within_5_s() -> None:
+def test_the_new_checks_of_a_small_map_are_spread_over_5_s() -> None:
     check = scheduled("a", interval=60)
     worker = MapWorker(
         [check], statuses={}, run_check=fake_runs(lambda _: CheckState.OK, Counter()),
