@@ -82,7 +82,8 @@ class ReconcilerOptions:
     poll_interval_s: float | None = None
     """Seconds between asks for the remote's head; None: the applied revision's
     ``poll_interval_secs`` (``opsmap.yaml``), its default before one is applied."""
-    max_concurrent_checks_per_map: int = 64
+    max_hosts_in_flight_per_map: int | None = None
+    """Hosts of one map with checks in flight; None: ``scheduler.MAX_HOSTS_IN_FLIGHT``."""
     checkout_dir: Path | None = None
     """Where files the inventory points at (``known_hosts``) are written for each revision."""
     persistence: PersistenceSettings = field(default_factory=PersistenceSettings)
@@ -349,7 +350,7 @@ class Reconciler:
                 on_result=self._on_result,
                 on_lag=self.metrics.check_schedule_lag.observe,
                 rng=self._rng,
-                max_concurrent=self.options.max_concurrent_checks_per_map,
+                max_hosts_in_flight=self.options.max_hosts_in_flight_per_map,
             )
             task = self._group.create_task(worker.run(), name=f"map {name}")
             self._workers[name] = (fingerprint(checks), task)
