@@ -36,9 +36,12 @@ processes share 2 cores), which shells also spare. Exec remains available (``mod
 
 Limits: at most ``per_host_limit`` shells (or exec channels) at once per host, default
 4, under OpenSSH's default ``MaxSessions 10``; at most ``max_inflight`` commands overall
-and ``max_connecting`` handshakes at once (handshakes are the CPU-heavy part of a cold
-run; connect + one batch to 50 local sshd measured 1.66/1.35/1.20/1.06/0.98/1.10 s with
-2/4/8/16/32/64, hence the default 32).
+(:class:`_Budget`, counted a batch at a time: a batch goes once the count is under the
+bound, whole, so the bound may be passed by the rest of one batch; a command that waited
+for a slot on its own would leave its batch-mates to go out alone, one frame each, just
+when the machine is busiest) and ``max_connecting`` handshakes at once (handshakes are the
+CPU-heavy part of a cold run; connect + one batch to 50 local sshd measured
+1.66/1.35/1.20/1.06/0.98/1.10 s with 2/4/8/16/32/64, hence the default 32).
 
 Timeouts: ``host.connect_timeout_s`` bounds the TCP connect, ``host.login_timeout_s`` the
 handshake and authentication (and a channel open), the ``timeout`` of :meth:`run` the
@@ -69,9 +72,9 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import asyncssh
 
@@ -152,6 +155,52 @@ class _HostPool:
                 job.future.set_exception(exc)
 
 
+class _Budget:
+    """How many commands may be in flight overall, taken a batch at a time.
+
+    :meth:`room` waits until the count is under the limit; :meth:`take`
+    counts a batch out, and each command gives its share back when its future is done
+    (result, error or its caller's cancellation). Waiters are woken one at a time, in
+    order, while room is left, so a thousand waiting hosts are not all woken per slot.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("max_inflight must be at least 1")
+        self.limit = limit
+        self.used = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def room(self) -> None:
+        while self.used >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # it was woken: hand the turn on
+                raise
+
+    def take(self, futures: Sequence[asyncio.Future[Any]]) -> None:
+        """Count one command per future out, until that future is done."""
+        self.used += len(futures)
+        for future in futures:
+            future.add_done_callback(self._give)
+        self._wake()
+
+    def _give(self, _future: object) -> None:
+        self.used -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.used < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
 class _Client(asyncssh.SSHClient):
     """Tells the pool when its connection goes away, so the next use reconnects."""
 
@@ -195,7 +244,7 @@ class SshTransport:
         self._hosts = dict(hosts or {})
         self._mode: Mode = mode
         self._per_host = per_host_limit
-        self._inflight = asyncio.Semaphore(max_inflight)
+        self._inflight = _Budget(max_inflight)
         self._connecting = asyncio.Semaphore(max_connecting)
         self._backoff = backoff or Backoff()
         self._clock = clock
@@ -208,11 +257,10 @@ class SshTransport:
         pool = self._pool(host)
         if self._mode == "exec":
             return await self._run_exec(pool, command, timeout)
-        async with self._inflight:
-            job = Job(command, timeout, asyncio.get_running_loop().create_future())
-            pool.pending.append(job)
-            self._kick(pool)
-            return await job.future
+        job = Job(command, timeout, asyncio.get_running_loop().create_future())
+        pool.pending.append(job)
+        self._kick(pool)
+        return await job.future
 
     def is_connected(self, host: Host) -> bool:
         pool = self._pools.get(_key(host))
@@ -259,23 +307,39 @@ class SshTransport:
     async def _run_exec(self, pool: _HostPool, command: str, timeout: float) -> CommandResult:  # noqa: ASYNC109
         """One exec channel per command; no batching."""
         generation = pool.gate.generation
-        async with pool.slots, self._inflight:
-            for attempt in (0, 1):
-                conn = await self._connection(pool, generation)
-                try:
-                    return await ExecChannel.run(conn, pool.host, command, timeout=timeout)
-                except ChannelLost as exc:
-                    pool.drop(conn)
-                    if exc.started:
-                        raise ConnectionLost(pool.host.name, str(exc)) from exc
-                    if attempt:
-                        raise HostUnreachable(pool.host.name, f"connection lost: {exc}") from exc
-                    log.info(
-                        "reconnecting to %s: %s",
-                        for_log(pool.host.name),
-                        for_log(exc),
-                        extra={"host": pool.host.name},
-                    )
+        async with pool.slots:
+            await self._inflight.room()
+            done = asyncio.get_running_loop().create_future()
+            self._inflight.take([done])
+            try:
+                return await self._exec_once(pool, generation, command, timeout)
+            finally:
+                done.set_result(None)
+
+    async def _exec_once(
+        self,
+        pool: _HostPool,
+        generation: int,
+        command: str,
+        timeout: float,  # noqa: ASYNC109
+    ) -> CommandResult:
+        """The exec channel's run, reconnecting once when the command was not sent."""
+        for attempt in (0, 1):
+            conn = await self._connection(pool, generation)
+            try:
+                return await ExecChannel.run(conn, pool.host, command, timeout=timeout)
+            except ChannelLost as exc:
+                pool.drop(conn)
+                if exc.started:
+                    raise ConnectionLost(pool.host.name, str(exc)) from exc
+                if attempt:
+                    raise HostUnreachable(pool.host.name, f"connection lost: {exc}") from exc
+                log.info(
+                    "reconnecting to %s: %s",
+                    for_log(pool.host.name),
+                    for_log(exc),
+                    extra={"host": pool.host.name},
+                )
         raise AssertionError("unreachable: the loop returns or raises")
 
     def _kick(self, pool: _HostPool) -> None:
@@ -293,6 +357,7 @@ class SshTransport:
                 shell = await self._free_shell(pool)
                 if shell is None:
                     return
+                await self._inflight.room()
                 batch = pool.take_batch()
                 if not batch:
                     pool.idle.append(shell)
@@ -302,6 +367,7 @@ class SshTransport:
                 except ChannelLost:
                     pool.pending.extendleft(reversed(batch))
                     continue
+                self._inflight.take([job.future for job in batch])
                 pool.busy.add(shell)
         except asyncio.CancelledError:
             pool.fail_pending(HostUnreachable(pool.host.name, "transport closed"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 import pytest
@@ -12,8 +12,10 @@ from agentless_support import live_pids, transport_for, wait_until
 from sshd import Fleet, Sshd, free_port
 
 from agentless.errors import HostKeyError, HostUnreachable
+from agentless.inventory import Host
 from agentless.local import LocalTransport
 from agentless.ssh import Mode, SshTransport
+from agentless.ssh._channel import Job, ShellChannel
 from agentless.transport import Inline, TransportRouter
 
 pytestmark = pytest.mark.sshd
@@ -292,3 +294,36 @@ def test_connections_counts_the_hosts_connected_now(sshd_fleet: Fleet) -> None:
 
     with_transport(sshd_fleet, body)
     assert seen == [0, 1, 2, 2, 2, 0]
+
+
+def test_commands_that_wait_for_the_inflight_bound_still_go_out_as_one_frame(
+    sshd_fleet: Fleet, server: Sshd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the bound taken, a host's commands of one tick wait together and leave as one
+    batch once a slot frees (waiting one by one, each went out alone)."""
+    host = sshd_fleet.host(server)
+    frames: list[int] = []
+    sent = asyncio.Event()
+    start = ShellChannel.start
+
+    def counted(self: ShellChannel, to: Host, jobs: Sequence[Job]) -> None:
+        frames.append(len(jobs))
+        sent.set()
+        start(self, to, jobs)
+
+    monkeypatch.setattr(ShellChannel, "start", counted)
+
+    async def body(t: SshTransport) -> None:
+        # holds the one slot while the five queue up (20 loop ticks, not 2 s, on any machine)
+        hold = asyncio.ensure_future(t.run(host, "sleep 2; echo held", timeout=30))
+        await asyncio.wait_for(sent.wait(), 30)  # the holding command is out: no slot left
+        waiting = asyncio.gather(*(t.run(host, f"echo {i}", timeout=10) for i in range(5)))
+        for _ in range(20):
+            await asyncio.sleep(0)  # every command queued, the dispatcher waits for room
+        assert frames == [1]
+        assert (await hold).stdout == "held\n"
+        results = await waiting
+        assert [r.stdout for r in results] == [f"{i}\n" for i in range(5)]
+
+    with_transport(sshd_fleet, body, max_inflight=1)
+    assert frames == [1, 5]
