@@ -64,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
+import nagios_fleet
 import yaml
 from bench_cold import bench_checks
 from e2e_support import Opsmap, Processes, samples, start_opsmap, stop_group
@@ -75,7 +76,6 @@ from agentless.result import HostName
 
 PER_SSHD = 16
 """sshd's MAX_LISTEN_SOCKS: the addresses one sshd process can listen on."""
-NAGIOS = Path("/usr/sbin/nagios4")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -260,7 +260,18 @@ def latency_ms(opsmap: Opsmap, path: str, times: int = 10) -> tuple[float, float
     return statistics.median(took), max(took)
 
 
-def measure(replicas: Sequence[Opsmap], *, warmup: float, duration: float, label: str) -> None:
+@dataclass(frozen=True)
+class Figures:
+    """One replica's figures over the window (the Nagios phase compares its CPU)."""
+
+    checks_per_s: float
+    cpu_ms_per_check: float
+    rss_mb: float
+
+
+def measure(
+    replicas: Sequence[Opsmap], *, warmup: float, duration: float, label: str
+) -> list[Figures]:
     time.sleep(warmup)
     before = [sample(r) for r in replicas]
     time.sleep(duration)
@@ -268,25 +279,29 @@ def measure(replicas: Sequence[Opsmap], *, warmup: float, duration: float, label
     print(
         f"\n== {label}: {len(replicas)} replica(s), {duration:.0f} s after {warmup:.0f} s warm-up"
     )
-    total = 0.0
+    figures = []
     for i, (r, b, a) in enumerate(zip(replicas, before, after, strict=True)):
         checks = a.runs - b.runs
-        total += checks / (a.at - b.at)
         cpu = a.cpu_s - b.cpu_s
+        figures.append(
+            Figures(checks / (a.at - b.at), 1000 * cpu / max(checks, 1), rss_mb(r.proc.pid))
+        )
         status = latency_ms(r, "/api/v1/status")
         metrics = latency_ms(r, "/metrics")
         fleet = r.status().get("fleet")
         split = fleet["hosts_by_replica"] if fleet else "all"
         print(
-            f"replica {i}: {checks / (a.at - b.at):7.1f} checks/s  "
-            f"CPU {1000 * cpu / max(checks, 1):.3f} ms/check ({100 * cpu / (a.at - b.at):.0f}% "
-            f"of a core)  RSS {rss_mb(r.proc.pid):.0f} MB  "
+            f"replica {i}: {figures[-1].checks_per_s:7.1f} checks/s  "
+            f"CPU {figures[-1].cpu_ms_per_check:.3f} ms/check ({100 * cpu / (a.at - b.at):.0f}% "
+            f"of a core)  RSS {figures[-1].rss_mb:.0f} MB  "
             f"lag p50 {1000 * quantile(b.lag, a.lag, 0.5):.1f} ms p99 "
             f"{1000 * quantile(b.lag, a.lag, 0.99):.1f} ms  "
             f"status {status[0]:.0f}/{status[1]:.0f} ms  metrics {metrics[0]:.0f}/{metrics[1]:.0f} "
             f"ms (median/max)  hosts {json.dumps(split)}"
         )
+    total = sum(f.checks_per_s for f in figures)
     print(f"total: {total:.1f} checks/s; load average {os.getloadavg()}")
+    return figures
 
 
 def run_opsmap(
@@ -314,10 +329,16 @@ def main() -> int:
     parser.add_argument("--interval", type=int, default=30)
     parser.add_argument("--duration", type=float, default=180.0)
     parser.add_argument("--warmup", type=float, default=40.0)
-    parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--only", choices=["sqlite", "postgres", "nagios"])
+    parser.add_argument(
+        "--nagios-hosts", type=int, help="the first N hosts only for Nagios (default: --hosts)"
+    )
     args = parser.parse_args()
     if not 1 <= args.hosts <= 60000:
         parser.error("--hosts: 1 to 60000")
+    nagios_hosts = args.hosts if args.nagios_hosts is None else args.nagios_hosts
+    if not 1 <= nagios_hosts <= args.hosts:
+        parser.error("--nagios-hosts: 1 to --hosts")
     if not Path(SSHD).exists():
         print("openssh-server is not installed", file=sys.stderr)
         return 1
@@ -331,10 +352,12 @@ def main() -> int:
           f"each every {args.interval} s: {5 * args.hosts / args.interval:.0f} checks/s due; "
           f"load average {os.getloadavg()}")  # fmt: skip
     try:
-        repo = write_repo(root, servers, interval=args.interval, tcp_port=listener.getsockname()[1])
+        tcp_port = listener.getsockname()[1]
+        repo = write_repo(root, servers, interval=args.interval, tcp_port=tcp_port)
+        sqlite: list[Figures] = []
         if args.only in (None, "sqlite"):
             one = run_opsmap(processes, root, "sqlite", repo, fleet)
-            measure([one], warmup=args.warmup, duration=args.duration, label="SQLite")
+            sqlite = measure([one], warmup=args.warmup, duration=args.duration, label="SQLite")
             stop_group(one.proc)
         if args.only in (None, "postgres"):
             cluster = Cluster()
@@ -352,8 +375,14 @@ def main() -> int:
                     stop_group(opsmap.proc)
             finally:
                 cluster.close()
-        state = "installed" if NAGIOS.exists() else "not installed"
-        print(f"\nNagios: not compared by this script ({NAGIOS} is {state} here)")
+        if args.only in (None, "nagios"):
+            nagios_fleet.measure(
+                root,
+                nagios_fleet.Fleet(servers.addresses[:nagios_hosts], servers.port, fleet.user,
+                                   fleet.client_key, fleet.known_hosts, tcp_port),
+                interval=args.interval, warmup=args.warmup, duration=args.duration,
+                opsmap_cpu_ms=sqlite[0].cpu_ms_per_check if sqlite else None,
+            )  # fmt: skip
     finally:
         processes.close()
         servers.stop()
