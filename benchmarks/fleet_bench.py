@@ -1,7 +1,8 @@
 """Benchmark: the long-running ``opsmap run`` at fleet size, one replica and two.
 
     PYTHONPATH=.:tests/support python benchmarks/fleet_bench.py [--hosts 1000]
-        [--interval 30] [--duration 180] [--warmup 40] [--only sqlite|postgres]
+        [--interval 30] [--duration 180] [--warmup 40] [--only sqlite|postgres|nagios]
+        [--nagios-hosts N]
 
 N hosts (127.1.x.y, one address each) are served by OpenSSH on loopback: sshd accepts at
 most 16 ``ListenAddress`` lines (its ``MAX_LISTEN_SOCKS``), so one sshd process serves
@@ -10,9 +11,14 @@ client key). One component on every host has 5 checks (tcp to a plain listener, 
 memory, disk, command: the checks of ``checks_bench.py``) at a fixed interval. The map
 repo is a local git repo.
 
-Two runs, ``--duration`` seconds each after ``--warmup`` seconds (every connection open,
-the first round of checks spread out): one ``opsmap run`` with SQLite, then two
-``opsmap run --replica`` on a throwaway PostgreSQL cluster (tests/support/pgcluster.py).
+Three phases, one after the other (so that none takes CPU from another), ``--duration``
+seconds each after ``--warmup`` seconds (every connection open, the first round of checks
+spread out): one ``opsmap run`` with SQLite, then two ``opsmap run --replica`` on a
+throwaway PostgreSQL cluster (tests/support/pgcluster.py), then Nagios 4 running the same
+checks on the same hosts (benchmarks/nagios_fleet.py; skipped, saying so, where
+``nagios4`` is not installed). ``--nagios-hosts N`` gives Nagios only the first N hosts
+(same checks, same interval) where it cannot keep up with all of them: the CPU per check
+stays comparable, the checks/s then show how much of the load it was given.
 For each replica it prints: sustained checks/s (``opsmap_check_runs_total`` over the
 window), the reconciler's CPU per check (utime + stime of ``/proc/<pid>/stat`` over the
 window; SSH runs in-process, so this includes the client's SSH work), RSS
@@ -58,6 +64,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,6 +88,18 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def address(i: int) -> str:
     return f"127.1.{(i + 1) // 250}.{(i + 1) % 250 + 1}"
+
+
+def accept_and_close(listener: socket.socket) -> None:
+    """The tcp check's plain listener answers every connect: OpsMap's loopback tcp check
+    only reads /proc/net/tcp, but Nagios's check_tcp connects, and once the accept queue
+    of a listener that never accepts is full, a connect times out."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        conn.close()
 
 
 def free_port_on(host: str) -> int:
@@ -345,7 +364,8 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="opsmap-fleet-bench-"))
     root.chmod(0o755)  # the test user reads authorized_keys below it
     fleet = Fleet(root / "fleet")
-    listener = socket.create_server(("127.0.0.1", 0))  # the tcp check's plain listener
+    listener = socket.create_server(("127.0.0.1", 0), backlog=128)  # the tcp check's
+    threading.Thread(target=accept_and_close, args=(listener,), daemon=True).start()
     servers = Servers.start(fleet, args.hosts)
     processes = Processes()
     print(f"{args.hosts} hosts on {len(servers.procs)} sshd (port {servers.port}), 5 checks "
@@ -386,6 +406,7 @@ def main() -> int:
     finally:
         processes.close()
         servers.stop()
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of accept_and_close
         listener.close()
         shutil.rmtree(root, ignore_errors=True)
     return 0
