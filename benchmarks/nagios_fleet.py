@@ -125,7 +125,8 @@ class Layout:
 
 
 def by_ssh(fleet: Fleet, layout: Layout, command: str) -> str:
-    """One ``check_by_ssh`` command line (run by ``/bin/sh``: it has quotes)."""
+    """One ``check_by_ssh`` command line, shell-quoted: Nagios splits it into argv itself
+    (quotes are no reason for it to run ``/bin/sh``, which it does not here)."""
     argv = [
         f"{PLUGINS}/check_by_ssh", "-H", "$HOSTADDRESS$", "-p", str(fleet.port),
         "-l", fleet.login, "-i", str(layout.key), "-t", str(CHECK_TIMEOUT_S), "-E",
