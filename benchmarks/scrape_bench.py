@@ -9,8 +9,10 @@ repo of ``--hosts`` hosts and one component with ``--checks`` checks on each (th
 twentieth failing, a few hosts unreachable). Then it measures:
 
 - in process, on this thread: :meth:`Reconciler.view` (the snapshot), the status JSON
-  encoded from it, and the ``/metrics`` exposition from it (prometheus_client's
-  ``generate_latest``), median and max over ``--repeats``;
+  encoded from it (:class:`~reconciler.loop.statusjson.StatusJson`, kept from one read to
+  the next as the endpoint keeps it), and the ``/metrics`` exposition from it
+  (:func:`~reconciler.loop.metrics.expose` with prometheus_client's ``generate_latest``),
+  median and max over ``--repeats``;
 - over HTTP, the service's own endpoint (:class:`~reconciler.server.http.HttpEndpoint`
   with the status page's routes, on this process's event loop; the client is a thread
   using ``http.client``): per GET of ``/api/v1/status``, ``/metrics`` and the page's
@@ -58,7 +60,7 @@ from reconciler.loop.checkstate import CheckStatus
 from reconciler.loop.metrics import expose
 from reconciler.loop.reconciler import Reconciler
 from reconciler.loop.scheduler import ScheduledCheck
-from reconciler.loop.view import encode_json
+from reconciler.loop.statusjson import StatusJson
 from reconciler.policy.engine import PolicySet
 from reconciler.repo.loader import load_repo, read_tree
 from reconciler.server.broker import EventBroker
@@ -173,10 +175,11 @@ def in_process(fleet: Fleet, repeats: int, churn: int) -> None:
     reconciler = fleet.reconciler
     registry = reconciler.metrics.registry
     figures = {name: Figures() for name in ("view()", "status JSON", "metrics exposition")}
+    status = StatusJson()  # as the endpoint keeps it
     for _ in range(repeats):
         fleet.give_results(churn)
         snapshot = timed(figures["view()"], reconciler.view)
-        body = timed(figures["status JSON"], lambda s=snapshot: encode_json(s.to_json()))
+        body = timed(figures["status JSON"], lambda s=snapshot: status.encode(s))
         figures["status JSON"].size = len(body)
         text = timed(
             figures["metrics exposition"], lambda s=snapshot: expose(registry, s, generate_latest)

@@ -242,6 +242,10 @@ class Snapshot:
 
     def to_json(self) -> dict[str, Any]:
         """The ``/api/v1/status`` document (its keys in this order)."""
+        return self.document([m.to_json() for m in self.maps])
+
+    def document(self, maps: object) -> dict[str, Any]:
+        """:meth:`to_json` with ``maps`` for its maps (:mod:`.statusjson`: already JSON)."""
         return {
             "last_applied_revision": self.last_applied_revision,
             "last_attempted_revision": self.last_attempted_revision,
@@ -252,7 +256,7 @@ class Snapshot:
             "validation_errors": [f.to_json() for f in self.validation_errors],
             "validation_error_count": self.validation_error_count,
             "hosts": [h.to_json(replicas=self.fleet is not None) for h in self.hosts],
-            "maps": [m.to_json() for m in self.maps],
+            "maps": maps,
             "fetch_error": self.fetch_error,
             "ssh_connections": self.ssh_connections,
             "state_write_errors": {k: dict(v) for k, v in self.state_write_errors.items()},
@@ -469,6 +473,13 @@ def check_view(check: ScheduledCheck, s: CheckStatus, *, wall_offset: float) -> 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """Text already JSON, written as it is by :func:`encode_json`."""
+
+    text: str
+
+
 def encode_json(value: object) -> bytes:
     """Compact JSON and a newline, as the HTTP endpoint serves it."""
     return _encode(value).encode() + b"\n"
@@ -489,6 +500,8 @@ def _encode(value: object, depth: int = 6) -> str:
     (:func:`_size`: a component's checks, a map's components), each larger item on its
     own, down to ``depth``.
     """
+    if isinstance(value, Raw):
+        return value.text
     if not depth or not isinstance(value, dict | list | tuple):
         return json.dumps(value, separators=(",", ":"))
     if isinstance(value, dict):

@@ -31,6 +31,7 @@ from prometheus_client.exposition import choose_encoder
 
 from reconciler.loop.bridge import no_collection
 from reconciler.loop.metrics import expose
+from reconciler.loop.statusjson import StatusJson
 from reconciler.loop.view import Snapshot, encode_json
 from reconciler.policy.visibility import Visibility
 from reconciler.server.broker import EventBroker
@@ -95,6 +96,8 @@ class Snapshots:
         """Everyone's status JSON being encoded or last encoded: its snapshot, its number."""
         self._encodes = 0
         """How many of those were started."""
+        self._json = StatusJson()
+        """The checks' JSON, kept from everyone's last status (:mod:`..loop.statusjson`)."""
 
     def current(self) -> Snapshot:
         """On the loop: the last snapshot while fresh (:data:`SNAPSHOT_REUSE`) and no check
@@ -127,7 +130,7 @@ class Snapshots:
         if may is not None:
             snapshot = self.current()
             seen = visible_snapshot  # in the worker thread too: the snapshot is immutable
-            return await self.off_loop(lambda: encode_json(seen(snapshot, may).to_json()))
+            return await self.off_loop(lambda: self._json.encode(seen(snapshot, may), keep=False))
         came = self._encodes
         running = self._status
         if running is not None and not running[2].done():
@@ -136,7 +139,7 @@ class Snapshots:
         shared = self._status
         if shared is None or (shared[0] is not snapshot and shared[1] <= came):
             self._encodes += 1
-            future = self._in_thread(lambda: encode_json(snapshot.to_json()))
+            future = self._in_thread(lambda: self._json.encode(snapshot))
             shared = self._status = (snapshot, self._encodes, future)
         return await asyncio.shield(shared[2])
 
