@@ -3,7 +3,9 @@
 Counters and histograms are updated as things happen; every state (component and check
 status, revisions, hosts, connections) is a gauge computed at scrape time from the latest
 snapshot by :class:`SnapshotCollector`, so series of removed components disappear with
-them. No counter carries a commit SHA or a host name.
+them. No counter carries a commit SHA or a host name. The gauges with a series per
+component, check or host (:data:`STATE_FAMILIES`) are most of a fleet's exposition: a
+scrape through :func:`expose` reuses their lines that did not change (:mod:`.exposition`).
 """
 
 from __future__ import annotations
