@@ -3,7 +3,9 @@
 Counters and histograms are updated as things happen; every state (component and check
 status, revisions, hosts, connections) is a gauge computed at scrape time from the latest
 snapshot by :class:`SnapshotCollector`, so series of removed components disappear with
-them. No counter carries a commit SHA or a host name.
+them. No counter carries a commit SHA or a host name. The gauges with a series per
+component, check or host (:data:`STATE_FAMILIES`) are most of a fleet's exposition: a
+scrape through :func:`expose` reuses their lines that did not change (:mod:`.exposition`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import platform
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 from prometheus_client import (
     CollectorRegistry,
@@ -23,6 +26,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
+from reconciler.loop.exposition import KeptLines, Sample, Scrape, encoder_key
 from reconciler.loop.view import Snapshot
 from reconciler.model.status import STATUSES
 from reconciler.store.writes import WHATS
@@ -34,13 +38,29 @@ SCRAPED: ContextVar[Snapshot | None] = ContextVar("opsmap_scraped_snapshot", def
 """The snapshot a scrape passes to the state gauges (:func:`expose`)."""
 
 
+RENDERING: ContextVar[Scrape | None] = ContextVar("opsmap_rendering", default=None)
+"""The scrape that takes the state gauges' kept lines (:mod:`.exposition`), if any."""
+
+
 def expose(registry: CollectorRegistry, snapshot: Snapshot, encoder: Callable[..., bytes]) -> bytes:
     """``encoder(registry)``, the state gauges computed from ``snapshot``: in any thread,
-    as the snapshot is immutable (the loop builds it, a worker thread encodes it)."""
-    token = SCRAPED.set(snapshot)
+    as the snapshot is immutable (the loop builds it, a worker thread encodes it). The
+    per-component, per-check and per-host gauges' lines are those kept from the last
+    scrape where unchanged (:mod:`.exposition`): the same bytes, a fraction of the work."""
+    key = encoder_key(encoder)
+    scrape = None if key is None else Scrape(encoder, key)
+    token, rendering = SCRAPED.set(snapshot), RENDERING.set(scrape)
     try:
+        text = encoder(registry)
+        if scrape is None or not scrape.parts:
+            return text
+        assembled = scrape.assemble(text)
+        if assembled is not None:
+            return assembled
+        RENDERING.set(None)  # not as expected: the plain exposition
         return encoder(registry)
     finally:
+        RENDERING.reset(rendering)
         SCRAPED.reset(token)
 
 
@@ -117,56 +137,104 @@ class Metrics:
                 self.check_runs_total.remove(*labels, state)
 
 
+@dataclass(frozen=True)
+class _Family:
+    """A state gauge with a series per component, check or host."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
+    samples: Callable[[Snapshot], Iterator[Sample]]
+
+
+def _component_samples(snap: Snapshot) -> Iterator[Sample]:
+    for m in snap.maps:
+        for c in m.components:
+            for status in STATUSES:
+                yield (m.name, c.id, status), float(c.status == status)
+
+
+def _impacted_samples(snap: Snapshot) -> Iterator[Sample]:
+    for m in snap.maps:
+        for c in m.components:
+            yield (m.name, c.id), float(bool(c.impacted_by))
+
+
+def _check_samples(snap: Snapshot) -> Iterator[Sample]:
+    for m in snap.maps:
+        for c in m.components:
+            for k in c.checks:
+                yield (m.name, c.id, k.name, k.host), float(CHECK_STATE_VALUES.get(k.hard_state, 3))
+
+
+def _flapping_samples(snap: Snapshot) -> Iterator[Sample]:
+    for m in snap.maps:
+        for c in m.components:
+            for k in c.checks:
+                yield (m.name, c.id, k.name, k.host), float(k.flapping)
+
+
+def _host_samples(snap: Snapshot) -> Iterator[Sample]:
+    for host in snap.hosts:
+        yield (host.name,), float(host.reachable)
+
+
+_CHECK_LABELS = ("map", "component", "check", "host")
+STATE_FAMILIES = (
+    _Family(
+        "opsmap_component_status",
+        "1 for the component's current status, 0 for the others",
+        ("map", "component", "status"),
+        _component_samples,
+    ),
+    _Family(
+        "opsmap_component_impacted",
+        "1 when a dependency of the component is in error or unknown",
+        ("map", "component"),
+        _impacted_samples,
+    ),
+    _Family(
+        "opsmap_check_status",
+        "Hard state of a check on a host: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN or pending",
+        _CHECK_LABELS,
+        _check_samples,
+    ),
+    _Family(
+        "opsmap_check_flapping", "1 while a check is flapping", _CHECK_LABELS, _flapping_samples
+    ),
+    _Family(
+        "opsmap_host_reachable",
+        "1 when the last attempt to reach the host succeeded",
+        ("host",),
+        _host_samples,
+    ),
+)
+"""The gauges whose series grow with the repo and the fleet, in the order they are yielded."""
+
+
 class SnapshotCollector(Collector):
     """State gauges, computed from the latest snapshot at each scrape."""
 
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         self._snapshot = snapshot
+        self._kept = KeptLines()
+        """The lines of the last scrapes' state gauges (:func:`expose`)."""
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())
 
     def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
         snap = self._snapshot()
-        component = GaugeMetricFamily(
-            "opsmap_component_status",
-            "1 for the component's current status, 0 for the others",
-            labels=["map", "component", "status"],
-        )
-        impacted = GaugeMetricFamily(
-            "opsmap_component_impacted",
-            "1 when a dependency of the component is in error or unknown",
-            labels=["map", "component"],
-        )
-        check = GaugeMetricFamily(
-            "opsmap_check_status",
-            "Hard state of a check on a host: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN or pending",
-            labels=["map", "component", "check", "host"],
-        )
-        flapping = GaugeMetricFamily(
-            "opsmap_check_flapping",
-            "1 while a check is flapping",
-            labels=["map", "component", "check", "host"],
-        )
-        for m in snap.maps:
-            for c in m.components:
-                for status in STATUSES:
-                    component.add_metric([m.name, c.id, status], float(c.status == status))
-                impacted.add_metric([m.name, c.id], float(bool(c.impacted_by)))
-                for k in c.checks:
-                    labels = [m.name, c.id, k.name, k.host]
-                    check.add_metric(labels, CHECK_STATE_VALUES.get(k.hard_state, 3))
-                    flapping.add_metric(labels, float(k.flapping))
-        yield from (component, impacted, check, flapping)
-
-        hosts = GaugeMetricFamily(
-            "opsmap_host_reachable",
-            "1 when the last attempt to reach the host succeeded",
-            labels=["host"],
-        )
-        for host in snap.hosts:
-            hosts.add_metric([host.name], float(host.reachable))
-        yield hosts
+        scrape = RENDERING.get()
+        for family in STATE_FAMILIES:
+            gauge = GaugeMetricFamily(family.name, family.documentation, labels=family.labels)
+            samples = family.samples(snap)
+            if scrape is None or not scrape.render(
+                self._kept, family.name, family.documentation, family.labels, samples
+            ):
+                for values, value in family.samples(snap):
+                    gauge.add_metric(values, value)
+            yield gauge  # without samples: the scrape puts its lines under its header
         if snap.fleet is not None:
             yield from _fleet_metrics(snap)
 

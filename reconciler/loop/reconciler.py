@@ -42,7 +42,7 @@ from reconciler.loop.placement import Placement
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
 from reconciler.loop.state import check_rows, load_checks
 from reconciler.loop.targets import scheduled_checks
-from reconciler.loop.view import Revisions, Snapshot, build_snapshot, check_view
+from reconciler.loop.view import CheckViews, Revisions, Snapshot, build_snapshot
 from reconciler.model.masking import Masker
 from reconciler.model.requests import Settings
 from reconciler.model.runtime import PersistenceSettings
@@ -154,6 +154,8 @@ class Reconciler:
         """What each check's event last told (:meth:`_note_check`)."""
         self.bridge = LoopBridge()
         """The loop's heartbeat, and how other threads reach the loop."""
+        self.check_views = CheckViews(self.wall_offset)
+        """Each check's view, built when the check changes (:meth:`_note_check`)."""
 
     # -- running ---------------------------------------------------------------------
 
@@ -300,6 +302,7 @@ class Reconciler:
             self._changed.discard(key)
             self._removed.add(key)
         self._check_seen = {k: v for k, v in self._check_seen.items() if k in keep}
+        self.check_views.applied(scheduled)
         old_checks = {(c.key.map, c.key.component, c.key.check) for c in self.scheduled}
         for gone in old_checks - {(k.map, k.component, k.check) for k in keep}:
             self.metrics.forget_check(*gone)
@@ -417,13 +420,14 @@ class Reconciler:
         ).inc()
 
     def _note_check(self, check: ScheduledCheck, status: CheckStatus) -> None:
-        """Tell the events sink when a check's state, hard state, attempt or flapping
-        changed (a result that only brings a new message or value tells nothing)."""
+        """Build the check's view for the snapshots, a result at a time (every change of a
+        status passes here), and tell the events sink when a check's state, hard state,
+        attempt or flapping changed (a new message or value alone tells nothing)."""
+        view = self.check_views.update(check, status)
         seen = (status.state, status.hard_state, status.state_type, status.attempt, status.flapping)
         if self._check_seen.get(check.key) == seen:
             return
         self._check_seen[check.key] = seen
-        view = check_view(check, status, wall_offset=self.wall_offset)
         self.events.check_changed(check.key.map, check.key.component, view)
 
     def _note_component(self, map_name: str, component: str) -> None:
@@ -446,23 +450,7 @@ class Reconciler:
 
     def _restore(self) -> None:
         meta = self.store.get_meta()
-        self.revisions.applied = _str_or_none(meta.get("last_applied_revision"))
-        self.revisions.attempted = _str_or_none(meta.get("last_attempted_revision"))
-        applied_at, attempted_at = meta.get("last_applied_at"), meta.get("last_attempted_at")
-        self.revisions.applied_at = (
-            float(applied_at) if isinstance(applied_at, int | float) else None
-        )
-        self.revisions.attempted_at = (
-            float(attempted_at) if isinstance(attempted_at, int | float) else None
-        )
-        stored_errors = meta.get("validation_errors")
-        if isinstance(stored_errors, list):
-            self.revisions.reject(
-                [_finding_from_json(e) for e in stored_errors if isinstance(e, dict)]
-            )
-            count = meta.get("validation_error_count")
-            if isinstance(count, int):
-                self.revisions.error_count = max(count, len(self.revisions.errors))
+        self.revisions.restore(meta)
         self.statuses = load_checks(self.store, wall_offset=self.wall_offset)
         reachable = meta.get("hosts_reachable")
         if isinstance(reachable, dict):
@@ -538,6 +526,7 @@ class Reconciler:
             scheduled=self.scheduled,
             statuses=self.statuses,
             wall_offset=self.wall_offset,
+            views=self.check_views,
             hosts_reachable=self.hosts_reachable,
             actions=self._phases.phases(),
             fetch_error=self.fetch_error,
@@ -583,16 +572,3 @@ class Reconciler:
 
 class _Stopping(Exception):
     """Raised inside the task group to cancel everything on stop."""
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _finding_from_json(data: dict[str, Any]) -> Finding:
-    location = Location(
-        str(data.get("file", "")), int(data.get("line", 1)), int(data.get("column", 1))
-    )
-    return Finding(
-        location, Severity.ERROR, str(data.get("code", "")), str(data.get("message", ""))
-    )

@@ -25,12 +25,18 @@ _FROM_CHECK = {
     CheckState.UNKNOWN: ComponentStatus.UNKNOWN,
     CheckState.CRITICAL: ComponentStatus.ERROR,
 }
-_SEVERITY = [
+_SEVERITY = [  # in increasing order of badness
     ComponentStatus.OK,
     ComponentStatus.WARNING,
     ComponentStatus.UNKNOWN,
     ComponentStatus.ERROR,
 ]
+_OK, _WARNING, _CRITICAL, _UNKNOWN = (
+    CheckState.OK,
+    CheckState.WARNING,
+    CheckState.CRITICAL,
+    CheckState.UNKNOWN,
+)  # module constants: an enum member read from its class costs a descriptor call
 IMPACTING = frozenset({ComponentStatus.ERROR, ComponentStatus.UNKNOWN})
 
 
@@ -43,12 +49,18 @@ def component_status(
     """
     if action is not None:
         return action
-    worst: ComponentStatus | None = None
-    for state in hard_states:
-        status = ComponentStatus.UNKNOWN if state is None else _FROM_CHECK[state]
-        if worst is None or _SEVERITY.index(status) > _SEVERITY.index(worst):
-            worst = status
-    return worst or ComponentStatus.UNKNOWN
+    seen, worst = False, 0
+    for state in hard_states:  # by identity: a fleet's component has thousands of checks
+        seen = True
+        if state is _CRITICAL:
+            return ComponentStatus.ERROR  # nothing is worse
+        if state is None or state is _UNKNOWN:
+            worst = 2
+        elif state is _WARNING:
+            worst = max(worst, 1)
+        elif state is not _OK:
+            raise ValueError(f"not a check state: {state!r}")
+    return _SEVERITY[worst] if seen else ComponentStatus.UNKNOWN
 
 
 def impacts(

@@ -31,6 +31,7 @@ from prometheus_client.exposition import choose_encoder
 
 from reconciler.loop.bridge import no_collection
 from reconciler.loop.metrics import expose
+from reconciler.loop.statusjson import StatusJson
 from reconciler.loop.view import Snapshot, encode_json
 from reconciler.policy.visibility import Visibility
 from reconciler.server.broker import EventBroker
@@ -44,8 +45,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_REUSE = 4.0
 """Requests get the last snapshot again while it is younger than this many times what it
-took to build: however often the endpoint is read, building snapshots takes at most a
-fifth of the loop's time (a small repo's, built in a millisecond, is always fresh)."""
+took to build, and no check changed since: however often the endpoint is read, building
+snapshots takes at most a fifth of the loop's time (a small repo's, built in a
+millisecond, is always fresh), and a changed check shows in the next answer."""
 COMPRESS_MIN_BYTES = 1024
 ENCODER_THREADS = 2
 """Threads that encode documents: apart from the default executor, which git uses."""
@@ -76,23 +78,42 @@ class Endpoints:
 class Snapshots:
     """Snapshots built on the loop, and the status JSON encoded off it."""
 
-    def __init__(self, build: Callable[[], Snapshot], executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        build: Callable[[], Snapshot],
+        executor: ThreadPoolExecutor,
+        *,
+        generation: Callable[[], object] = lambda: None,
+    ) -> None:
+        """``generation``: what changes whenever a check does (the reconciler's
+        :attr:`~reconciler.loop.view.CheckViews.generation`)."""
         self._build = build
         self._executor = executor
-        self._last: tuple[float, float, Snapshot] | None = None
-        """When the last snapshot was built, what that cost, the snapshot."""
-        self._status: tuple[Snapshot, asyncio.Future[bytes]] | None = None
+        self._generation = generation
+        self._last: tuple[float, float, object, Snapshot] | None = None
+        """When the last snapshot was built, what that cost, the generation, the snapshot."""
+        self._status: tuple[Snapshot, int, asyncio.Future[bytes]] | None = None
+        """Everyone's status JSON being encoded or last encoded: its snapshot, its number."""
+        self._encodes = 0
+        """How many of those were started."""
+        self._json = StatusJson()
+        """The checks' JSON, kept from everyone's last status (:mod:`..loop.statusjson`)."""
 
     def current(self) -> Snapshot:
-        """On the loop: the last snapshot while fresh (:data:`SNAPSHOT_REUSE`), else a new one."""
+        """On the loop: the last snapshot while fresh (:data:`SNAPSHOT_REUSE`) and no check
+        changed, else a new one."""
         now = time.monotonic()
         last = self._last
-        if last is not None and now - last[0] < SNAPSHOT_REUSE * last[1]:
-            return last[2]
+        if (
+            last is not None
+            and now - last[0] < SNAPSHOT_REUSE * last[1]
+            and last[2] == self._generation()
+        ):
+            return last[3]
         with no_collection():
             snapshot = self._build()
         finished = time.monotonic()
-        self._last = (finished, finished - now, snapshot)
+        self._last = (finished, finished - now, self._generation(), snapshot)
         return snapshot
 
     def _in_thread(self, work: Callable[[], bytes]) -> asyncio.Future[bytes]:
@@ -102,17 +123,25 @@ class Snapshots:
         return await self._in_thread(work)
 
     async def status(self, may: VisibleTo | None) -> bytes:
-        """The ``/api/v1/status`` JSON; everyone's (``may`` None) is shared by the requests
-        that ask for the same snapshot."""
-        snapshot = self.current()
+        """The ``/api/v1/status`` JSON; everyone's (``may`` None) is encoded once at a time:
+        a request that comes while one is encoded waits for it, then shares the next one
+        (or that one, if of the same snapshot). Each answer shows the state as it was
+        when its request came, or later; a flood of requests costs an encoding at a time."""
         if may is not None:
+            snapshot = self.current()
             seen = visible_snapshot  # in the worker thread too: the snapshot is immutable
-            return await self.off_loop(lambda: encode_json(seen(snapshot, may).to_json()))
+            return await self.off_loop(lambda: self._json.encode(seen(snapshot, may), keep=False))
+        came = self._encodes
+        running = self._status
+        if running is not None and not running[2].done():
+            await asyncio.wait([running[2]])
+        snapshot = self.current()
         shared = self._status
-        if shared is None or shared[0] is not snapshot:
-            future = self._in_thread(lambda: encode_json(snapshot.to_json()))
-            shared = self._status = (snapshot, future)
-        return await asyncio.shield(shared[1])
+        if shared is None or (shared[0] is not snapshot and shared[1] <= came):
+            self._encodes += 1
+            future = self._in_thread(lambda: self._json.encode(snapshot))
+            shared = self._status = (snapshot, self._encodes, future)
+        return await asyncio.shield(shared[2])
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -312,12 +341,14 @@ class HttpEndpoint:
         snapshot: Callable[[], Snapshot],
         broker: EventBroker,
         limits: Limits | None = None,
+        generation: Callable[[], object] = lambda: None,
     ) -> None:
+        """``generation``: see :class:`Snapshots`."""
         self.limits = limits or Limits()
         self.broker = broker
         self._sock = bind(host, port)
         self._executor = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="opsmap-encode")
-        self.snapshots = Snapshots(snapshot, self._executor)
+        self.snapshots = Snapshots(snapshot, self._executor, generation=generation)
         self.app = app(self.snapshots)
         self.connections = ConnectionCount(self.limits)
         self._runner: web.AppRunner | None = None

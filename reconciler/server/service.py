@@ -328,6 +328,7 @@ def _http_endpoint(
         snapshot=core.reconciler.view,
         broker=core.broker,
         limits=limits,
+        generation=lambda: core.reconciler.check_views.generation,
     )
 
 

@@ -66,3 +66,35 @@ def test_a_check_as_json_has_every_field_of_the_check_in_order() -> None:
     from reconciler.loop.view import CheckDoc, CheckView
 
     assert tuple(CheckDoc.__annotations__) == tuple(CheckView.__dataclass_fields__)
+
+
+def test_a_fleets_status_goes_to_the_c_encoder_in_runs_of_bounded_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One component with 5,000 checks (a fleet's shape): no call of the C encoder gets more
+    than RUN_ITEMS items, so that none holds the interpreter lock for long."""
+    from snapshots import check
+
+    import reconciler.loop.view as view
+
+    base = snapshot()
+    fleet = dataclasses.replace(
+        base.maps[0].components[0],
+        checks=tuple(check(f"k{i % 5}", f"h{i // 5}", "OK") for i in range(5000)),
+    )
+    document = dataclasses.replace(
+        base, maps=(dataclasses.replace(base.maps[0], components=(fleet,)),)
+    ).to_json()
+    sizes: list[int] = []
+    dumps = json.dumps
+
+    def counted(value: object, **kw: object) -> str:
+        sizes.append(view._size(value, 10**9))
+        return dumps(value, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(view.json, "dumps", counted)
+    encoded = encode_json(document)
+    monkeypatch.setattr(view.json, "dumps", dumps)
+    assert encoded == json.dumps(document, separators=(",", ":")).encode() + b"\n"
+    assert max(sizes) <= view.RUN_ITEMS
+    assert len(sizes) > 5000 * 15 // view.RUN_ITEMS  # the checks went in many runs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from agentless.result import CheckState
 from reconciler.model.depgraph import Impact
 from reconciler.model.status import ComponentStatus, component_status, impacts
@@ -41,3 +43,19 @@ def test_impact_survives_cycles() -> None:
     found = impacts(deps, {"a": S.ERROR, "b": S.ERROR})
     assert found["a"].causes == ("b",)
     assert found["b"].causes == ("a",)
+
+
+def test_the_worst_state_wins_in_any_order_and_amount() -> None:
+    worst = {S.ERROR: 3, S.UNKNOWN: 2, S.WARNING: 1, S.OK: 0}
+    status_of = {
+        CheckState.OK: S.OK,
+        CheckState.WARNING: S.WARNING,
+        CheckState.CRITICAL: S.ERROR,
+        CheckState.UNKNOWN: S.UNKNOWN,
+        None: S.UNKNOWN,
+    }
+    states = list(status_of)
+    for n in range(1, 4):
+        for combo in itertools.product(states, repeat=n):
+            expected = max((status_of[s] for s in combo), key=worst.__getitem__)
+            assert component_status(combo) is expected, combo

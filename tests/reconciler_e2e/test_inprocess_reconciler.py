@@ -9,6 +9,7 @@ with the exit status the test chose, so no check runs for real and no test sleep
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
 from e2e_support import MAP, command_check, component, find_check, find_component, repo_files
 from e2e_support import sample_value as value_of
 from gitrepos import ALICE, BareRepo, Clone
@@ -32,6 +34,8 @@ from reconciler.git.source import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
 from reconciler.loop.state import check_rows
 from reconciler.model.runtime import PersistenceSettings
+from reconciler.server.broker import EventBroker
+from reconciler.server.http import Endpoints, HttpEndpoint, build_app
 from reconciler.store.sqlite import SqliteStore
 
 REAL_WAIT_S = 30.0
@@ -310,5 +314,92 @@ def test_check_states_are_saved_at_the_persistence_interval(
             assert saves == [], "not before the interval"
             await h.advance(2)
             assert saves == [100.0]
+
+    asyncio.run(scenario())
+
+
+@asynccontextmanager
+async def served(reconciler: Reconciler) -> AsyncIterator[Callable[[str], Any]]:
+    """The reconciler's HTTP endpoint on this loop (as ``opsmap run`` serves it); yields
+    ``get(path)``: one real GET, its body."""
+    endpoints = Endpoints(
+        registry=reconciler.metrics.registry,
+        snapshot=reconciler.view,
+        health=reconciler.health,
+        readiness=lambda: None,
+        fetch_now=reconciler.fetch_now,
+        webhook_secret=None,
+        count_webhook=lambda _result: None,
+    )
+    broker = EventBroker()
+    endpoint = HttpEndpoint(
+        "127.0.0.1",
+        0,
+        lambda snapshots: build_app(endpoints, broker=broker, snapshots=snapshots),
+        snapshot=reconciler.view,
+        broker=broker,
+        generation=lambda: reconciler.check_views.generation,
+    )
+    await endpoint.start()
+    host, port = endpoint.address
+    try:
+        async with ClientSession(f"http://{host}:{port}") as session:
+
+            async def get(path: str) -> bytes:
+                async with asyncio.timeout(REAL_WAIT_S), session.get(path) as response:
+                    assert response.status == 200, path
+                    return await response.read()
+
+            yield get
+    finally:
+        await endpoint.stop()
+
+
+def test_each_read_over_http_shows_the_checks_as_they_are_now(tmp_path: Path) -> None:
+    """A changed check shows in the very next ``/api/v1/status`` and ``/metrics``, read
+    right after the change (no snapshot, view or metric line kept stale); a check gone with
+    a revision is gone from both."""
+    script = Script(exit_status=lambda _: 0)
+    transport = FakeTransport(script)
+    checks = [command_check("probe", PROBE, interval=10, timeout=5),
+              command_check("gone", "probe gone", interval=10, timeout=5)]  # fmt: skip
+
+    async def scenario() -> None:
+        async with running(tmp_path, checks, transport) as h, served(h.reconciler) as get:
+
+            async def read() -> tuple[dict[str, Any], str]:
+                status = json.loads(await get("/api/v1/status"))
+                return status, (await get("/metrics")).decode()
+
+            await h.advance(11)
+            status, metrics = await read()
+            assert find_check(status, "a", "probe")["hard_state"] == "OK"  # type: ignore[index]
+            assert value_of(metrics, "opsmap_check_status", check="probe") == 0.0
+            for round_ in range(3):  # flip, and back, and again: each read is current
+                failing = round_ % 2 == 0
+                script.exit_status = lambda command, f=failing: 2 if f and command == PROBE else 0
+                await h.advance(10)
+                status, metrics = await read()
+                probe = find_check(status, "a", "probe")
+                assert probe is not None
+                assert probe["hard_state"] == ("CRITICAL" if failing else "OK")
+                assert find_component(status, "a")["status"] == (  # type: ignore[index]
+                    "error" if failing else "ok"
+                )
+                assert value_of(metrics, "opsmap_check_status", check="probe") == (
+                    2.0 if failing else 0.0
+                )
+                assert value_of(
+                    metrics, "opsmap_component_status", component="a", status="error"
+                ) == (1.0 if failing else 0.0)
+                assert value_of(metrics, "opsmap_check_status", check="gone") == 0.0
+
+            await h.push("drop a check", repo_files([component("a", checks[:1])]))
+            status, metrics = await read()
+            assert find_check(status, "a", "gone") is None
+            assert find_check(status, "a", "probe") is not None
+            assert value_of(metrics, "opsmap_check_status", check="gone") is None
+            assert value_of(metrics, "opsmap_check_flapping", check="gone") is None
+            assert value_of(metrics, "opsmap_check_status", check="probe") == 2.0
 
     asyncio.run(scenario())
