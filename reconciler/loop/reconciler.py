@@ -40,7 +40,7 @@ from reconciler.loop.events import (
 from reconciler.loop.metrics import SCRAPED, Metrics, SnapshotCollector
 from reconciler.loop.placement import Placement
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
-from reconciler.loop.state import check_rows, load_checks
+from reconciler.loop.state import check_rows, finding_from_json, load_checks, str_or_none
 from reconciler.loop.targets import scheduled_checks
 from reconciler.loop.view import Revisions, Snapshot, build_snapshot, check_view
 from reconciler.model.masking import Masker
@@ -53,6 +53,7 @@ from reconciler.store.protocol import CheckRow, StateStore
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
+Hosts = Mapping[str, bool] | None
 
 POLL_JITTER = 0.2
 
@@ -365,14 +366,18 @@ class Reconciler:
         if moved:
             self._restart_workers(self.scheduled)
 
-    def observe(self, stored: Mapping[CheckKey, CheckStatus]) -> None:
+    def observe(self, stored: Mapping[CheckKey, CheckStatus], *, reachable: Hosts = None) -> None:
         """Replicas: take in the stored statuses of the checks other replicas run (the
-        whole fleet shows on every replica); those of this replica's hosts are its own.
-        ``stored`` is :func:`~reconciler.loop.state.statuses_from_rows` of the rows, made
-        in a thread: here, on the loop, only what is someone else's is taken."""
+        whole fleet shows on every replica) and whether their hosts were reached; those
+        of this replica's hosts are its own. ``stored`` and ``reachable`` are
+        :func:`~reconciler.loop.state.statuses_from_rows` and ``reachable_from_rows`` of
+        the rows, made in a thread: here, on the loop, only what is someone else's is taken."""
         placement = self.placement
         if placement is None:
             return
+        for host, up in (reachable or {}).items():
+            if not placement.checks(host):
+                self.hosts_reachable[host] = up
         for check in self.scheduled:
             key = check.key
             status = stored.get(key)
@@ -445,8 +450,8 @@ class Reconciler:
 
     def _restore(self) -> None:
         meta = self.store.get_meta()
-        self.revisions.applied = _str_or_none(meta.get("last_applied_revision"))
-        self.revisions.attempted = _str_or_none(meta.get("last_attempted_revision"))
+        self.revisions.applied = str_or_none(meta.get("last_applied_revision"))
+        self.revisions.attempted = str_or_none(meta.get("last_attempted_revision"))
         applied_at, attempted_at = meta.get("last_applied_at"), meta.get("last_attempted_at")
         self.revisions.applied_at = (
             float(applied_at) if isinstance(applied_at, int | float) else None
@@ -457,7 +462,7 @@ class Reconciler:
         stored_errors = meta.get("validation_errors")
         if isinstance(stored_errors, list):
             self.revisions.reject(
-                [_finding_from_json(e) for e in stored_errors if isinstance(e, dict)]
+                [finding_from_json(e) for e in stored_errors if isinstance(e, dict)]
             )
             count = meta.get("validation_error_count")
             if isinstance(count, int):
@@ -467,11 +472,12 @@ class Reconciler:
         if isinstance(reachable, dict):
             self.hosts_reachable = {str(k): bool(v) for k, v in reachable.items()}
 
-    def persist_meta(self) -> None:
-        """Save the revisions' state; when it cannot be written, the next periodic save
-        writes it (the failure is logged, counted and on /healthz by the store)."""
-        with contextlib.suppress(StateWriteError):
-            self.store.set_meta(self._meta())
+    def persist_meta(self, *, now: bool = False) -> None:
+        """Save the revisions' state; when it cannot be written, or the store blocks (not on
+        the loop) and not ``now``, the next periodic save writes it (in a thread)."""
+        if now or not self.store.blocks:
+            with contextlib.suppress(StateWriteError):
+                self.store.set_meta(self._meta())
 
     def _meta(self) -> dict[str, object]:
         """The revisions' state; and which hosts were reached, by one process (replicas
@@ -487,7 +493,8 @@ class Reconciler:
         changed, self._changed = self._changed, set()
         removed, self._removed = list(self._removed), set()
         mine = {k: self.statuses[k] for k in changed if k in self.statuses}
-        return check_rows(mine, wall_offset=self.wall_offset), removed
+        reached = self.hosts_reachable
+        return check_rows(mine, wall_offset=self.wall_offset, reachable=reached), removed
 
     def _keep_changes(self, rows: list[CheckRow], removed: list[CheckKey]) -> None:
         """A save failed: its checks are saved with the next one (unless gone meanwhile)."""
@@ -495,7 +502,7 @@ class Reconciler:
         self._removed.update(k for k in removed if k not in self.statuses)
 
     def persist(self) -> None:
-        self.persist_meta()
+        self.persist_meta(now=True)
         rows, removed = self._take_changes()
         try:
             self.store.update_check_rows(rows, removed=removed)
@@ -506,10 +513,10 @@ class Reconciler:
         while True:
             await self.clock.sleep(self.options.persistence.interval_s)
             # The meta is a few rows: in SQLite, cheap on the loop (on the loop's own
-            # connection); replicas' PostgreSQL is a round trip: a worker thread's (its
-            # pool is thread-safe). The check statuses grow with the repo: copied here,
-            # written by a worker thread.
-            if self.placement is None:
+            # connection); PostgreSQL is a round trip: a worker thread's (its pool is
+            # thread-safe). The check statuses grow with the repo: copied here, written
+            # by a worker thread.
+            if not self.store.blocks:
                 self.persist_meta()
             else:
                 with contextlib.suppress(StateWriteError):
@@ -582,16 +589,3 @@ class Reconciler:
 
 class _Stopping(Exception):
     """Raised inside the task group to cancel everything on stop."""
-
-
-def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _finding_from_json(data: dict[str, Any]) -> Finding:
-    location = Location(
-        str(data.get("file", "")), int(data.get("line", 1)), int(data.get("column", 1))
-    )
-    return Finding(
-        location, Severity.ERROR, str(data.get("code", "")), str(data.get("message", ""))
-    )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from agentless.result import CheckState
+from reconciler.findings import Finding, Location, Severity
 from reconciler.loop.checkstate import FLAP_WINDOW, CheckStatus, StateType
 from reconciler.loop.scheduler import CheckKey
 from reconciler.store.protocol import CheckRow, StateStore
@@ -48,8 +50,29 @@ def statuses_from_rows(
     return statuses
 
 
-def check_rows(statuses: Mapping[CheckKey, CheckStatus], *, wall_offset: float) -> list[CheckRow]:
-    """The rows of ``statuses``: a copy that the loop may go on changing statuses after."""
+def reachable_from_rows(rows: Iterable[CheckRow]) -> dict[str, bool]:
+    """Whether each host of ``rows`` was reached: as its most recent run found it (a row
+    that never ran says nothing)."""
+    newest: dict[str, tuple[float, bool]] = {}
+    for row in rows:
+        host, last_run = str(row[3]), row[10]
+        if last_run is None:
+            continue
+        seen = newest.get(host)
+        if seen is None or float(last_run) > seen[0]:
+            newest[host] = (float(last_run), bool(row[15]))
+    return {host: reached for host, (_, reached) in newest.items()}
+
+
+def check_rows(
+    statuses: Mapping[CheckKey, CheckStatus],
+    *,
+    wall_offset: float,
+    reachable: Mapping[str, bool] | None = None,
+) -> list[CheckRow]:
+    """The rows of ``statuses``: a copy that the loop may go on changing statuses after.
+    ``reachable``: whether each host was reached on its last run (default: it was)."""
+    reached = reachable or {}
 
     def wall(mono: float | None) -> float | None:
         return None if mono is None else mono + wall_offset
@@ -68,6 +91,22 @@ def check_rows(statuses: Mapping[CheckKey, CheckStatus], *, wall_offset: float) 
             wall(s.last_hard_change),
             int(s.flapping),
             list(s.history),
+            int(reached.get(key.host, True)),
         )
         for key, s in statuses.items()
     ]
+
+
+def str_or_none(value: object) -> str | None:
+    """A stored meta value that should be text (a revision), None otherwise."""
+    return value if isinstance(value, str) else None
+
+
+def finding_from_json(data: dict[str, Any]) -> Finding:
+    """A rejected revision's error as the meta values keep it."""
+    location = Location(
+        str(data.get("file", "")), int(data.get("line", 1)), int(data.get("column", 1))
+    )
+    return Finding(
+        location, Severity.ERROR, str(data.get("code", "")), str(data.get("message", ""))
+    )
