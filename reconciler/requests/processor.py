@@ -274,7 +274,7 @@ class RequestProcessor:
         for commit in commits:
             if self.stop_requested:  # the cursor stays before this commit: it runs next start
                 return
-            paths = [p for p in commit.added_requests if await self._new(p, commit.sha)]
+            paths = [p for p in commit.added_requests if await self._new(p)]
             if not paths:
                 continue
             await self._handle_commit(commit, paths)
@@ -287,8 +287,7 @@ class RequestProcessor:
             self.cursor = commits[-1].sha
             await self._store_cursor(self.cursor)
 
-    async def _new(self, path: str, sha: str) -> bool:
-        self._handling = (path, sha)  # named if the journal cannot be read now
+    async def _new(self, path: str) -> bool:
         previous = await self._state("journal", self.journal.get, path)
         if previous is not None:
             log.info(
