@@ -49,7 +49,7 @@ def _chain(seq: int, prev_hash: str) -> Chained:
 
 def _row(n: int) -> tuple[object, ...]:
     return ("m", "api", f"check-{n % 5}", f"host-{n // 5:04d}", 0, "HARD", 0, 1, "ok", 1.5,
-            100.0, 0.2, 90.0, 0, [0, 0, 1])  # fmt: skip
+            100.0, 0.2, 90.0, 0, [0, 0, 1], 1)  # fmt: skip
 
 
 def measure(name: str, store: StateStore, requests: int, checks: int) -> None:

@@ -1,4 +1,4 @@
-"""The audit outbox: every record is committed to SQLite before anything else sees it.
+"""The audit outbox: every record is chained and committed to the state store, in order.
 
 :class:`AuditLog` chains the records and keeps them in the state store's outbox (the
 :class:`~reconciler.store.protocol.Outbox` protocol: the ``audit_records`` table of
@@ -12,7 +12,17 @@ with backoff): never dropped, chained when it is stored, stored once by its id.
 Records are delivered (as git notes) by someone else; :meth:`AuditLog.mark_delivered`
 is called only after they were pushed. A lock serializes this class's own use of the
 outbox, so that a call from a worker thread cannot interleave with one from the event
-loop; calls are best kept on the loop's thread (the publisher gets records, not the store).
+loop (the publisher gets records, not the store).
+
+With an outbox that blocks (PostgreSQL: a round trip, :mod:`reconciler.store.calls`),
+the log is ``deferred``: :meth:`AuditLog.append`, on the loop, only keeps the record, in
+order, with its id and timestamp (the loop never waits on the database), and tells
+:attr:`AuditLog.on_kept`; its owner stores what is kept by :meth:`AuditLog.flush` in a
+worker thread, soon after (:class:`reconciler.server.operations.Operations`), and before
+a request starts (:class:`reconciler.requests.processor.RequestProcessor`). The kept
+records have a lock of their own, never held while the outbox is used, so an append on
+the loop does not wait for a flush in a thread; flushes are one at a time, so records
+are chained in the order they were appended.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,10 +85,18 @@ class AuditLog:
         outbox: Outbox,
         *,
         clock: Clock | None = None,
+        deferred: bool = False,
     ) -> None:
         self._outbox = outbox
         self._clock = clock or RealClock()
+        self.deferred = deferred
+        """Appends only keep records; :meth:`flush` stores them (see the module's docstring)."""
+        self.on_kept: Callable[[], None] | None = None
+        """Deferred: told (on the appending thread) of each record kept to be stored."""
         self._lock = threading.Lock()
+        """Held while the outbox is used: one flush (or read) at a time."""
+        self._kept_lock = threading.Lock()
+        """The kept records', held only to add or take one (never during a round trip)."""
         self._backlog: deque[_Unstored] = deque()
 
     def append(
@@ -95,7 +113,8 @@ class AuditLog:
 
         ValueError for an unknown action or a target/details that is not plain JSON (at
         once). When the database cannot be written now, the record is kept, in order,
-        with its id and timestamp, and stored by :meth:`flush` later: None then.
+        with its id and timestamp, and stored by :meth:`flush` later: None then (and
+        always when :attr:`deferred`: it is stored by the next flush).
         :class:`AuditStoreError` for any other failure of the database.
         """
         entry = _Unstored(
@@ -109,8 +128,15 @@ class AuditLog:
             revision,
         )
         entry.chained(1, GENESIS_HASH)  # the ValueError of a bad record now, not at flush
+        if self.deferred:
+            with self._kept_lock:
+                self._backlog.append(entry)
+            if self.on_kept is not None:
+                self.on_kept()
+            return None
         with self._lock:
-            self._backlog.append(entry)
+            with self._kept_lock:
+                self._backlog.append(entry)
             try:
                 stored = self._flush()
             except StateWriteError:
@@ -132,11 +158,17 @@ class AuditLog:
             return len(self._flush())
 
     def _flush(self) -> list[AuditRecord]:
-        stored = []
-        while self._backlog:
-            stored.append(self._store_one(self._backlog[0]))
-            self._backlog.popleft()
-        return stored
+        """Store the kept records, oldest first (the caller holds ``_lock``: appends may
+        add more meanwhile, at the end, and are stored too)."""
+        stored: list[AuditRecord] = []
+        while True:
+            with self._kept_lock:
+                if not self._backlog:
+                    return stored
+                entry = self._backlog[0]
+            stored.append(self._store_one(entry))
+            with self._kept_lock:
+                self._backlog.popleft()
 
     def _store_one(self, entry: _Unstored) -> AuditRecord:
         """Chain ``entry`` after the last stored record, once by its id (see

@@ -53,6 +53,8 @@ from reconciler.store.protocol import CheckRow, StateStore
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
+Reachability = Mapping[str, bool] | None
+"""Whether each host was reached on its newest run (hosts absent: not known)."""
 
 POLL_JITTER = 0.2
 
@@ -369,14 +371,20 @@ class Reconciler:
         if moved:
             self._restart_workers(self.scheduled)
 
-    def observe(self, stored: Mapping[CheckKey, CheckStatus]) -> None:
+    def observe(
+        self, stored: Mapping[CheckKey, CheckStatus], *, reachable: Reachability = None
+    ) -> None:
         """Replicas: take in the stored statuses of the checks other replicas run (the
-        whole fleet shows on every replica); those of this replica's hosts are its own.
-        ``stored`` is :func:`~reconciler.loop.state.statuses_from_rows` of the rows, made
-        in a thread: here, on the loop, only what is someone else's is taken."""
+        whole fleet shows on every replica) and whether their hosts were reached; those
+        of this replica's hosts are its own. ``stored`` and ``reachable`` are
+        :func:`~reconciler.loop.state.statuses_from_rows` and ``reachable_from_rows`` of
+        the rows, made in a thread: here, on the loop, only what is someone else's is taken."""
         placement = self.placement
         if placement is None:
             return
+        for host, up in (reachable or {}).items():
+            if not placement.checks(host):
+                self.hosts_reachable[host] = up
         for check in self.scheduled:
             key = check.key
             status = stored.get(key)
@@ -456,11 +464,12 @@ class Reconciler:
         if isinstance(reachable, dict):
             self.hosts_reachable = {str(k): bool(v) for k, v in reachable.items()}
 
-    def persist_meta(self) -> None:
-        """Save the revisions' state; when it cannot be written, the next periodic save
-        writes it (the failure is logged, counted and on /healthz by the store)."""
-        with contextlib.suppress(StateWriteError):
-            self.store.set_meta(self._meta())
+    def persist_meta(self, *, now: bool = False) -> None:
+        """Save the revisions' state; when it cannot be written, or the store blocks (not on
+        the loop) and not ``now``, the next periodic save writes it (in a thread)."""
+        if now or not self.store.blocks:
+            with contextlib.suppress(StateWriteError):
+                self.store.set_meta(self._meta())
 
     def _meta(self) -> dict[str, object]:
         """The revisions' state; and which hosts were reached, by one process (replicas
@@ -476,7 +485,8 @@ class Reconciler:
         changed, self._changed = self._changed, set()
         removed, self._removed = list(self._removed), set()
         mine = {k: self.statuses[k] for k in changed if k in self.statuses}
-        return check_rows(mine, wall_offset=self.wall_offset), removed
+        reached = self.hosts_reachable
+        return check_rows(mine, wall_offset=self.wall_offset, reachable=reached), removed
 
     def _keep_changes(self, rows: list[CheckRow], removed: list[CheckKey]) -> None:
         """A save failed: its checks are saved with the next one (unless gone meanwhile)."""
@@ -484,7 +494,7 @@ class Reconciler:
         self._removed.update(k for k in removed if k not in self.statuses)
 
     def persist(self) -> None:
-        self.persist_meta()
+        self.persist_meta(now=True)
         rows, removed = self._take_changes()
         try:
             self.store.update_check_rows(rows, removed=removed)
@@ -495,10 +505,10 @@ class Reconciler:
         while True:
             await self.clock.sleep(self.options.persistence.interval_s)
             # The meta is a few rows: in SQLite, cheap on the loop (on the loop's own
-            # connection); replicas' PostgreSQL is a round trip: a worker thread's (its
-            # pool is thread-safe). The check statuses grow with the repo: copied here,
-            # written by a worker thread.
-            if self.placement is None:
+            # connection); PostgreSQL is a round trip: a worker thread's (its pool is
+            # thread-safe). The check statuses grow with the repo: copied here, written
+            # by a worker thread.
+            if not self.store.blocks:
                 self.persist_meta()
             else:
                 with contextlib.suppress(StateWriteError):

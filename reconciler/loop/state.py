@@ -48,8 +48,29 @@ def statuses_from_rows(
     return statuses
 
 
-def check_rows(statuses: Mapping[CheckKey, CheckStatus], *, wall_offset: float) -> list[CheckRow]:
-    """The rows of ``statuses``: a copy that the loop may go on changing statuses after."""
+def reachable_from_rows(rows: Iterable[CheckRow]) -> dict[str, bool]:
+    """Whether each host of ``rows`` was reached: as its most recent run found it (a row
+    that never ran says nothing)."""
+    newest: dict[str, tuple[float, bool]] = {}
+    for row in rows:
+        host, last_run = str(row[3]), row[10]
+        if last_run is None:
+            continue
+        seen = newest.get(host)
+        if seen is None or float(last_run) > seen[0]:
+            newest[host] = (float(last_run), bool(row[15]))
+    return {host: reached for host, (_, reached) in newest.items()}
+
+
+def check_rows(
+    statuses: Mapping[CheckKey, CheckStatus],
+    *,
+    wall_offset: float,
+    reachable: Mapping[str, bool] | None = None,
+) -> list[CheckRow]:
+    """The rows of ``statuses``: a copy that the loop may go on changing statuses after.
+    ``reachable``: whether each host was reached on its last run (default: it was)."""
+    reached = reachable or {}
 
     def wall(mono: float | None) -> float | None:
         return None if mono is None else mono + wall_offset
@@ -68,6 +89,7 @@ def check_rows(statuses: Mapping[CheckKey, CheckStatus], *, wall_offset: float) 
             wall(s.last_hard_change),
             int(s.flapping),
             list(s.history),
+            int(reached.get(key.host, True)),
         )
         for key, s in statuses.items()
     ]

@@ -16,11 +16,19 @@ which and why) and processing goes on from the cursor where it stopped, with bac
 when the state can be written again: requests already journaled are not run again, none
 after it is skipped. An outcome that cannot be recorded is retried until it is; a cursor
 that cannot be saved is saved later (the journal alone keeps requests from running twice).
+
+Every call of the journal, the audit outbox and the cursor goes through
+:class:`~reconciler.store.calls.StateCalls`: on the loop for SQLite, in a worker thread for
+PostgreSQL, so the loop never waits on the database. The order stays what the processor
+awaits: the records before a request are stored, then its journal row is committed (and
+fenced by the leader's term, in PostgreSQL) before its action starts; its outcome is
+written after the action, before the records that tell it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Mapping, Sequence
@@ -41,7 +49,8 @@ from reconciler.repo.explain import explain
 from reconciler.repo.loader import load_repo
 from reconciler.repo.source import YamlError, parse_yaml
 from reconciler.requests.journal import JournalEntry, RequestJournal, RequestState
-from reconciler.store.writes import StateWriteError, wait_written
+from reconciler.store.calls import IMMEDIATE, StateCalls
+from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +122,13 @@ class RequestProcessor:
         save_cursor: Any,
         applied_revision: Any,
         clock: Clock | None = None,
+        state: StateCalls = IMMEDIATE,
     ) -> None:
+        """``state``: how the journal, the auditor's flush and ``save_cursor`` are called
+        (in a thread for a store that blocks); the auditor's appends are made on the loop
+        (a deferred audit log only keeps them there)."""
         self.source = source
+        self._state = state
         self.journal = journal
         self.auditor = auditor
         self.executor = executor
@@ -137,18 +151,38 @@ class RequestProcessor:
         if self.cursor is None:
             log.info("requests up to %s are history: none of them will run", sha[:12])
             self.cursor = sha
-            self._store_cursor(sha)
+            if self._state.blocks:  # saved by the next process(), off the loop
+                self._cursor_unsaved = True
+                return
+            try:
+                self._save_cursor(sha)
+            except StateWriteError:
+                self._cursor_unsaved = True  # reported by the store; saved by process()
 
     async def recover(self) -> None:
         """Report requests whose action was running when OpsMap last stopped: never rerun.
 
-        Retried (with backoff) until every one of them is marked ``unknown``."""
-        await wait_written(
-            lambda: self.journal.recover(self._report_unknown),
-            clock=self._clock,
-            waiting=functools.partial(self._wait, step="recovery"),
-        )
+        Retried (with backoff) until every one of them is marked ``unknown``. Each is
+        reported on the loop, as soon as it is marked (from a worker thread, through the
+        loop's queue: a mark is reported even when the loop stopped awaiting the call)."""
+        report = self._report_unknown
+        if self._state.blocks:
+            loop = asyncio.get_running_loop()
+
+            def report(entry: JournalEntry) -> None:
+                loop.call_soon_threadsafe(self._report_unknown, entry)
+
+        await self._until_written(self.journal.recover, report, step="recovery")
         self._resumed()
+
+    async def _until_written(self, write: Any, *args: object, step: str) -> Any:
+        """``write(*args)`` to the journal, again after each StateWriteError's delay."""
+        while True:
+            try:
+                return await self._state("journal", write, *args)
+            except StateWriteError as exc:
+                self._wait(exc, step=step)
+                await self._clock.sleep(exc.delay)
 
     def _report_unknown(self, entry: JournalEntry) -> None:
         log.error(
@@ -216,10 +250,10 @@ class RequestProcessor:
                         self.waiting["request"] or "recovery")  # fmt: skip
             self.waiting = None
 
-    def _store_cursor(self, sha: str) -> None:
+    async def _store_cursor(self, sha: str) -> None:
         """Save the cursor; when it cannot be written, it is saved again later."""
         try:
-            self._save_cursor(sha)
+            await self._state("cursor", self._save_cursor, sha)
         except StateWriteError:
             self._cursor_unsaved = True  # reported by the store; the journal keeps requests once
         else:
@@ -227,19 +261,20 @@ class RequestProcessor:
 
     async def _process(self, head: str) -> None:
         if self.cursor is not None and self._cursor_unsaved:
-            self._store_cursor(self.cursor)
+            await self._store_cursor(self.cursor)
         if self.cursor is None or self.cursor == head:
             return
         # Git is read in threads (each git command under the runner's timeout). The journal,
-        # the audit outbox and the cursor are single rows in SQLite, written on the loop:
-        # cheap and bounded, and durable before the next step. The cursor is saved after
-        # each commit with requests and once at the end, not once per commit: a push of
-        # many commits must not become as many writes in a row on the loop.
+        # the audit outbox and the cursor are single rows: in SQLite written on the loop
+        # (cheap and bounded), in PostgreSQL in a thread (self._state); each awaited, so
+        # durable before the next step. The cursor is saved after each commit with
+        # requests and once at the end, not once per commit: a push of many commits must
+        # not become as many writes in a row.
         commits = await asyncio.to_thread(self.source.first_parent_path, self.cursor, head)
         for commit in commits:
             if self.stop_requested:  # the cursor stays before this commit: it runs next start
                 return
-            paths = [p for p in commit.added_requests if self._new(p)]
+            paths = [p for p in commit.added_requests if await self._new(p)]
             if not paths:
                 continue
             await self._handle_commit(commit, paths)
@@ -247,13 +282,13 @@ class RequestProcessor:
             if self.stop_requested:  # the requests it did not start run at the next start
                 return
             self.cursor = commit.sha
-            self._store_cursor(commit.sha)
+            await self._store_cursor(commit.sha)
         if commits and self.cursor != commits[-1].sha:
             self.cursor = commits[-1].sha
-            self._store_cursor(self.cursor)
+            await self._store_cursor(self.cursor)
 
-    def _new(self, path: str) -> bool:
-        previous = self.journal.get(path)
+    async def _new(self, path: str) -> bool:
+        previous = await self._state("journal", self.journal.get, path)
         if previous is not None:
             log.info(
                 "request %s was already processed (%s): not again",
@@ -283,7 +318,7 @@ class RequestProcessor:
             nobody = Attribution(None, None).to_json()
             for path in paths:
                 self._handling = (path, commit.sha)
-                self._deny(
+                await self._deny(
                     commit, path, None, None, f"who asked is unknown: {exc}", {}, identity=nobody
                 )
             return
@@ -302,7 +337,7 @@ class RequestProcessor:
         request, problem = await asyncio.to_thread(self._read_request, commit.sha, path)
         deny = functools.partial(self._deny, commit, path, requester, approver, identity=identity)
         if request is None:
-            deny(f"invalid request file: {problem}", {})
+            await deny(f"invalid request file: {problem}", {})
             return
         target = {
             "request": path,
@@ -312,7 +347,7 @@ class RequestProcessor:
             "hosts": request.hosts,
         }
         if base is None or commit.first_parent is None:
-            deny("the branch has no commit before it", target)
+            await deny("the branch has no commit before it", target)
             return
         verdict = judge(
             request, base=base, requester=requester, approver=approver, untrusted=people.problem
@@ -324,7 +359,7 @@ class RequestProcessor:
             "identity": identity,
         }
         if not verdict.allowed:
-            deny(verdict.rule, target, details)
+            await deny(verdict.rule, target, details)
             return
         await self._run(commit, path, request, verdict, requester or "", approver, target, details)
 
@@ -346,9 +381,13 @@ class RequestProcessor:
             log, request=path, revision=commit.sha, map=request.map, component=request.component
         )
         # Nothing starts unless what came before it is stored, and its own journal row is
-        # on the disk: either raises StateWriteError, and the request waits.
-        self.auditor.flush()
-        self.journal.started(path, commit.sha, requester, approver, verdict.rule, identity)
+        # committed (fenced by the leader's term, for replicas): either raises
+        # StateWriteError, and the request waits.
+        await self._state("audit", self.auditor.flush)
+        await self._state(
+            "journal", self.journal.started, path, commit.sha, requester, approver,
+            verdict.rule, identity,
+        )  # fmt: skip
         self.counters.request("authorized")
         audit = {"commit": commit.sha, "revision": self._applied_revision()}
         self.auditor.append(
@@ -371,6 +410,7 @@ class RequestProcessor:
             details={"plan": plan, "identity": identity},
             **audit,
         )
+        await self._stored()
         about.info("request %s: %s, running %s", path, verdict.rule, plan)
         try:
             if request.component == ALL_COMPONENTS:
@@ -383,15 +423,11 @@ class RequestProcessor:
                 )
         except asyncio.CancelledError:
             # a clean stop whose grace ran out: the command may go on; say so now, once
-            self._stopped_while_running(path, verdict, requester, target, identity, audit)
+            await self._stopped_while_running(path, verdict, requester, target, identity, audit)
             raise
         result: RequestState = outcome.result
         recorded = outcome.to_json()
-        await wait_written(
-            lambda: self.journal.finished(path, result, recorded),
-            clock=self._clock,
-            waiting=functools.partial(self._wait, step="outcome"),
-        )
+        await self._until_written(self.journal.finished, path, result, recorded, step="outcome")
         self._resumed()
         for step in verdict.steps:
             self.counters.action(verdict.map.name, step.component.id, step.action.name, result)
@@ -403,11 +439,20 @@ class RequestProcessor:
             details={**outcome.to_json(), "identity": identity},
             **audit,
         )
+        await self._stored()
         about.log(
             logging.INFO if outcome.succeeded else logging.ERROR, "request %s: %s", path, result
         )
 
-    def _stopped_while_running(
+    async def _stored(self) -> None:
+        """A deferred audit log's records stored now, as an immediate one stores them at
+        append (the request goes on when it cannot: they stay kept, and are stored first
+        before the next request starts)."""
+        if self._state.blocks:
+            with contextlib.suppress(StateWriteError):
+                await self._state("audit", self.auditor.flush)
+
+    async def _stopped_while_running(
         self,
         path: str,
         verdict: Judgement,
@@ -418,7 +463,8 @@ class RequestProcessor:
     ) -> None:
         reason = "OpsMap was stopped while the action ran; it is not run again"
         log.error("request %s: outcome unknown (%s)", path, reason, extra=context(request=path))
-        self.journal.finished(path, "unknown", {"result": "unknown", "reason": reason})
+        unknown = {"result": "unknown", "reason": reason}
+        await self._state("journal", self.journal.finished, path, "unknown", unknown)
         assert verdict.map is not None
         for step in verdict.steps:
             self.counters.action(verdict.map.name, step.component.id, step.action.name, "unknown")
@@ -431,7 +477,7 @@ class RequestProcessor:
             **audit,
         )
 
-    def _deny(
+    async def _deny(
         self,
         commit: Commit,
         path: str,
@@ -450,7 +496,9 @@ class RequestProcessor:
             component=target.get("component"),
         )
         log.warning("request %s denied: %s", path, rule, extra=about)
-        self.journal.denied(path, commit.sha, requester, approver, rule, identity)
+        await self._state(
+            "journal", self.journal.denied, path, commit.sha, requester, approver, rule, identity
+        )
         self.counters.request("denied")
         self.auditor.append(
             action="request.denied",

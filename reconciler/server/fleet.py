@@ -2,8 +2,7 @@
 
 Every replica follows the map repo, applies its revisions and serves the whole fleet's
 status; beyond that, :class:`Fleet` decides from each heartbeat
-(:meth:`reconciler.store.postgres.replicas.Replicas.heartbeat`, in a thread) what this
-one does:
+(:meth:`reconciler.store.postgres.replicas.Replicas.heartbeat`) what this one does:
 
 - **the leader** (the replica holding the lease) runs :class:`Operations`: the request
   processor and the audit delivery. A fresh one per term, reading the cursor and the chain
@@ -15,8 +14,13 @@ one does:
   is fenced anyway;
 - **every replica** checks the hosts that rendezvous hashing gives it over the live
   replicas (:meth:`Reconciler.place`), writes only their rows, and takes in the other
-  replicas' rows on each heartbeat (:meth:`Reconciler.observe`), so its status, metrics
-  and page show the whole fleet, and which replica checks what.
+  replicas' rows on each heartbeat (:meth:`Reconciler.observe`: their statuses, and
+  whether each of their hosts was reached on its last run), so its status, metrics and
+  page show the whole fleet, and which replica checks what.
+
+Every call of the database (heartbeats, the fleet's rows, the cursor, a follower's view of
+the requests) is made in a worker thread (:class:`~reconciler.store.calls.StateCalls`),
+the loop awaiting it under a timeout: a database that hangs is a failed heartbeat.
 
 While the database cannot be reached, heartbeats fail: the failure is logged once, counted
 (``opsmap_state_write_errors_total{what="lease"}``) and shown on ``/healthz``; the lease
@@ -41,12 +45,18 @@ from reconciler.loop.checkstate import CheckStatus
 from reconciler.loop.placement import Placement
 from reconciler.loop.reconciler import Reconciler
 from reconciler.loop.scheduler import CheckKey
-from reconciler.loop.state import statuses_from_rows
+from reconciler.loop.state import reachable_from_rows, statuses_from_rows
 from reconciler.loop.view import CheckView
 from reconciler.repo.loader import MapRepo
 from reconciler.requests.processor import CURSOR_KEY
-from reconciler.server.operations import SHOWN_REQUESTS, Operations, request_view
-from reconciler.store.protocol import StoreError
+from reconciler.server.operations import (
+    SHOWN_REQUESTS,
+    Operations,
+    RecentRequests,
+    request_view,
+)
+from reconciler.store.calls import StateCalls
+from reconciler.store.protocol import JournalEntry, StoreError
 from reconciler.store.writes import StateWriteError
 
 if TYPE_CHECKING:
@@ -132,8 +142,14 @@ class Fleet:
         reconciler: Reconciler,
         gate: LeaderGate,
         make_operations: Callable[[str | None], Operations],
+        state: StateCalls | None = None,
+        recent: RecentRequests | None = None,
     ) -> None:
+        """``state``: how the database is called (the store's, by default); ``recent`` is
+        given a follower's newest requests at each beat (the status page's)."""
         self._store = store
+        self._state = state or StateCalls.of(store)
+        self._recent = recent or RecentRequests()
         self._replicas = replicas
         self._reconciler = reconciler
         self._gate = gate
@@ -147,7 +163,7 @@ class Fleet:
     async def first_placement(self) -> Placement:
         """The first heartbeat's placement, before any check runs (StateWriteError if the
         database fails)."""
-        standing = await asyncio.to_thread(self._replicas.heartbeat)
+        standing = await self._state("lease", self._replicas.heartbeat)
         log.info("replica %s joins: live replicas %s; leader %s", standing.replica,
                  ", ".join(standing.live), standing.leader_id or "none")  # fmt: skip
         return Placement(standing.replica, standing.live, standing.leader_id)
@@ -171,10 +187,10 @@ class Fleet:
 
     async def _beat(self, *, following: bool) -> _Beat | None:
         """One heartbeat and a read of the fleet's rows, in a thread (the loop never waits
-        on the database); None if the database failed (the store logged it, counts it and
-        /healthz shows it)."""
+        on the database); None if the database failed or did not answer in time (the store
+        logged it, counts it and /healthz shows it)."""
         try:
-            standing = await asyncio.to_thread(self._replicas.heartbeat)
+            standing = await self._state("lease", self._replicas.heartbeat)
         except (StateWriteError, StoreError) as exc:
             if not self._lost_db:
                 log.error("replica %s: the state database is unreachable (%s): no request "
@@ -185,12 +201,12 @@ class Fleet:
             log.warning("replica %s: the state database is back", self._replicas.id)
         self._lost_db = False
         try:
-            rows = await asyncio.to_thread(self._stored_statuses)
-            extra = await asyncio.to_thread(self._follower_extra) if following else None
+            rows, reachable = await self._state(None, self._stored_statuses)
+            extra = await self._state(None, self._follower_extra) if following else None
         except (StoreError, StateWriteError) as exc:
             log.debug("replica %s: the fleet's state not read this time: %s", standing.replica, exc)
-            rows, extra = None, None
-        return _Beat(standing, rows, extra)
+            return _Beat(standing, None, {}, None)
+        return _Beat(standing, rows, reachable, extra)
 
     def _took_in(self, found: _Beat) -> None:
         """Which hosts are this replica's now, and what the others stored of theirs."""
@@ -202,30 +218,34 @@ class Fleet:
                      ", ".join(standing.live), standing.leader_id or "none")  # fmt: skip
         self._reconciler.place(placement)
         if found.rows is not None:
-            self._reconciler.observe(found.rows)
+            self._reconciler.observe(found.rows, reachable=found.reachable)
         if found.extra is not None and self._gate.operations is None:
-            self._gate.follower_extra = found.extra
+            self._gate.follower_extra, self._recent.entries = found.extra
 
-    def _stored_statuses(self) -> dict[CheckKey, CheckStatus]:
-        """Every stored check status (in a thread: the loop only takes the others')."""
+    def _stored_statuses(self) -> tuple[dict[CheckKey, CheckStatus], dict[str, bool]]:
+        """Every stored check status, and whether each host was reached on its last run
+        (in a thread: the loop only takes the others')."""
         rows = self._store.load_check_rows()
-        return statuses_from_rows(rows, wall_offset=self._reconciler.wall_offset)
+        statuses = statuses_from_rows(rows, wall_offset=self._reconciler.wall_offset)
+        return statuses, reachable_from_rows(rows)
 
-    def _follower_extra(self) -> dict[str, Any]:
+    def _follower_extra(self) -> tuple[dict[str, Any], list[JournalEntry]]:
         """The requests and the audit backlog as the database holds them (in a thread)."""
         journal, outbox = self._store.journal, self._store.outbox
-        return {
+        entries = journal.recent(SHOWN_REQUESTS)
+        extra = {
             **self._gate.follower_extra,
             "audit_pending": outbox.pending_count(),
-            "requests": [request_view(e) for e in journal.recent(SHOWN_REQUESTS)],
+            "requests": [request_view(e) for e in entries],
             "request_count": journal.count(),
         }
+        return extra, entries
 
     async def _lead_or_follow(self, group: asyncio.TaskGroup) -> None:
         leads = self._replicas.leader_term() is not None and not self.stopping
         if leads and self._leading is None:
             try:
-                cursor = await asyncio.to_thread(self._store.get_cursor, CURSOR_KEY)
+                cursor = await self._state(None, self._store.get_cursor, CURSOR_KEY)
             except StoreError as exc:
                 log.warning("replica %s leads, but cannot read the requests' cursor yet: %s",
                             self._replicas.id, exc)  # fmt: skip
@@ -265,4 +285,6 @@ class _Beat:
 
     standing: Standing
     rows: dict[CheckKey, CheckStatus] | None
-    extra: dict[str, Any] | None
+    reachable: dict[str, bool]
+    """Whether each host was reached on its last run, by the stored rows."""
+    extra: tuple[dict[str, Any], list[JournalEntry]] | None

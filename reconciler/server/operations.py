@@ -9,15 +9,25 @@ component status changes, and delivers pending audit records as git notes in the
 background, retrying while the remote is unreachable. Audit records the state database
 could not store yet are stored by the same loop first, retried with backoff while the
 state is not writable.
+
+The state is called through :class:`~reconciler.store.calls.StateCalls`: on the loop for
+SQLite, in a worker thread for PostgreSQL. There the audit log is deferred (an append on
+the loop only keeps the record: :mod:`reconciler.audit.outbox`) and a task of this class
+stores what is kept, in order, soon after each append; and what the status shows of the
+journal and the outbox (the newest requests, their count, the records not delivered) is
+what was last read in a thread, never read on the loop while a snapshot is built.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from reconciler.audit.errors import AuditStoreError
 from reconciler.findings import Finding
 from reconciler.loop.metrics import Metrics
 from reconciler.loop.view import CheckView, iso
@@ -27,6 +37,8 @@ from reconciler.model.status import ComponentStatus
 from reconciler.repo.loader import MapRepo
 from reconciler.requests.journal import JournalEntry
 from reconciler.requests.processor import Auditor, RequestProcessor
+from reconciler.store.calls import IMMEDIATE, StateCalls
+from reconciler.store.protocol import StoreError
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
@@ -45,6 +57,9 @@ class AuditOutbox(Auditor, Protocol):
 
     @property
     def unstored(self) -> int: ...
+
+    on_kept: Callable[[], None] | None
+    """A deferred log's: told on the loop of each record kept to be stored."""
 
     def mark_delivered(self, seqs: Sequence[int]) -> None: ...
 
@@ -79,6 +94,17 @@ class ActionPhases:
         return self._phases
 
 
+class RecentRequests:
+    """The journal's newest requests as last read off the loop (a store that blocks): what
+    the status page's requests view shows, read on the loop from memory."""
+
+    def __init__(self) -> None:
+        self.entries: list[JournalEntry] = []
+
+    def recent(self, limit: int) -> list[JournalEntry]:
+        return self.entries[:limit]
+
+
 class AppliedRevision:
     """The revision running now and its ``mask:`` patterns, as the request pipeline sees
     it: kept by :class:`Operations` when the loop tells it a revision is applied."""
@@ -101,8 +127,15 @@ class Operations:
         metrics: Metrics,
         delivery_errors: tuple[type[Exception], ...],
         delivery: DeliverySettings | None = None,
+        state: StateCalls = IMMEDIATE,
+        recent: RecentRequests | None = None,
     ) -> None:
+        """``state``: how the outbox and the journal are called (the processor's too);
+        ``outbox`` is a deferred audit log when ``state`` blocks. ``recent`` is given the
+        newest requests at each read of the journal."""
         self._delivery = delivery or DeliverySettings()
+        self._state = state
+        self.recent = recent or RecentRequests()
         self.processor = processor
         self.outbox = outbox
         self._make_publisher = publisher_factory
@@ -121,6 +154,12 @@ class Operations:
         """Set while the outbox cannot be written: the delay before the next attempt."""
         self._idle = asyncio.Event()
         self._idle.set()
+        self._kept = asyncio.Event()
+        """Set when the deferred audit log kept a record: it is stored soon."""
+        self._audit_pending = 0
+        """Records not delivered, as last counted in a thread (a store that blocks)."""
+        if state.blocks:
+            outbox.on_kept = self._kept.set
 
     @property
     def applied(self) -> str | None:
@@ -180,7 +219,7 @@ class Operations:
     def snapshot_extra(self) -> dict[str, Any]:
         waiting = self.processor.waiting
         return {
-            "audit_pending": self.outbox.pending_count(),
+            "audit_pending": self._pending_count(),
             "audit_unstored": self.outbox.unstored,
             "audit_delivery_error": self.delivery_error,
             "requests_pending": [] if waiting is None else [dict(waiting)],
@@ -188,20 +227,47 @@ class Operations:
             "request_count": self._request_count,
         }
 
-    def _refresh_requests(self) -> None:
-        """The newest requests for the status: a bounded read of the journal, on the loop."""
+    def _pending_count(self) -> int:
+        """Records not delivered yet: counted now (SQLite), or as last counted off the loop
+        and those kept since (a store that blocks)."""
+        if self._state.blocks:
+            return self._audit_pending + self.outbox.unstored
+        return self.outbox.pending_count()
+
+    async def _count_pending(self) -> None:
+        """A store that blocks: count the records not delivered, in a thread."""
+        if self._state.blocks:
+            with contextlib.suppress(StoreError, StateWriteError, AuditStoreError):
+                self._audit_pending = await self._state(None, self._stored_pending)
+
+    def _stored_pending(self) -> int:
+        return self.outbox.pending_count() - self.outbox.unstored
+
+    async def _refresh_requests(self) -> None:
+        """The newest requests for the status: a bounded read of the journal (in a thread
+        when the store blocks; kept as they were when the read fails)."""
         journal = self.processor.journal
-        self._requests = [request_view(e) for e in journal.recent(SHOWN_REQUESTS)]
-        self._request_count = journal.count()
+        try:
+            entries = await self._state(None, journal.recent, SHOWN_REQUESTS)
+            count = await self._state(None, journal.count)
+        except (StoreError, StateWriteError) as exc:
+            log.debug("requests: the journal not read this time: %s", exc)
+            return
+        self.recent.entries = entries
+        self._requests = [request_view(e) for e in entries]
+        self._request_count = count
 
     # -- background ------------------------------------------------------------------------
 
     async def run(self) -> None:
         await self.processor.recover()
-        self._refresh_requests()
+        await self._refresh_requests()
+        await self._count_pending()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._process_requests(), name="requests")
             group.create_task(self._deliver_audit(), name="audit delivery")
+            if self._state.blocks:
+                group.create_task(self._store_audit(), name="audit store")
 
     async def _process_requests(self) -> None:
         while True:
@@ -212,7 +278,7 @@ class Operations:
                 self._idle.clear()
                 try:
                     await self.processor.process(head)
-                    self._refresh_requests()
+                    await self._refresh_requests()
                 finally:
                     self._idle.set()
                 self._wake_delivery()
@@ -231,6 +297,24 @@ class Operations:
                 await self._idle.wait()
         except TimeoutError:
             log.warning("stopping: the running request did not finish within %gs", grace_s)
+
+    async def _store_audit(self) -> None:
+        """A deferred audit log: what it keeps is stored in a thread soon after each append,
+        in order; retried with the state's backoff while it cannot be written (then
+        delivery waits for it too)."""
+        while True:
+            await self._kept.wait()
+            self._kept.clear()
+            try:
+                await self._state("audit", self.outbox.flush)
+            except StateWriteError as exc:
+                self._store_retry_s = exc.delay
+                await asyncio.sleep(exc.delay)
+                self._kept.set()
+                continue
+            self._store_retry_s = None
+            await self._count_pending()
+            self._wake_delivery()
 
     async def _deliver_audit(self) -> None:
         delay = self._delivery.interval_s
@@ -253,18 +337,20 @@ class Operations:
         """Push pending records as git notes; False (and kept pending) if the remote failed.
 
         At most :data:`DELIVERY_BATCH` records at a time; when more are pending, delivery
-        goes on at once. The outbox is read on the loop: a bounded read of one indexed
-        table. The push runs in a thread, under the git runner's timeouts. Records not
-        stored yet are stored first; False while the state cannot be written.
+        goes on at once. The outbox is read through ``state`` (a bounded read of one
+        indexed table). The push runs in a thread, under the git runner's timeouts. Records
+        not stored yet are stored first; False while the state cannot be written.
         """
+        pending = functools.partial(self.outbox.pending, limit=DELIVERY_BATCH)
         try:
-            self.outbox.flush()
+            await self._state("audit", self.outbox.flush)
+            records = list(await self._state("audit", pending))
         except StateWriteError as exc:
             self._store_retry_s = exc.delay
             return False
         self._store_retry_s = None
-        records = list(self.outbox.pending(limit=DELIVERY_BATCH))
         if not records or self.publisher is None:
+            await self._count_pending()
             return True
         try:
             await asyncio.to_thread(self.publisher.publish, records)
@@ -274,10 +360,11 @@ class Operations:
             self.delivery_error = str(exc)
             return False
         try:
-            self.outbox.mark_delivered([r.seq for r in records])
+            await self._state("audit", self.outbox.mark_delivered, [r.seq for r in records])
         except StateWriteError as exc:  # pushed, but still pending: pushed again (once by id)
             self._store_retry_s = exc.delay
             return False
+        await self._count_pending()
         if self.delivery_error is not None:
             log.info("audit: delivered again; %d record(s) pushed", len(records))
         self.delivery_error = None
@@ -288,10 +375,10 @@ class Operations:
     def _record(
         self, action: str, actor: str, target: dict[str, Any], details: dict[str, Any], commit: str
     ) -> None:
-        # on the loop: one row read and one row written in SQLite (WAL, synchronous=NORMAL:
-        # no fsync per commit), so cheap and bounded; and the record is durable before
-        # anything else happens, which a hand-off to a thread would not guarantee. When
-        # the state cannot be written, the outbox keeps it and delivery stores it later.
+        # SQLite: on the loop, one row read and one row written (WAL, synchronous=NORMAL:
+        # no fsync per commit), so cheap and bounded, and durable before anything else
+        # happens. When the state cannot be written, the outbox keeps it and delivery
+        # stores it later. A store that blocks: kept in order, stored by _store_audit.
         self.outbox.append(
             action=action,
             actor=actor,
@@ -306,7 +393,7 @@ class Operations:
         """Deliver soon, unless the remote or the state is failing: then backoff decides."""
         if self._store_retry_s is not None:
             return
-        if self.delivery_error is None and self.outbox.pending_count():
+        if self.delivery_error is None and self._pending_count():
             self._deliver_now.set()
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -43,11 +45,13 @@ from reconciler.server.operations import (
     AuditOutbox,
     MetricCounters,
     Operations,
+    RecentRequests,
 )
 from reconciler.server.sse import HEARTBEAT_S
 from reconciler.statuspage import AuditHistory, RecordedAuditLog, add_routes
 from reconciler.statuspage.live import LoopPageSource
-from reconciler.store.protocol import StateError, StateStore, StoreError
+from reconciler.store.calls import StateCalls
+from reconciler.store.protocol import JournalEntry, StateError, StateStore, StoreError
 from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError
 
@@ -115,7 +119,12 @@ async def run_service(
     sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
     clock = clock or RealClock()  # the one clock: the loop, requests, their actions, audit, state
     settings = settings or RuntimeSettings()
-    store, where = _open_state(state_dir, state_url, clock, replica=replica, lease_s=lease_s)
+    if state_url is None:  # SQLite: opened on the loop's thread, which uses its connections
+        store, where = _open_state(state_dir, state_url, clock, replica=replica, lease_s=lease_s)
+    else:  # PostgreSQL: connecting is network I/O, in a thread (the loop serves nothing yet)
+        store, where = await asyncio.to_thread(
+            _open_state, state_dir, state_url, clock, replica=replica, lease_s=lease_s
+        )
     try:
         core = await _assemble(
             store,
@@ -173,6 +182,10 @@ class _Core:
     that holds the leader's current ones."""
     fleet: Fleet | None
     """This replica among the others (None: one process holds the state)."""
+    state: StateCalls
+    """How the loop calls the store (in a thread when it blocks)."""
+    recent: RecentRequests
+    """The newest requests as last read off the loop (a store that blocks)."""
 
     def operations(self) -> Operations | None:
         """The request pipeline that ran last (the leader's, for a replica)."""
@@ -224,15 +237,22 @@ async def _assemble(
     phases = ActionPhases()
     broker = EventBroker()
     history = AuditHistory()
+    state, recent = StateCalls.of(store), RecentRequests()
 
     def make_operations(cursor: str | None) -> Operations:
         return _operations(source, store, metrics, phases, transport, clock, settings.delivery,
-                           broker, history, cursor=cursor)  # fmt: skip
+                           broker, history, cursor=cursor, state=state,
+                           recent=recent)  # fmt: skip
 
     replicas = getattr(store, "replicas", None)
-    sink: Operations | LeaderGate = (
-        make_operations(store.get_cursor(CURSOR_KEY)) if replicas is None else LeaderGate()
-    )
+    sink: Operations | LeaderGate
+    if replicas is None:
+        try:
+            sink = make_operations(await state("cursor", store.get_cursor, CURSOR_KEY))
+        except (StateWriteError, StoreError) as exc:
+            raise ServiceError(f"cannot read the requests' cursor: {exc}", exit_code=2) from exc
+    else:
+        sink = LeaderGate()
     feed = EventFeed(sink, broker)
     reconciler = Reconciler(
         source=source,
@@ -258,6 +278,8 @@ async def _assemble(
             reconciler=reconciler,
             gate=sink,
             make_operations=make_operations,
+            state=state,
+            recent=recent,
         )
         try:  # the first heartbeat says which hosts are this replica's before any check
             reconciler.placement = await fleet.first_placement()
@@ -265,7 +287,9 @@ async def _assemble(
             raise ServiceError(f"replica {replicas.id}: {exc}", exit_code=2) from exc
     feed.status_of = reconciler.component_status
     phases.on_change = feed.phase_changed
-    return _Core(store, source, transport, broker, history, feed, reconciler, sink, fleet)
+    return _Core(
+        store, source, transport, broker, history, feed, reconciler, sink, fleet, state, recent
+    )
 
 
 def _endpoints(core: _Core, webhook_secret: bytes | None) -> Endpoints:
@@ -298,7 +322,10 @@ def _http_endpoint(
     listen."""
 
     def app(snapshots: Snapshots) -> web.Application:
-        page = LoopPageSource(
+        make = (
+            functools.partial(_ReadPageSource, core.recent) if core.state.blocks else LoopPageSource
+        )
+        page = make(
             core.reconciler,
             history=core.history,
             journal=core.store.journal,
@@ -389,9 +416,13 @@ async def _serve(
         await core.transport.aclose()
         core.source.close()
         last = core.operations()
-        if last is not None:
-            _store_last_records(last.outbox)
-        core.store.close()
+        # a store that blocks: in a thread, and given up (the log says so) if it hangs
+        try:
+            if last is not None:
+                await core.state(None, _store_last_records, last.outbox)
+            await core.state(None, core.store.close)
+        except StoreError as exc:
+            log.error("state: not closed cleanly: %s", exc)
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
@@ -421,12 +452,16 @@ def _operations(
     history: AuditHistory,
     *,
     cursor: str | None,
+    state: StateCalls,
+    recent: RecentRequests,
 ) -> Operations:
     """Requests, their actions, and the audit trail delivered as notes to the map repo;
     the processor's records are also its events (:class:`AuditedPhases`); ``cursor``:
-    where the requests' history was read up to (the store's)."""
+    where the requests' history was read up to (the store's). With a store that blocks,
+    the audit log is deferred and every call goes through ``state``, in a thread."""
     applied = AppliedRevision()
     outbox = RecordedAuditLog(store.outbox, clock=clock, history=history)
+    outbox.deferred = state.blocks
     processor = RequestProcessor(
         source=source,
         journal=store.journal,
@@ -442,6 +477,7 @@ def _operations(
         save_cursor=lambda sha: store.set_cursor(CURSOR_KEY, sha),
         applied_revision=lambda: applied.sha,
         clock=clock,
+        state=state,
     )
     return Operations(
         processor=processor,
@@ -453,7 +489,21 @@ def _operations(
         metrics=metrics,
         delivery_errors=(AuditError, GitSourceError),
         delivery=delivery,
+        state=state,
+        recent=recent,
     )
+
+
+class _ReadPageSource(LoopPageSource):
+    """The page's source when the store blocks: its requests view shows the newest
+    requests as last read in a thread (:class:`RecentRequests`), not a read on the loop."""
+
+    def __init__(self, recent: RecentRequests, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._recent = recent
+
+    def recent_requests(self, limit: int) -> Sequence[JournalEntry]:
+        return self._recent.recent(limit)
 
 
 def _readiness(reconciler: Reconciler, feed: EventFeed) -> str | None:

@@ -3,7 +3,8 @@
 :class:`StateStore` is the state directory's database: the last result of every check,
 meta values and cursors, and two parts with a protocol of their own, the request
 :class:`Journal` and the audit :class:`Outbox`. Nothing here names a database module:
-:mod:`reconciler.store.sqlite` is the implementation now, another (PostgreSQL) may follow.
+:mod:`reconciler.store.sqlite` is the embedded one, :mod:`reconciler.store.postgres` the
+one that replicas share; :mod:`reconciler.store.calls` is how the event loop calls either.
 
 Errors are the store's own. A write that fails for a while (disk full, I/O error, locked)
 is a :class:`~reconciler.store.writes.StateWriteError`, retried; any other failure of the
@@ -25,7 +26,16 @@ RequestState = Literal["denied", "running", "succeeded", "failed", "unknown"]
 CheckRow = tuple[Any, ...]
 """One check's stored status: map, component, check, host, state, state type, hard state,
 attempt, message, value, last run, duration, last hard change (wall-clock epochs), flapping
-(0/1) and the history as a list."""
+(0/1), the history as a list, and whether the host was reached on the check's last run
+(0/1: replicas show the hosts that others check from it)."""
+
+CHECK_COLUMNS = (
+    "map", "component", "check_name", "host", "state", "state_type", "hard_state", "attempt",
+    "message", "value", "last_run", "duration", "last_hard_change", "flapping", "history",
+    "reachable",
+)  # fmt: skip
+"""The ``check_status`` table's columns, in :data:`CheckRow`'s order (both stores)."""
+_HISTORY = CHECK_COLUMNS.index("history")
 
 CheckId = tuple[str, str, str, str]
 """A check row's key: map, component, check, host."""
@@ -198,6 +208,13 @@ class StateStore(Protocol):
         ...
 
     @property
+    def blocks(self) -> bool:
+        """Whether a call waits on the network (PostgreSQL): then code on the event loop
+        makes it through :class:`reconciler.store.calls.StateCalls`, in a thread; else
+        (SQLite) on the loop's thread, where the store's connections are used."""
+        ...
+
+    @property
     def journal(self) -> Journal: ...
 
     @property
@@ -232,6 +249,18 @@ class StateStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def encode_check_row(row: CheckRow) -> tuple[Any, ...]:
+    """A check row as a store writes it: the history as JSON text (both stores)."""
+    if len(row) != len(CHECK_COLUMNS):
+        raise ValueError(f"a check row has {len(CHECK_COLUMNS)} fields, not {len(row)}")
+    return (*row[:_HISTORY], json.dumps(row[_HISTORY]), *row[_HISTORY + 1 :])
+
+
+def decode_check_row(row: tuple[Any, ...]) -> CheckRow:
+    """A stored check row (in :data:`CHECK_COLUMNS`' order), its history a list again."""
+    return (*row[:_HISTORY], json.loads(str(row[_HISTORY])), *row[_HISTORY + 1 :])
 
 
 def journal_entry(row: tuple[Any, ...]) -> JournalEntry:

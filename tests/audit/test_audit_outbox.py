@@ -86,3 +86,38 @@ def test_a_closed_database_is_an_audit_error(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(AuditStoreError, match="cannot write an audit record"):
         append(log, SHA)
+
+
+def test_a_deferred_log_keeps_appends_in_order_until_a_flush_in_a_thread_stores_them(
+    tmp_path: Path,
+) -> None:
+    """The outbox of a store that blocks: an append on the loop only keeps the record (and
+    says so); a flush from another thread stores everything kept, chained in append order,
+    while appends go on meanwhile without waiting for it."""
+    store = SqliteStore(tmp_path / "state")
+    log = AuditLog(store.outbox, deferred=True)
+    told: list[int] = []
+    log.on_kept = lambda: told.append(log.unstored)
+    kept = [
+        log.append(action="revision.applied", actor="opsmap", target={"revision": str(n)},
+                   details={}, commit=SHA, revision=None)
+        for n in range(3)
+    ]  # fmt: skip
+    assert kept == [None, None, None]
+    assert told == [1, 2, 3]
+    assert log.all_records() == []  # nothing stored yet
+
+    async def flush_while_appending() -> int:
+        flushing = asyncio.create_task(asyncio.to_thread(log.flush))
+        log.append(action="revision.applied", actor="opsmap", target={"revision": "3"},
+                   details={}, commit=SHA, revision=None)  # fmt: skip
+        return await flushing + log.flush()
+
+    try:
+        assert asyncio.run(flush_while_appending()) == 4
+        records = log.all_records()
+        assert [r.target["revision"] for r in records] == ["0", "1", "2", "3"]
+        assert verify_chain(records) is None
+        assert log.unstored == 0
+    finally:
+        store.close()

@@ -41,6 +41,7 @@ from requests_e2e_support import (
     policy_yaml,
     settings_yaml,
 )
+from sshd import free_port
 
 from reconciler.audit import AuditRecord, verify_chain
 
@@ -412,3 +413,41 @@ def test_replicas_started_and_stopped_share_the_hosts_and_leave_none_unchecked(
     assert counter(metrics, "opsmap_replica_hosts", replica=a.id) == len(hosts)
     assert counter(metrics, "opsmap_replica_info", replica=a.id) == 1
     assert a.status()["fleet"]["hosts_by_replica"] == {a.id: len(hosts)}
+
+
+def test_every_replica_shows_a_host_another_replica_cannot_reach_as_unreachable(
+    make_world: WorldFactory, pg_cluster: Cluster
+) -> None:
+    world = make_world("rreach")
+    hosts = [f"{APP_HOST}-{i:02d}" for i in range(4)]
+    files = _fleet_files(world, hosts)
+    inventory = yaml.safe_load(str(files["inventory/fleet.yaml"]))
+    down = "down-01"  # nothing listens on its port: each check finds it unreachable
+    inventory["hosts"].append({"name": down, "address": "127.0.0.1", "port": free_port(),
+                               "labels": {"role": "app"}})  # fmt: skip
+    files["inventory/fleet.yaml"] = yaml.safe_dump(inventory, sort_keys=False)
+    world.clone.commit("fleet map", author=SAM, files=files)
+    head = world.push()
+    replicas = Replicas(world, pg_cluster.url(pg_cluster.database("rreach")))
+    a, b = replicas.start("a"), replicas.start("b")
+    replicas.wait_fleet(2)
+    replicas.wait_applied(head)
+
+    def shown(replica: Replica) -> dict[str, tuple[bool, str | None]] | None:
+        """Each host as ``replica`` shows it, once every host ran and the two agree."""
+        views = {h["name"]: (h["reachable"], h["checked_by"]) for h in replica.status()["hosts"]}
+        runs = _last_runs(world)
+        if set(runs) != {*hosts, down} or views.get(down, (True, None))[0]:
+            return None
+        return views
+
+    views = {r.name: wait_for(lambda r=r: shown(r), what=f"{down} unreachable on {r.name}\n"
+                              f"{replicas.tails()}", timeout=WAIT_S) for r in (a, b)}  # fmt: skip
+    owner = views["a"][down][1]
+    assert owner in {a.id, b.id}
+    other = b if owner == a.id else a
+    assert views[other.name][down] == (False, owner)  # from the owner's rows, not its own run
+    for view in views.values():
+        assert all(view[h][0] for h in hosts)  # the others were reached
+    metrics = other.opsmap.metrics()
+    assert counter(metrics, "opsmap_host_reachable", host=down) == 0

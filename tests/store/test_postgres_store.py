@@ -85,10 +85,16 @@ def test_a_database_at_an_older_version_is_migrated_in_order_keeping_its_rows(
         conn.execute("UPDATE schema_version SET version = 1")
         conn.execute("INSERT INTO meta VALUES ('kept', '\"yes\"')")
         conn.execute("UPDATE owner SET term = 7")
+        conn.execute("INSERT INTO check_status VALUES ('m', 'c', 'k', 'h', 0, 'hard', 0, 1,"
+                     " 'ok', NULL, 100, 0.1, 90, 0, '[0]')")  # fmt: skip
     store = PostgresStore(pg_url)
     try:
         assert store.get_meta() == {"kept": "yes"}
         assert store.term == 8
+        # a row from before reachability was kept reads as reached
+        assert store.load_check_rows() == [
+            ("m", "c", "k", "h", 0, "hard", 0, 1, "ok", None, 100.0, 0.1, 90.0, 0, [0], 1)
+        ]
     finally:
         store.close()
     assert _tables(pg_url) == TABLES

@@ -97,7 +97,7 @@ def store(opened: Opened) -> StateStore:
 
 def _row(check: str, host: str = "h1", *, state: int | None = 0) -> CheckRow:
     return ("m", "api", check, host, state, "HARD", state, 1, "ok", 1.5, 100.0, 0.2, 90.0, 0,
-            [0, 0, 1])  # fmt: skip
+            [0, 0, 1], 0 if state == 2 else 1)  # fmt: skip
 
 
 # -- checks ----------------------------------------------------------------------------

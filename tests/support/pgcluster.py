@@ -15,8 +15,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -91,6 +94,34 @@ class Cluster:
         if (self.data / "postmaster.pid").exists():
             self._run(str(BIN / "pg_ctl"), "--pgdata", str(self.data), "--mode", "fast",
                       "--wait", "stop")  # fmt: skip
+
+    def pids(self) -> list[int]:
+        """The postmaster and every process it started (backends, checkpointer, WAL
+        writer…): stopping the postmaster alone leaves its backends answering."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        found = [postmaster]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+            if int(fields[1]) == postmaster:  # the parent's pid, after state
+                found.append(int(stat.parent.name))
+        return found
+
+    @contextmanager
+    def paused(self) -> Iterator[list[int]]:
+        """The whole cluster stopped (SIGSTOP to each of its processes: a database that
+        hangs, its sockets open and its kernel acknowledging), then continued (SIGCONT)."""
+        pids = self.pids()
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield pids
+        finally:
+            for pid in pids:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def close(self) -> None:
         try:

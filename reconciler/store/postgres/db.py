@@ -1,13 +1,16 @@
 """The connections to the state database, their timeouts, and what a failure of one means.
 
-:class:`Database` owns a :class:`psycopg_pool.ConnectionPool` (thread-safe: the check rows
-are written from a worker thread, the rest on the event loop's thread). Every wait is
-bounded: connecting (``connect_timeout``), a connection from the pool
+:class:`Database` owns a :class:`psycopg_pool.ConnectionPool` (thread-safe: every call
+comes from a worker thread, :mod:`reconciler.store.calls`, never from the event loop).
+Every wait is bounded: connecting (``connect_timeout``), a connection from the pool
 (:data:`POOL_WAIT_S`), a statement (``statement_timeout``), a lock (``lock_timeout``), a
 dead peer (``tcp_user_timeout`` and keepalives). While the database cannot be reached,
 calls fail at once for :data:`FAIL_FAST_S` after a failure, and past that wait only
 :data:`DOWN_WAIT_S` for the connection the pool makes in the background, so that the
-loop's thread is held for milliseconds, not seconds, while the database is away.
+threads waiting on it are few and soon free while the database is away. A database that
+hangs (stopped: no statement timeout fires, the kernel still acknowledges) holds a thread
+until it answers: the loop gives up awaiting it first
+(:data:`reconciler.store.calls.CALL_TIMEOUT_S`).
 
 A write goes through :meth:`Database.write`: one transaction, fenced by the store's term
 when asked (:mod:`reconciler.store.postgres.owner`). It fails as

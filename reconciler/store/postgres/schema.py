@@ -82,6 +82,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )""",
         "INSERT INTO leader_lease VALUES (1, 0, '', 'epoch')",
     ),
+    # 2 -> 3: whether each check's host was reached on its last run, so that every replica
+    # shows the hosts the others check as they found them (old rows: reached).
+    ("ALTER TABLE check_status ADD COLUMN reachable integer NOT NULL DEFAULT 1",),
 )
 """For each version ``i``, the statements that take a database at ``i`` to ``i + 1``."""
 

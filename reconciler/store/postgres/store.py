@@ -7,10 +7,11 @@ process at a time, a term that fences its writes), checks and migrates its schem
 sees a connection. Tables and behaviour are SQLite's (:mod:`reconciler.store.sqlite`):
 the contract tests run against both.
 
-The protocol is synchronous and called from the event loop's thread (the check rows from
-a worker thread): every call is one bounded round trip or two, and while the database
-cannot be reached, calls fail at once rather than wait (see
-:mod:`~reconciler.store.postgres.db`). Writes that fail are
+The protocol is synchronous; every call is a round trip or two, so it is made from a
+worker thread, never on the event loop (:attr:`PostgresStore.blocks`: the callers go
+through :class:`reconciler.store.calls.StateCalls`, the check rows through the
+reconciler's own thread); while the database cannot be reached, calls fail at once rather
+than wait (see :mod:`~reconciler.store.postgres.db`). Writes that fail are
 :class:`~reconciler.store.writes.StateWriteError`, retried by their callers, as with
 SQLite. The URL's password is never shown: errors and logs name the masked URL.
 """
@@ -32,19 +33,21 @@ from reconciler.store.postgres.owner import Owner
 from reconciler.store.postgres.replicas import LEASE_S, Replicas
 from reconciler.store.postgres.schema import SCHEMA_VERSION
 from reconciler.store.postgres.url import masked
-from reconciler.store.protocol import CheckId, CheckRow, StateError, StoreError
+from reconciler.store.protocol import (
+    CHECK_COLUMNS,
+    CheckId,
+    CheckRow,
+    StateError,
+    StoreError,
+    decode_check_row,
+    encode_check_row,
+)
 from reconciler.store.writes import StateWrites
 
 log = logging.getLogger(__name__)
 
-_UPDATED_COLUMNS = (
-    "state", "state_type", "hard_state", "attempt", "message", "value", "last_run",
-    "duration", "last_hard_change", "flapping", "history",
-)  # fmt: skip
-_CHECK_COLUMNS = (
-    "map, component, check_name, host, state, state_type, hard_state, attempt, message,"
-    " value, last_run, duration, last_hard_change, flapping, history"
-)
+_UPDATED_COLUMNS = CHECK_COLUMNS[4:]
+_CHECK_COLUMNS = ", ".join(CHECK_COLUMNS)
 
 
 class PostgresStore:
@@ -115,6 +118,12 @@ class PostgresStore:
         return self._writes
 
     @property
+    def blocks(self) -> bool:
+        """True: every call is a round trip, made from a worker thread
+        (:class:`reconciler.store.calls.StateCalls`), never on the event loop."""
+        return True
+
+    @property
     def journal(self) -> PostgresJournal:
         return self._journal
 
@@ -137,7 +146,7 @@ class PostgresStore:
             cur.execute("CREATE TEMPORARY TABLE changed_checks (LIKE check_status) ON COMMIT DROP")
             with cur.copy(f"COPY changed_checks ({_CHECK_COLUMNS}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row((*row[:-1], json.dumps(row[-1])))
+                    copy.write_row(encode_check_row(row))
             updates = ", ".join(f"{c} = excluded.{c}" for c in _UPDATED_COLUMNS)
             cur.execute(
                 f"INSERT INTO check_status ({_CHECK_COLUMNS})"  # noqa: S608 - our column names
@@ -185,7 +194,7 @@ class PostgresStore:
     def load_check_rows(self) -> list[CheckRow]:
         with self._db.read("read check statuses") as cur:
             rows = cur.execute(f"SELECT {_CHECK_COLUMNS} FROM check_status").fetchall()  # noqa: S608
-        return [(*row[:-1], json.loads(str(row[-1]))) for row in rows]
+        return [decode_check_row(row) for row in rows]
 
     def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
         """Replace the stored statuses with ``rows`` (from a worker thread: the pool is
@@ -195,4 +204,4 @@ class PostgresStore:
             cur.execute("DELETE FROM check_status")
             with cur.copy(f"COPY check_status ({_CHECK_COLUMNS}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row((*row[:-1], json.dumps(row[-1])))
+                    copy.write_row(encode_check_row(row))

@@ -15,10 +15,11 @@ Connect = Callable[..., sqlite3.Connection]
 
 APPLICATION_ID = 0x4F70734D
 """``PRAGMA application_id`` of OpsMap's database ("OpsM"): tells it from another program's."""
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """``PRAGMA user_version`` of the schema below. Version 1 (the first release) set no
 application_id and created the journal and audit tables lazily; version 3 keeps each
-request's identities (who asked and approved, verified or claimed) in the journal."""
+request's identities (who asked and approved, verified or claimed) in the journal;
+version 4 whether each check's host was reached on its last run (as PostgreSQL's)."""
 
 _TABLES_NOW = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -26,7 +27,7 @@ _TABLES_NOW = (
     map TEXT NOT NULL, component TEXT NOT NULL, check_name TEXT NOT NULL, host TEXT NOT NULL,
     state INTEGER, state_type TEXT NOT NULL, hard_state INTEGER, attempt INTEGER NOT NULL,
     message TEXT NOT NULL, value REAL, last_run REAL, duration REAL, last_hard_change REAL,
-    flapping INTEGER NOT NULL, history TEXT NOT NULL,
+    flapping INTEGER NOT NULL, history TEXT NOT NULL, reachable INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (map, component, check_name, host)
 )""",
     # the request journal (reconciler.store.sqlite.journal)
@@ -76,11 +77,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # Version 2 kept no identities: old rows get NULL (shown as not recorded).
     2: ("ALTER TABLE requests ADD COLUMN identity TEXT",),
+    # Version 3 kept no reachability: old rows read as reached (as before, by default).
+    3: ("ALTER TABLE check_status ADD COLUMN reachable INTEGER NOT NULL DEFAULT 1",),
 }
 """For each version, the statements that take a database of that version to the next."""
 
 _TABLES = frozenset({"meta", "check_status", "requests", "audit_records"})
-"""The tables of a database at SCHEMA_VERSION; versions 1 and 2 had the same (1: the last two
+"""The tables of a database at SCHEMA_VERSION; versions 1 to 3 had the same (1: the last two
 lazily)."""
 
 

@@ -25,13 +25,22 @@ from pathlib import Path
 
 from reconciler.clock import Clock, RealClock
 from reconciler.store import statedir
-from reconciler.store.protocol import CheckId, CheckRow, StateError
+from reconciler.store.protocol import (
+    CHECK_COLUMNS,
+    CheckId,
+    CheckRow,
+    StateError,
+    decode_check_row,
+    encode_check_row,
+)
 from reconciler.store.sqlite.journal import SqliteJournal
 from reconciler.store.sqlite.outbox import SqliteOutbox
 from reconciler.store.sqlite.schema import Connect, connect_full, open_database
 from reconciler.store.writes import StateWrites
 
-_INSERT_CHECK = "INSERT INTO check_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = ", ".join(CHECK_COLUMNS)
+_MARKS = ", ".join("?" for _ in CHECK_COLUMNS)
+_INSERT_CHECK = f"INSERT INTO check_status ({_COLUMNS}) VALUES ({_MARKS})"  # noqa: S608
 
 
 class SqliteStore:
@@ -80,6 +89,11 @@ class SqliteStore:
         return self._writes
 
     @property
+    def blocks(self) -> bool:
+        """False: a local file, on connections kept for the loop's thread (but the rows')."""
+        return False
+
+    @property
     def journal(self) -> SqliteJournal:
         return self._journal
 
@@ -124,16 +138,14 @@ class SqliteStore:
         self.set_meta({name: sha}, what="cursor")
 
     def load_check_rows(self) -> list[CheckRow]:
-        return [
-            (*row[:-1], json.loads(row[-1]))
-            for row in self._db.execute("SELECT * FROM check_status")
-        ]
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM check_status")  # noqa: S608
+        return [decode_check_row(row) for row in rows]
 
     def update_check_rows(self, rows: Sequence[CheckRow], *, removed: Sequence[CheckId]) -> None:
         """As :meth:`write_check_rows`, on the same connection of its own."""
         with self._rows_lock, self._writes.guard("checks"):
             db = self._rows_connection()
-            encoded = [(*row[:-1], json.dumps(row[-1])) for row in rows]
+            encoded = [encode_check_row(row) for row in rows]
             with db:
                 db.executemany(
                     "DELETE FROM check_status"
@@ -154,7 +166,7 @@ class SqliteStore:
         a time, so a write on the loop meanwhile waits for this one transaction at most)."""
         with self._rows_lock, self._writes.guard("checks"):
             db = self._rows_connection()
-            encoded = [(*row[:-1], json.dumps(row[-1])) for row in rows]
+            encoded = [encode_check_row(row) for row in rows]
             with db:
                 db.execute("DELETE FROM check_status")
                 db.executemany(_INSERT_CHECK, encoded)
