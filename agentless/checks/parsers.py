@@ -236,8 +236,6 @@ def parse_tcp(config: TcpConfig, result: CommandResult) -> CheckOutcome:
 
 _STAT = re.compile(r"^(\d+) \((.*)\) (\S)")
 _CMDLINE_HEADER = re.compile(r"\n?==> (\d+)/cmdline <==\n")
-#: The start of ``head -v -c 32 -- /proc/[0-9]*/stat``: a header line, then "pid (comm".
-_HEAD_STAT = re.compile(r"==> /proc/\d+/stat <==\n\d+ \(")
 _DEAD_STATES = frozenset("ZXx")
 _PROBE_COMMS = frozenset({"sh", "dash", "bash", "timeout"})
 
@@ -267,29 +265,16 @@ def _matches(name: str, comm: str | None, argv0: str | None) -> bool:
     return len(name) > COMM_LEN and comm == name[:COMM_LEN] and argv0 is None
 
 
-def _count_comm(stdout: str, name: str) -> int | None:
-    """Live processes whose comm is ``name`` in "pid (comm) state" lines (None: no lines).
-
-    A substring scan rather than a parse of every line: the listing holds every process
-    of the host, the match only a few. In ``head -v``'s listing a record counts only
-    under the header of its own pid, so a process cannot forge records by putting a
-    newline in its name (15 characters hold no header and a record together).
-    """
-    headed = _HEAD_STAT.match(stdout) is not None
-    if not headed and _STAT.match(stdout) is None:
-        return None
-    needle = f" ({name}) "
-    count, at = 0, stdout.find(needle)
-    while at >= 0:
-        line_start = stdout.rfind("\n", 0, at) + 1
-        pid = stdout[line_start:at]
-        state = stdout[at + len(needle) : at + len(needle) + 1]
-        if pid.isdigit() and state and state not in _DEAD_STATES:
-            header = f"==> /proc/{pid}/stat <==\n"
-            if not headed or stdout.endswith(header, 0, line_start):
-                count += 1
-        at = stdout.find(needle, at + len(needle))
-    return count
+def _count_pids(config: ProcessConfig, result: CommandResult) -> CheckOutcome:
+    """The host's ``sed`` printed ``@proc`` once it read a stat file, then one pid per
+    match; after a read error (status 4) it ran again, and its second listing counts."""
+    lines = result.stdout.splitlines()
+    if "@rc 127" in lines:
+        return CheckOutcome(UNKNOWN, "cannot list processes: no sed on host")
+    if "@proc" not in lines or result.exit_status == 4:
+        return _failed("listing /proc", result)
+    last = len(lines) - lines[::-1].index("@proc")
+    return _process_outcome(config, sum(1 for line in lines[last:] if line.isdigit()))
 
 
 def _process_outcome(config: ProcessConfig, count: int) -> CheckOutcome:
@@ -303,12 +288,10 @@ def _process_outcome(config: ProcessConfig, count: int) -> CheckOutcome:
 
 
 def parse_process(config: ProcessConfig, result: CommandResult) -> CheckOutcome:
-    """The listing tool may exit 1 when a process ends while it reads: the listing still counts."""
+    """The listing tool may exit non-zero when a process ends while it reads: the listing
+    still counts."""
     if not result.stdout.startswith("@self "):
-        count = _count_comm(result.stdout, config.name)
-        if count is None:
-            return _failed("listing /proc", result)
-        return _process_outcome(config, count)
+        return _count_pids(config, result)
     if "@end" not in result.stdout:
         return _failed("listing /proc", result)
     comm, argv0, own = _process_names(result.stdout)
