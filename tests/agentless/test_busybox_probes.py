@@ -7,6 +7,7 @@ applets, and its output goes through the same parser as over SSH.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from named_processes import named
 
 from agentless.checks.config import (
     CommandConfig,
@@ -26,7 +28,7 @@ from agentless.checks.config import (
     TcpConfig,
 )
 from agentless.checks.parsers import parse
-from agentless.checks.probes import probe_command
+from agentless.checks.probes import probe_command, process_command
 from agentless.result import CheckOutcome, CheckState, CommandResult, HostName
 from agentless.transport import is_remote_timeout, remote_command
 
@@ -99,6 +101,31 @@ def test_process_count_with_busybox_head(applets: Path) -> None:
     assert running.value is not None
     assert running.value >= 1
     assert missing.state is CheckState.CRITICAL, missing
+
+
+def test_process_name_is_matched_exactly_by_busybox_sed(applets: Path) -> None:
+    """busybox's regex reads the escaped name literally too, and the stat lines that a
+    comm with a newline forges do not count there either."""
+    t = secrets.token_hex(2)
+    real = f"{t}.*[a]\\/b"
+    forged = [f"x\n1 ({t}", f"{t}) S 1 2\nz", f"\n1 ({t}) S 1 \n"]
+    with named(real, f"{t}x[a]\\/b", f"{t}.*a/b", *forged) as [pid, *_]:
+        result = run_busybox(applets, process_command(ProcessConfig(name=real)))
+        assert result.stdout.startswith("@proc\n"), result
+        assert [line for line in result.stdout.splitlines() if line.isdigit()] == [str(pid)]
+        assert check(applets, ProcessConfig(name=t, min_count=0)).value == 0.0
+        with named(t):
+            assert check(applets, ProcessConfig(name=t)).value == 1.0
+
+
+def test_process_without_sed_is_unknown(tmp_path: Path) -> None:
+    assert BUSYBOX is not None
+    for applet in APPLETS:
+        if applet != "sed":
+            (tmp_path / applet).symlink_to(BUSYBOX)
+    outcome = check(tmp_path, ProcessConfig(name="sleep"))
+    assert outcome.state is CheckState.UNKNOWN, outcome
+    assert outcome.message == "cannot list processes: no sed on host"
 
 
 def test_thresholds_with_busybox(applets: Path) -> None:

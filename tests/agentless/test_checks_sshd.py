@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import secrets
+import shlex
 import socket
 import threading
 from collections.abc import Iterator
@@ -205,6 +206,28 @@ def test_process_that_runs_then_stops(sshd_fleet: Fleet, host: Host) -> None:
             await transport.aclose()
 
     asyncio.run(scenario())
+
+
+def test_process_name_with_regex_characters_over_ssh(sshd_fleet: Fleet, host: Host) -> None:
+    """The name reaches the host's sed as a literal, through the kept shell's quoting."""
+    token = secrets.token_hex(2)
+    name, decoy = f"o.{token}*[x]'", f"oo{token}x"
+    for program in (name, decoy):
+        (sshd_fleet.workdir / program).symlink_to("/bin/sleep")
+    check = target(host, "process", ProcessConfig(name=name, max_count=1))
+    programs = [shlex.quote(str(sshd_fleet.workdir / p)) for p in (name, decoy)]
+
+    async def scenario() -> list[CheckRun]:
+        transport = transport_for(sshd_fleet)
+        try:
+            for program in programs:
+                await transport.run(host, f"{program} 5 >/dev/null 2>&1 &", timeout=10)
+            return await run_checks([check], transport=transport)
+        finally:
+            await transport.aclose()
+
+    [run_] = asyncio.run(scenario())
+    assert (run_.outcome.state, run_.outcome.value) == (OK, 1.0), run_
 
 
 def test_process_name_longer_than_comm(sshd_fleet: Fleet, host: Host) -> None:
