@@ -24,16 +24,18 @@ Only what a plain Linux host has is used: ``sh``, ``/proc``, coreutils (``cut``,
   exactly the name, so only the matches cross the wire; :func:`_comm_filter` says why a
   newline in a 15-character name cannot forge a record. It replaced a ``head -v -c 32``
   listing of every process that the client scanned (17.5% of the reconciler's CPU in
-  the 1,000-host benchmark). Measured here over a real sshd, per check, old then new:
-  with ~3,000 processes, 170 KB returned instead of 0.1 KB, client 5.0 ms instead of
-  1.1 ms, target (sshd and all below it) 51 ms instead of 60 ms; with ~300 processes,
-  18 KB instead of 21 bytes, client 0.77 ms instead of 0.56 ms, target 5.1 ms instead of
-  6.0 ms. The target pays for ``sed`` reading each file to its end (one more ``read``)
-  and for GNU sed's libraries (0.3 ms a start): the CPU moves from the one reconciler to
-  the many hosts. When the name could be one of the probe's own programs (``sh``,
-  ``sed``...), the probe lists every process with ``cut`` and its own pids so that they
-  are not counted; for names longer than the kernel's 15-character ``comm``, ``head -v``
-  adds the start of each ``cmdline``.
+  the 1,000-host benchmark). It returns 6 bytes and a line per match where that listing
+  returned 18 KB with ~300 processes and 170 KB with ~3,000. Measured here over a real
+  sshd (this shared 2-core machine, 100-200 checks each), new then old: with ~3,000
+  processes, 1.1 ms of client CPU per check instead of 5.0 ms (run and parse), 60 ms of
+  CPU on the target (sshd and all below it) instead of 51 ms; with ~300 processes,
+  client 0.56 ms instead of 0.77 ms, target 6.0 ms instead of 5.1 ms. The target pays
+  for ``sed`` reading each file to its end (one more ``read`` each) and for GNU sed's
+  libraries (0.3 ms a start): the CPU moves from the one reconciler to the many hosts.
+  When the name could be one of the probe's own programs (``sh``, ``sed``...), the
+  probe lists every process with ``cut`` and its own pids so that they are not counted;
+  for names longer than the kernel's 15-character ``comm``, ``head -v`` adds the start
+  of each ``cmdline``.
 - ``native:memory``, ``tcp`` and ``process`` are :class:`~agentless.transport.Inline`:
   sh builtins, programs that only read ``/proc`` (``sed``), or one program
   under its own ``timeout``, which an SSH shell channel runs without starting a shell
@@ -44,7 +46,7 @@ Only what a plain Linux host has is used: ``sh``, ``/proc``, coreutils (``cut``,
 Probes print raw observations with ``@``-prefixed section markers; the pure parsers in
 :mod:`agentless.checks.parsers` turn them into a :class:`~agentless.result.CheckOutcome`.
 Every value from a check's config that reaches shell text goes through :func:`_arg`, the
-one place where quoting happens.
+one place where quoting happens (a process name is first made a regex by :func:`_bre`).
 """
 
 from __future__ import annotations
@@ -209,7 +211,7 @@ def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
 #: A line with fewer than 16 characters of numbers and spaces at its end: more than a comm
 #: holds (15), fewer than the fields of a record after its comm and state (40 or more).
 #: (Anchored with ``.*``: glibc's regex runs this in one pass, the bare ``[-0-9 ]\{16\}$``
-#: retried from every position, 30 µs a line.)
+#: retried from every position: 30 µs a matching line.)
 _SHORT_TAIL = "^.*[^-0-9 ].\\{0,15\\}$"
 
 

@@ -196,6 +196,15 @@ def test_a_comm_with_a_newline_or_parenthesis_cannot_forge_a_count(forged: str) 
             assert count(t) == 1.0
 
 
+def test_a_name_with_a_nul_matches_nothing_and_keeps_the_shell_text_whole() -> None:
+    """No comm holds a NUL, and shell text cannot carry one."""
+    config = ProcessConfig(name="sleep\0x", min_count=0)
+    assert "\0" not in probe_command(config, timeout_s=10)
+    with named("sleep"):
+        outcome = check_local(config)
+    assert (outcome.state, outcome.value) == (CheckState.OK, 0.0), outcome
+
+
 def test_zombies_do_not_count() -> None:
     t = tag()
     with named(t, then="exit") as [zombie], named(t):
