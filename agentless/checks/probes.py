@@ -226,11 +226,12 @@ def _comm_filter(name: str) -> str:
     ``-s`` to number lines per file):
 
     - after the state, it holds only numbers and spaces, at least 16 of them (a record
-      has 40 fields or more there);
+      has 40 fields or more there). A line that is not the last of its file cannot: it
+      holds at most 14 characters of comm (15 minus a newline), after ``pid (`` on a
+      first line. (A kernel worker's stat shows a longer name, its workqueue's, which
+      the kernel gives and which holds no newline.)
     - it is the first line of its file: line 1, or a line after one that ends in 16
-      numbers and spaces. Every file ends so, and no other line does: a line that does
-      not end a file holds at most 14 characters of comm (15 minus a newline), after
-      ``pid (`` on a first line; for the same reason the first line is the whole file.
+      numbers and spaces, which for the same reason only the last line of a file does.
 
     In such a line the ``)`` before the state is the last one, so the comm is exactly
     ``name``, and the pid is the file's: no process counts twice, or under a name it does
