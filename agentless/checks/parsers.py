@@ -238,6 +238,8 @@ _STAT = re.compile(r"^(\d+) \((.*)\) (\S)")
 _CMDLINE_HEADER = re.compile(r"\n?==> (\d+)/cmdline <==\n")
 _DEAD_STATES = frozenset("ZXx")
 _PROBE_COMMS = frozenset({"sh", "dash", "bash", "timeout"})
+#: The process probe's status lines: head's, in the stream, and sed's, after it.
+_STATUS_OF = {"@head": "head", "@rc": "sed"}
 
 
 def _process_names(stdout: str) -> tuple[dict[int, str], dict[int, str], set[int]]:
@@ -266,20 +268,29 @@ def _matches(name: str, comm: str | None, argv0: str | None) -> bool:
 
 
 def _count_pids(config: ProcessConfig, result: CommandResult) -> CheckOutcome:
-    """The host's ``sed`` printed ``@proc`` once it read a stat file, then one pid per
-    match; after a read error (status 4) it ran again, and its second listing counts.
+    """The host's ``sed`` printed ``@proc`` at head's first header, one pid per match,
+    then head's status (``@head``, the last line); ``@rc`` after them is sed's.
 
-    Filtering on the host leaves the client a few lines: 0.016 ms per check here, where
-    scanning the whole listing of a host with ~3,200 processes took 1.3 ms (and receiving
-    its 180 KB more than that).
+    head's status 1 (a process ended during the listing, so its stat did not open or
+    read) still counts the others. Filtering on the host leaves the client a few
+    lines: 0.016 ms per check here, where scanning the whole listing of a host with
+    ~3,200 processes took 1.3 ms (and receiving its 180 KB more than that).
     """
     lines = result.stdout.splitlines()
-    if "@rc 127" in lines:
+    last = lines[-1] if lines else ""
+    if last == "@rc 127":
         return CheckOutcome(UNKNOWN, "cannot list processes: no sed on host")
-    if "@proc" not in lines or result.exit_status == 4:
-        return _failed("listing /proc", result)
-    last = len(lines) - lines[::-1].index("@proc")
-    return _process_outcome(config, sum(1 for line in lines[last:] if line.isdigit()))
+    if last == "@head 127":
+        return CheckOutcome(UNKNOWN, "cannot list processes: no head on host")
+    if lines[:1] != ["@proc"] or last not in ("@head 0", "@head 1"):
+        program, _, status = last.partition(" ")
+        detail = _first_line(result.stderr) or (
+            f"{_STATUS_OF[program]} exit status {status}"
+            if program in _STATUS_OF
+            else "no status from head"
+        )
+        return CheckOutcome(UNKNOWN, f"listing /proc failed: {detail}")
+    return _process_outcome(config, sum(1 for line in lines[1:-1] if line.isdigit()))
 
 
 def _process_outcome(config: ProcessConfig, count: int) -> CheckOutcome:

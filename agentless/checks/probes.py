@@ -19,27 +19,36 @@ Only what a plain Linux host has is used: ``sh``, ``/proc``, coreutils (``cut``,
   the LISTEN sockets, read with the ``read`` builtin (a system call per byte: the last
   resort); any other address is UNKNOWN. A loopback check on a host without ``sed``
   is UNKNOWN and says to use ``method: connect``.
-- ``process``: one ``sed`` over every ``/proc/<pid>/stat`` ("pid (comm) state ...")
-  prints the pid of each live process (zombies and dead ones do not count) whose comm is
-  exactly the name, so only the matches cross the wire; :func:`_comm_filter` says why a
-  newline in a 15-character name cannot forge a record. It replaced a ``head -v -c 32``
-  listing of every process that the client scanned (17.5% of the reconciler's CPU in
-  the 1,000-host benchmark). It returns 6 bytes and a line per match where that listing
-  returned 18 KB with ~300 processes and 170 KB with ~3,000. Measured here over a real
-  sshd (this shared 2-core machine, 100-200 checks each), new then old: with ~3,000
-  processes, 1.1 ms of client CPU per check instead of 5.0 ms (run and parse), 60 ms of
-  CPU on the target (sshd and all below it) instead of 51 ms; with ~300 processes,
-  client 0.56 ms instead of 0.77 ms, target 6.0 ms instead of 5.1 ms. The target pays
-  for ``sed`` reading each file to its end (one more ``read`` each) and for GNU sed's
-  libraries (0.3 ms a start): the CPU moves from the one reconciler to the many hosts.
-  When the name could be one of the probe's own programs (``sh``, ``sed``...), the
-  probe lists every process with ``cut`` and its own pids so that they are not counted;
-  for names longer than the kernel's 15-character ``comm``, ``head -v`` adds the start
-  of each ``cmdline``.
+- ``process``: ``head -v -c 32`` reads the start of every ``/proc/<pid>/stat`` ("pid
+  (comm) state ...", one ``read`` each) and one ``sed`` keeps the pid of each live
+  process (zombies and dead ones do not count) whose comm is exactly the name, so only
+  the matches cross the wire (23 bytes instead of 170 KB at ~3,000 processes);
+  :func:`_comm_filter` says why no comm can forge a record. Three designs, measured
+  here (a PID namespace holding ~300 or ~3,000 processes, one real sshd, 8 interleaved
+  rounds of 30-60 checks, medians of runs; target is sshd and all below it)::
+
+      CPU per check, ms                ~300 processes      ~3,000 processes
+                                       target   client     target   client
+      head alone, the client scans     4.7      0.78       47       5.2
+      one sed over the files           5.7      0.57       53       0.93
+      head | sed (this one)            7.7      0.60       49-51    0.82-0.87
+
+  (shell only: 5.5, 6.9, 7.9 ms at ~300; 48, 55, 55 ms at ~3,000; runs vary by 10-20%
+  on this shared machine.) ``head | sed`` pays one process more than ``head`` alone
+  (GNU sed's start, with its four libraries, ~1.5 ms here, and the group's fork): the
+  most at ~300 processes, where a lone ``sed`` is 2 ms cheaper. It is kept for the
+  hosts where the check costs most, where it is the cheaper of the two filters (a lone
+  ``sed`` reads each whole file, and to its end: one more ``read`` each), and for its
+  failures: a process that ends during the listing costs head one file, where GNU sed
+  stopped at the failed read (status 4) and the whole listing had to be run again. The
+  reconciler's saving is the same either way. When the name could be one of the
+  probe's own programs (``sh``, ``sed``...), the probe lists every process with ``cut``
+  and its own pids so that they are not counted; for names longer than the kernel's
+  15-character ``comm``, ``head -v`` adds the start of each ``cmdline``.
 - ``native:memory``, ``tcp`` and ``process`` are :class:`~agentless.transport.Inline`:
-  sh builtins, programs that only read ``/proc`` (``sed``), or one program
-  under its own ``timeout``, which an SSH shell channel runs without starting a shell
-  or a ``timeout`` of its own. Measured on the benchmark
+  sh builtins, programs that only read ``/proc`` (``head``) or the output of one
+  (``sed``), or one program under its own ``timeout``, which an SSH shell channel runs
+  without starting a shell or a ``timeout`` of its own. Measured on the benchmark
   machine: memory 0.07 ms of CPU on the target instead of 2.2 ms (``timeout`` + ``cat``),
   tcp ~2.5 ms instead of 5.9 ms (``timeout`` + ``sh`` before ``timeout`` + ``bash``).
 
@@ -208,65 +217,68 @@ def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
     return Inline(_listen_table(config))
 
 
-#: A line with fewer than 16 characters of numbers and spaces at its end: more than a comm
-#: holds (15), fewer than the fields of a record after its comm and state (40 or more).
-#: (Anchored with ``.*``: glibc's regex runs this in one pass, the bare ``[-0-9 ]\{16\}$``
-#: retried from every position: 30 µs a matching line.)
-_SHORT_TAIL = "^.*[^-0-9 ].\\{0,15\\}$"
+#: The first line of a stat file that ``head -c`` keeps: long enough to hold the end of
+#: any record's comm and its state ("pid (comm) S " is at most 7 + 2 + 15 + 4 = 28 bytes).
+_STAT_HEAD = 32
 
 
 def _comm_filter(name: str) -> str:
-    """The ``sed -n`` script that prints ``@proc`` once, then the pid of each live process
-    whose comm is exactly ``name``.
+    """The ``sed -n`` script that reads ``head -v -c 32``'s listing of the stat files and
+    prints ``@proc`` at its first header, then the pid of each live process whose comm is
+    exactly ``name``, then head's ``@head`` status line (the last line).
 
-    sed reads every stat file as one stream of lines, and a comm may hold newlines, so a
-    process could print what looks like another record: comm ``"x\\n1 (sshd"`` makes the
-    line ``1 (sshd) S 1 ...`` after its own ``900 (x``. A line counts only when it is a
-    whole record, which the script tells from the text alone (busybox's sed has no
-    ``-s`` to number lines per file):
+    A comm may hold newlines and parentheses, so a process could print what looks like
+    another record: comm ``"x\\n1 (sshd"`` makes the line ``1 (sshd) S ...`` after its own
+    ``900 (x``. A record counts only when all of these hold, which no such text can meet:
 
-    - after the state, it holds only numbers and spaces, at least 16 of them (a record
-      has 40 fields or more there). A line that is not the last of its file cannot: it
-      holds at most 14 characters of comm (15 minus a newline), after ``pid (`` on a
-      first line. (A kernel worker's stat shows a longer name, its workqueue's, which
-      the kernel gives and which holds no newline.)
-    - it is the first line of its file: line 1, or a line after one that ends in 16
-      numbers and spaces, which for the same reason only the last line of a file does.
+    - it is the one line after a header (``N`` joins the two; every other line is
+      dropped). A header (``==> /proc/PID/stat <==``, 20 characters or more, no ``)``)
+      cannot be forged: a line of a comm holds at most 13 characters of it, and a line
+      that goes on past the comm holds its ``)``.
+    - it is exactly 32 characters, all of head's bytes of the file: the first 32 bytes
+      of a stat file hold no newline (a comm's 15 bytes end by byte 24), so a comm with
+      a newline shortens it. It begins with the header's pid (a backreference, tried
+      last and only on a match: the line after a header is its file's first anyway).
+    - after ``(name) S `` with a live state (not ``Z``, ``X``, ``x``: the old parser's
+      dead states) it holds only numbers, spaces and ``-``, as every record's next
+      fields do. The record's own ``)`` (the last) lies within the 32 bytes, so the
+      matched one is it: a comm ``"sshd) R 1 2"`` does not count as ``sshd`` (the
+      former client-side scan of the same listing looked only at the text after
+      ``(sshd) `` and counted it).
 
-    In such a line the ``)`` before the state is the last one, so the comm is exactly
-    ``name``, and the pid is the file's: no process counts twice, or under a name it does
-    not have. A line that is not a match fails the first test at the name, and is only
-    kept in the hold space (``h``) to be the previous line of the next.
+    This holds for comms of at most 15 bytes and pids of at most 7 digits (the
+    kernel's ``TASK_COMM_LEN`` and ``PID_MAX_LIMIT``). The longer name a kernel worker
+    shows (its workqueue's) is the kernel's text and is never a 15-character ``name``
+    followed by ``) S``. The line after the last file is head's status, printed by the
+    probe; only the last line of the stream is let through as one.
     """
-    record = f"^[0-9]* ({_bre(name)}) [^ZXx] "
+    record = f"[0-9]* ({_bre(name)}) [^ZXx] [-0-9 ]*$"
     return (
+        "/^==> \\/proc\\/[0-9]*\\/stat <==$/!{${/^@head [0-9]*$/p;};d;}\n"
         "1{x;s/^/@proc/p;x;}\n"
-        f"/{record}/!{{h;d;}}\n"
-        f"/{record}.*[^-0-9 ]/{{h;d;}}\n"
-        f"/{_SHORT_TAIL}/{{h;d;}}\n"
-        "x\n"
-        f"1!{{/{_SHORT_TAIL}/d;}}\n"
-        "x\n"
-        "h\n"
-        "s/ .*//p"
+        "$!N\n"
+        f"/\\n{record}/!d\n"
+        f"/\\n.\\{{{_STAT_HEAD}\\}}$/!d\n"
+        "s/^==> \\/proc\\/\\([0-9]*\\)\\/stat <==\\n\\1 .*/\\1/p"
     )
 
 
 def process_command(config: ProcessConfig) -> str:
-    """Live processes named ``config.name``, filtered on the host (see :func:`_comm_filter`).
+    """Live processes named ``config.name``: ``head`` reads 32 bytes of each stat file and
+    ``sed`` keeps the matches (see :func:`_comm_filter`).
 
-    GNU sed stops with status 4 when a file it opened fails to read (the process ended and
-    was reaped in between): it is run once more, so that a process ending does not fail
-    the check (its output follows a second ``@proc``). A file that vanished before it was
-    opened is only reported (status 2, busybox 1); busybox reads a failed read as the
-    end of the file. ``@rc`` tells a missing sed (127) from a failed listing.
+    In dash a pipeline's status is its last command's, so head's own status is printed
+    into the stream (``@head``): 127 says it is missing, 1 that a file failed to open or
+    read (a process ended during the listing: head says so and reads the others on),
+    and the listing still counts. ``@rc`` after the pipeline carries sed's status (127:
+    no sed). No ``@proc`` means head listed no stat file at all (no /proc).
     """
     if len(config.name) <= COMM_LEN and config.name not in PROBE_PROGRAMS:
-        # One program reading only /proc, which cannot block: no `timeout` process needed.
-        sed = 'LC_ALL=C sed -n "$s" /proc/[0-9]*/stat </dev/null'
+        # Programs reading only /proc, or stdin from one: no `timeout` process needed.
         return Inline(
-            f"s={_arg(_comm_filter(config.name))}\n"
-            f'{sed} || case $? in 4) {sed};; *) echo "@rc $?";; esac'
+            f"{{ LC_ALL=C head -v -c {_STAT_HEAD} -- /proc/[0-9]*/stat </dev/null; "
+            "printf '\\n@head %s\\n' $?; } | "
+            f'LC_ALL=C sed -n {_arg(_comm_filter(config.name))} || echo "@rc $?"'
         )
     lines = [
         'echo "@self $$ $PPID"',

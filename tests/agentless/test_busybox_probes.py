@@ -108,7 +108,7 @@ def test_process_name_is_matched_exactly_by_busybox_sed(applets: Path) -> None:
     comm with a newline forges do not count there either."""
     t = secrets.token_hex(2)
     real = f"{t}.*[a]\\/b"
-    forged = [f"x\n1 ({t}", f"{t}) S 1 2\nz", f"\n1 ({t}) S 1 \n"]
+    forged = [f"x\n1 ({t}", f"{t}) S 1 2\nz", f"{t}) S 1 2 3 4", f"\n1 ({t}) S 1 \n"]
     with named(real, f"{t}x[a]\\/b", f"{t}.*a/b", *forged) as [pid, *_]:
         result = run_busybox(applets, process_command(ProcessConfig(name=real)))
         assert result.stdout.startswith("@proc\n"), result
@@ -118,14 +118,46 @@ def test_process_name_is_matched_exactly_by_busybox_sed(applets: Path) -> None:
             assert check(applets, ProcessConfig(name=t)).value == 1.0
 
 
-def test_process_without_sed_is_unknown(tmp_path: Path) -> None:
+@pytest.mark.parametrize("missing", ["sed", "head"])
+def test_process_without_sed_or_head_is_unknown(tmp_path: Path, missing: str) -> None:
     assert BUSYBOX is not None
     for applet in APPLETS:
-        if applet != "sed":
+        if applet != missing:
             (tmp_path / applet).symlink_to(BUSYBOX)
     outcome = check(tmp_path, ProcessConfig(name="sleep"))
     assert outcome.state is CheckState.UNKNOWN, outcome
-    assert outcome.message == "cannot list processes: no sed on host"
+    assert outcome.message == f"cannot list processes: no {missing} on host"
+
+
+STRACE = shutil.which("strace")
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+@pytest.mark.parametrize(("call", "error"), [("read", "ESRCH"), ("openat", "ENOENT")])
+def test_a_process_ending_during_busybox_heads_listing(
+    applets: Path, tmp_path: Path, call: str, error: str
+) -> None:
+    """busybox's head, failed by strace on one stat file (as when that process ends),
+    says so, goes on and exits 1: the others count."""
+    t = secrets.token_hex(3)
+    config = ProcessConfig(name=t)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for applet in APPLETS:
+        if applet != "head":
+            (bin_dir / applet).symlink_to(applets / applet)
+    with named(t, t) as [ending, other]:
+        (bin_dir / "head").write_text(
+            f"#!{applets / 'sh'}\n"
+            f"exec {STRACE} -qq -o /dev/null -P /proc/{ending}/stat -e trace={call} "
+            f'-e inject={call}:error={error}:when=1 {BUSYBOX} head "$@"\n'
+        )
+        (bin_dir / "head").chmod(0o755)
+        result = run_busybox(bin_dir, process_command(config))
+    assert f"/proc/{ending}/stat" in result.stderr, result
+    assert result.stdout.endswith(f"\n{other}\n@head 1\n"), result
+    outcome = parse(config, result)
+    assert (outcome.state, outcome.value) == (CheckState.OK, 1.0), outcome
 
 
 def test_thresholds_with_busybox(applets: Path) -> None:

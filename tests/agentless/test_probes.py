@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from agentless.checks.config import (
     TcpConfig,
 )
 from agentless.checks.parsers import parse
-from agentless.checks.probes import probe_command
+from agentless.checks.probes import probe_command, process_command
 from agentless.inventory import Host
 from agentless.local import LocalTransport
 from agentless.result import CheckOutcome, CheckState, CommandResult, HostName
@@ -56,7 +57,8 @@ def test_a_program_reading_only_proc_runs_unwrapped() -> None:
     text = probe_command(ProcessConfig(name="sshd"), timeout_s=10)
     assert isinstance(text, Inline)
     assert "timeout" not in remote_command(text, timeout=10)
-    assert text.count("sed -n") == text.count("/proc/[0-9]*/stat </dev/null") == 2
+    assert text.startswith("{ LC_ALL=C head -v -c 32 -- /proc/[0-9]*/stat </dev/null; ")
+    assert text.count(" | LC_ALL=C sed -n '") == 1
 
 
 def test_text_built_from_inline_is_wrapped_again() -> None:
@@ -182,8 +184,11 @@ def test_process_name_is_matched_exactly(name: str, decoys: list[str]) -> None:
         "x\n1 ({t}) S",  # a record after the process's own first line
         "x\n1 ({t}",  # the process's real fields end the forged record
         "{t}) S 1 2\nz",  # the first line, cut by a newline, looks whole
+        "{t}) S 1\n",  # the same, ending in the newline
         "{t}) S 1 2 3 4",  # no newline: the real ")" comes after the forged one
+        "{t}) R 123456",  # the same, a full 15-byte comm
         "\n1 ({t}) S 1 \n",  # a middle line of its own
+        "\n==> /proc/1/st",  # the start of a header after its own first line
     ],
 )
 def test_a_comm_with_a_newline_or_parenthesis_cannot_forge_a_count(forged: str) -> None:
@@ -241,53 +246,125 @@ def test_a_check_for_sed_does_not_count_the_probe() -> None:
         sed.communicate(timeout=10)
 
 
-def test_process_without_sed_is_unknown() -> None:
-    outcome = check_local(ProcessConfig(name="sshd"), path="/nonexistent")
+def _only(tmp_path: Path, *programs: str) -> str:
+    """A PATH with only ``programs`` (the real ones) in it."""
+    for program in programs:
+        real = shutil.which(program)
+        assert real is not None, program
+        (tmp_path / program).symlink_to(real)
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize(("present", "missing"), [("head", "sed"), ("sed", "head")])
+def test_process_without_sed_or_head_is_unknown(tmp_path: Path, present: str, missing: str) -> None:
+    outcome = check_local(ProcessConfig(name="sshd"), path=_only(tmp_path, present))
     assert outcome.state is CheckState.UNKNOWN, outcome
-    assert outcome.message == "cannot list processes: no sed on host"
+    assert outcome.message == f"cannot list processes: no {missing} on host"
+
+
+def test_a_listing_without_any_stat_file_is_unknown(tmp_path: Path) -> None:
+    """As with no /proc mounted: a real head whose glob matched nothing prints no header,
+    and no header is no listing, not "0 processes"."""
+    real = shutil.which("head")
+    _only(tmp_path, "sed")
+    (tmp_path / "head").write_text(
+        f"#!/bin/sh\nexec {real} -v -c 32 -- /nonexistent/proc/[0-9]*/stat </dev/null\n"
+    )
+    (tmp_path / "head").chmod(0o755)
+    outcome = check_local(ProcessConfig(name="sshd", min_count=0), path=str(tmp_path))
+    assert outcome.state is CheckState.UNKNOWN, outcome
+    assert outcome.message.startswith("listing /proc failed: "), outcome
+    assert "cannot open '/nonexistent/proc/[0-9]*/stat'" in outcome.message, outcome
 
 
 STRACE = shutil.which("strace")
-SED = shutil.which("sed")
+HEAD = shutil.which("head")
 
-#: A ``sed`` first in PATH that runs the real one, under strace the first time only.
-_FAULT_ONCE = """#!/bin/sh
-if mkdir "$0.ran" 2>/dev/null; then
-  exec {strace} -qq -o /dev/null -P {stat} -e trace={call} -e inject={call}:error={error}:when=1 \\
-    {sed} "$@"
-fi
-exec {sed} "$@"
+#: A ``head`` first in PATH that runs the real one under strace, failing one call on one file.
+_FAULT = """#!/bin/sh
+exec {strace} -qq -o /dev/null -P {stat} -e trace={call} -e inject={call}:error={error}:when=1 \\
+  {head} "$@"
 """
 
 
-@pytest.mark.skipif(STRACE is None or SED is None, reason="strace is not installed")
+@pytest.mark.skipif(STRACE is None or HEAD is None, reason="strace is not installed")
 @pytest.mark.parametrize(
-    ("call", "error", "counted"),
+    ("call", "error"),
     [
-        # Reaped between sed's open and its read: GNU sed stops (status 4), the probe
-        # runs it again, and the second listing (which reads the file) counts.
-        ("read", "ESRCH", 2.0),
-        # Gone before sed opened it: sed says so and goes on; that process is not there.
-        ("openat", "ENOENT", 1.0),
+        ("read", "ESRCH"),  # reaped between head's open and its read
+        ("openat", "ENOENT"),  # gone before head opened it
     ],
 )
 def test_a_process_ending_during_the_listing_does_not_fail_the_check(
-    tmp_path: Path, call: str, error: str, counted: float
+    tmp_path: Path, call: str, error: str
 ) -> None:
-    """strace makes the kernel fail the first sed's read (or open) of one process's
-    stat file, as when that process ends at that moment: the real probe still counts."""
+    """strace makes the kernel fail head's read (or open) of one process's stat file, as
+    when that process ends at that moment: head says so, exits 1 and lists the others,
+    and the real probe counts them."""
     t = tag()
     config = ProcessConfig(name=t, min_count=1)
-    with named(t, t) as [ending, _]:
-        wrapper = tmp_path / "sed"
+    with named(t, t) as [ending, other]:
+        wrapper = tmp_path / "head"
         wrapper.write_text(
-            _FAULT_ONCE.format(
-                strace=STRACE, sed=SED, stat=f"/proc/{ending}/stat", call=call, error=error
+            _FAULT.format(
+                strace=STRACE, head=HEAD, stat=f"/proc/{ending}/stat", call=call, error=error
             )
         )
         wrapper.chmod(0o755)
         result = run_local(config, path=f"{tmp_path}:/usr/bin:/bin")
     assert f"/proc/{ending}/stat" in result.stderr, result
+    assert result.stdout.endswith(f"\n{other}\n@head 1\n"), result
     outcome = parse(config, result)
-    assert outcome.state is CheckState.OK, outcome
-    assert outcome.value == counted, outcome
+    assert (outcome.state, outcome.value) == (CheckState.OK, 1.0), outcome
+
+
+#: The seds the filter is run by: GNU's, and busybox's where it is installed.
+SEDS = [["sed"]] + ([[BUSYBOX, "sed"]] if (BUSYBOX := shutil.which("busybox")) else [])
+
+
+def _stream(
+    name: str,
+    *,
+    header: str | None = "5",
+    pid: str = "5",
+    state: str = "S",
+    size: int = 32,
+    gap: str = "",
+) -> str:
+    """head's listing of one stat file, ``size`` bytes of a record after its header."""
+    record = f"{pid} ({name}) {state} " + "1 6 6 0 -1 4194560 0 0 0 0 0 0 0 0 0 0"
+    return ("" if header is None else f"==> /proc/{header}/stat <==\n") + gap + record[:size]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"pid": "6"},  # another pid than the header's
+        {"size": 33},  # more than head's 32 bytes
+        {"size": 31},  # fewer: cut by a newline
+        {"state": "Z"},  # a zombie
+        {"gap": "\n"},  # not the first line after the header
+        {"header": None},  # no header
+    ],
+)
+@pytest.mark.parametrize("sed", SEDS)
+def test_the_filter_counts_only_a_headed_whole_record(
+    sed: list[str], changes: dict[str, str]
+) -> None:
+    """The sed script itself (GNU's and busybox's), on streams no head prints, each
+    breaking one guard (a whole record of head's 32 bytes counts); the stream's last
+    line is its status."""
+    t = tag()
+    script = process_command(ProcessConfig(name=t)).split(" | LC_ALL=C sed -n ")[1]
+    script = shlex.split(script.split(" || ")[0])[0]
+    for text, printed in ((_stream(t), "5\n"), (_stream(t, **changes), "")):  # type: ignore[arg-type]
+        filtered = subprocess.run(
+            [*sed, "-n", script],
+            input=f"{text}\n@head 0\n",
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"},
+        )
+        out = filtered.stdout
+        assert out.removeprefix("@proc\n") == f"{printed}@head 0\n", (sed, text, out)
