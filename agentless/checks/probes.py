@@ -34,9 +34,10 @@ Only what a plain Linux host has is used: ``sh``, ``/proc``, coreutils (``cut``,
       head | sed (this one)            7.7      0.60       49-51    0.82-0.87
 
   (shell only: 5.5, 6.9, 7.9 ms at ~300; 48, 55, 55 ms at ~3,000; runs vary by 10-20%
-  on this shared machine.) ``head | sed`` pays one process more than ``head`` alone
-  (GNU sed's start, with its four libraries, ~1.5 ms here, and the group's fork): the
-  most at ~300 processes, where a lone ``sed`` is 2 ms cheaper. It is kept for the
+  on this shared machine.) ``head | sed`` pays for one process more than ``head`` alone
+  (GNU sed's start, with its four libraries, and the group's fork; the filtering itself
+  took 1 ms of sed's CPU over a 3,000-file listing): that weighs most at ~300
+  processes, where a lone ``sed`` is 2 ms cheaper. It is kept for the
   hosts where the check costs most, where it is the cheaper of the two filters (a lone
   ``sed`` reads each whole file, and to its end: one more ``read`` each), and for its
   failures: a process that ends during the listing costs head one file, where GNU sed
