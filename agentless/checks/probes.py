@@ -20,24 +20,29 @@ Only what a plain Linux host has is used: ``sh``, ``/proc``, coreutils (``cut``,
   resort); any other address is UNKNOWN. A loopback check on a host without ``sed``
   is UNKNOWN and says to use ``method: connect``.
 - ``process``: ``head -v -c 32`` reads the start of every ``/proc/<pid>/stat`` ("pid
-  (comm) state ...", one ``read`` each) and one ``sed`` keeps the pid of each live
-  process (zombies and dead ones do not count) whose comm is exactly the name, so only
-  the matches cross the wire (23 bytes instead of 170 KB at ~3,000 processes);
-  :func:`_comm_filter` says why no comm can forge a record. Three designs, measured
-  here (a PID namespace holding ~300 or ~3,000 processes, one real sshd, 8 interleaved
-  rounds of 30-60 checks, medians of runs; target is sshd and all below it)::
+  (comm) state ...", one ``read`` each). On a host with fewer than
+  :data:`PROCESS_FILTER_MIN` processes (counted by the shell, with builtins) the whole
+  listing is sent and the client counts the name; from there on one ``sed`` keeps the
+  pid of each live process (zombies and dead ones do not count) whose comm is exactly
+  the name, so only the matches cross the wire (23 bytes instead of 170 KB at ~3,000
+  processes). The two count alike, and no comm can forge a record for either
+  (:func:`_comm_filter`, :func:`~agentless.checks.parsers._count_comm`). Three designs,
+  measured here (a PID namespace holding ~300 or ~3,000 processes, one real sshd, 8
+  interleaved rounds of 30-60 checks, medians of runs; target is sshd and all below
+  it)::
 
       CPU per check, ms                ~300 processes      ~3,000 processes
                                        target   client     target   client
       head alone, the client scans     4.7      0.78       47       5.2
       one sed over the files           5.7      0.57       53       0.93
-      head | sed (this one)            7.7      0.60       49-51    0.82-0.87
+      head | sed (from the threshold)  7.7      0.60       49-51    0.82-0.87
 
   (shell only: 5.5, 6.9, 7.9 ms at ~300; 48, 55, 55 ms at ~3,000; runs vary by 10-20%
   on this shared machine.) ``head | sed`` pays for one process more than ``head`` alone
   (GNU sed's start, with its four libraries, and the group's fork; the filtering itself
-  took 1 ms of sed's CPU over a 3,000-file listing): that weighs most at ~300
-  processes, where a lone ``sed`` is 2 ms cheaper. It is kept for the
+  took 1 ms of sed's CPU over a 3,000-file listing): +60% of the host's CPU at ~300
+  processes to save the client 0.2 ms, which an agentless tool does not ask of a
+  production host, hence ``head`` alone there. It is kept for the
   hosts where the check costs most, where it is the cheaper of the two filters (a lone
   ``sed`` reads each whole file, and to its end: one more ``read`` each), and for its
   failures: a process that ends during the listing costs head one file, where GNU sed
@@ -244,8 +249,8 @@ def _comm_filter(name: str) -> str:
       dead states) it holds only numbers, spaces and ``-``, as every record's next
       fields do. The record's own ``)`` (the last) lies within the 32 bytes, so the
       matched one is it: a comm ``"sshd) R 1 2"`` does not count as ``sshd`` (the
-      former client-side scan of the same listing looked only at the text after
-      ``(sshd) `` and counted it).
+      client's scan of the whole listing, which once looked only at the text after
+      ``(sshd) `` and counted it, now holds a record to the same two tests).
 
     This holds for comms of at most 15 bytes and pids of at most 7 digits (the
     kernel's ``TASK_COMM_LEN`` and ``PID_MAX_LIMIT``). The longer name a kernel worker
@@ -264,22 +269,61 @@ def _comm_filter(name: str) -> str:
     )
 
 
-def process_command(config: ProcessConfig) -> str:
-    """Live processes named ``config.name``: ``head`` reads 32 bytes of each stat file and
-    ``sed`` keeps the matches (see :func:`_comm_filter`).
+#: Processes from which the host filters its listing (``head | sed``); below it the whole
+#: listing (``head`` alone) is sent and the client counts. From the figures in the module
+#: docstring (measured at ~300 and ~3,000 only; in between is interpolated): the filter
+#: costs the host about the same 2-4 ms per check whatever the count (sed's start and a
+#: fork: +3 ms at ~300, +2-4 at ~3,000), while sending the whole listing costs the client
+#: ~0.0015 ms per process ((5.2 - 0.85) ms over ~3,000), so the client's saving grows
+#: with the host: 0.2 ms at ~300 (for +60% of the host's CPU), ~2 ms at 1,500 (for ~12%
+#: of a ~24 ms check), 4.4 ms at ~3,000 (for 4-8%, within the runs' 10-20% spread). CPU
+#: for CPU the two meet at ~1,800-2,100 processes; the threshold is set below that
+#: because the client's milliseconds are shared by the whole fleet (one reconciler for
+#: thousands of hosts: they bound how many it serves) and so are its received bytes
+#: (~85 KB per check at 1,500), where the host's are its own and a small share there.
+PROCESS_FILTER_MIN = 1500
 
-    In dash a pipeline's status is its last command's, so head's own status is printed
-    into the stream (``@head``): 127 says it is missing, 1 that a file failed to open or
-    read (a process ended during the listing: head says so and reads the others on),
-    and the listing still counts. ``@rc`` after the pipeline carries sed's status (127:
-    no sed). No ``@proc`` means head listed no stat file at all (no /proc).
+#: The kept shell's function that lists the stat files it is given (its own positional
+#: parameters: the caller's, the kept shell's, are the shell's again when it returns).
+_LISTER = "opsmap_ps"
+
+
+def process_command(config: ProcessConfig, *, filter_min: int | None = None) -> str:
+    """Live processes named ``config.name``, by one of two listings chosen on the host by
+    how many stat files there are (``filter_min``, default :data:`PROCESS_FILTER_MIN`).
+
+    The shell expands ``/proc/[0-9]*/stat`` once, as the arguments of a function
+    (:data:`_LISTER`), and counts them with ``$#`` and ``[`` (builtins: no process). The
+    function, not ``set --``: the Inline frame runs in the kept shell itself, whose
+    positional parameters ``set --`` would replace for every later command of the
+    channel (and keep a few thousand words alive); a function's arguments are its own and
+    the shell's come back when it returns. What stays is the function's definition,
+    redefined by every check; a map's command runs in its own ``sh -c``, which does not
+    see it. The first line is the path taken, printed by ``echo`` before anything
+    is listed, so no process name can forge it:
+
+    - ``@all`` (fewer than ``filter_min``): ``head -v -c 32`` of every file, counted by
+      the client (:func:`~agentless.checks.parsers._count_comm`). head's status is the
+      frame's: 1 when a process ended during the listing (it says so on stderr and lists
+      the others), which still counts. No ``/proc``: the unexpanded glob is one
+      argument, head fails on it and lists nothing.
+    - ``@filtered``: head's listing goes through one ``sed`` that keeps the matching
+      pids (:func:`_comm_filter`). In dash a pipeline's status is its last command's, so
+      head's own status is printed into the stream (``@head``): 127 says it is missing,
+      1 that a file failed to open or read, and the listing still counts. ``@rc`` after
+      the pipeline carries sed's status (127: no sed). No ``@proc`` means head listed no
+      stat file at all.
     """
     if len(config.name) <= COMM_LEN and config.name not in PROBE_PROGRAMS:
+        least = PROCESS_FILTER_MIN if filter_min is None else filter_min
+        head = f'LC_ALL=C head -v -c {_STAT_HEAD} -- "$@" </dev/null'
         # Programs reading only /proc, or stdin from one: no `timeout` process needed.
         return Inline(
-            f"{{ LC_ALL=C head -v -c {_STAT_HEAD} -- /proc/[0-9]*/stat </dev/null; "
-            "printf '\\n@head %s\\n' $?; } | "
-            f'LC_ALL=C sed -n {_arg(_comm_filter(config.name))} || echo "@rc $?"'
+            f"{_LISTER}() {{\n"
+            f"if [ $# -lt {int(least)} ]; then echo @all; {head}\n"
+            f"else echo @filtered; {{ {head}; printf '\\n@head %s\\n' $?; }} | "
+            f'LC_ALL=C sed -n {_arg(_comm_filter(config.name))} || echo "@rc $?"\n'
+            f"fi\n}}\n{_LISTER} /proc/[0-9]*/stat"
         )
     lines = [
         'echo "@self $$ $PPID"',

@@ -22,7 +22,7 @@ from agentless.checks.config import (
     TcpConfig,
 )
 from agentless.checks.parsers import parse
-from agentless.checks.probes import probe_command, process_command
+from agentless.checks.probes import PROCESS_FILTER_MIN, probe_command, process_command
 from agentless.inventory import Host
 from agentless.local import LocalTransport
 from agentless.result import CheckOutcome, CheckState, CommandResult, HostName
@@ -57,8 +57,22 @@ def test_a_program_reading_only_proc_runs_unwrapped() -> None:
     text = probe_command(ProcessConfig(name="sshd"), timeout_s=10)
     assert isinstance(text, Inline)
     assert "timeout" not in remote_command(text, timeout=10)
-    assert text.startswith("{ LC_ALL=C head -v -c 32 -- /proc/[0-9]*/stat </dev/null; ")
+    assert text.startswith("opsmap_ps() {\n")
+    assert text.endswith("\nopsmap_ps /proc/[0-9]*/stat")
+    assert text.count('LC_ALL=C head -v -c 32 -- "$@" </dev/null') == 2
     assert text.count(" | LC_ALL=C sed -n '") == 1
+
+
+def test_the_listing_leaves_the_kept_shells_positional_parameters_alone() -> None:
+    """The frame runs in the kept shell: the stat files are the function's arguments, and
+    the shell's own are the same after it, for the commands that follow."""
+    for least in (0, 1 << 30):
+        text = process_command(ProcessConfig(name="sshd"), filter_min=least)
+        frame = f'set -- a "b c"; {remote_command(text, timeout=10)}; echo; echo "@after $# $2"'
+        done = subprocess.run(
+            ["sh", "-c", frame], capture_output=True, text=True, check=False, timeout=30
+        )
+        assert done.stdout.endswith("\n@after 2 b c\n"), done
 
 
 def test_text_built_from_inline_is_wrapped_again() -> None:
@@ -126,23 +140,58 @@ def test_tcp_socket_table_without_sed_asks_for_connect() -> None:
     )
 
 
-def run_local(config: ProcessConfig, *, path: str | None = None) -> CommandResult:
-    """The real probe, run by the local transport."""
-    command = probe_command(config, timeout_s=10)
+def run_local(
+    config: ProcessConfig, *, path: str | None = None, least: int | None = None
+) -> CommandResult:
+    """The real probe, run by the local transport (``least``: its ``filter_min``)."""
+    command = process_command(config, filter_min=least)
     if path is not None:
         command = f"PATH={path}\n{command}"
     return asyncio.run(LocalTransport().run(LOCAL, command, timeout=10))
 
 
-def check_local(config: ProcessConfig, *, path: str | None = None) -> CheckOutcome:
+def check_local(
+    config: ProcessConfig, *, path: str | None = None, least: int | None = None
+) -> CheckOutcome:
     """The real probe's outcome, from the real parser."""
-    return parse(config, run_local(config, path=path))
+    return parse(config, run_local(config, path=path, least=least))
 
 
-def count(name: str) -> float | None:
-    outcome = check_local(ProcessConfig(name=name, min_count=0))
+def count(name: str, least: int | None = None) -> float | None:
+    outcome = check_local(ProcessConfig(name=name, min_count=0), least=least)
     assert outcome.state is CheckState.OK, outcome
     return outcome.value
+
+
+#: ``filter_min`` for each listing: 0 filters on the host whatever the count, 2**30 never.
+FILTERED, ALL = 0, 1 << 30
+
+
+@pytest.fixture(params=[FILTERED, ALL], ids=["filtered", "all"])
+def least(request: pytest.FixtureRequest) -> int:
+    """Each real-process test runs both listings."""
+    return int(request.param)
+
+
+def _stat_files() -> int:
+    return sum(1 for entry in Path("/proc").iterdir() if entry.name.isdigit())
+
+
+def test_the_path_follows_the_number_of_processes() -> None:
+    """The host counts its stat files: below the threshold they are listed whole, at or
+    above it the host filters (its first line says which ran), on this machine's own
+    count and on thresholds either side of it."""
+    first = {
+        least: run_local(ProcessConfig(name="sshd", min_count=0), least=least).stdout
+        for least in (None, 1, _stat_files() + 1000)
+    }
+    assert first[1].startswith("@filtered\n@proc\n"), first[1][:200]
+    assert first[_stat_files() + 1000].startswith("@all\n==> /proc/"), first
+    processes = _stat_files()
+    if abs(processes - PROCESS_FILTER_MIN) < 200:
+        pytest.skip(f"{processes} processes: too near the threshold to say which runs")
+    path = "@all\n==> /proc/" if processes < PROCESS_FILTER_MIN else "@filtered\n@proc\n"
+    assert first[None].startswith(path), (processes, first[None][:200])
 
 
 def tag() -> str:
@@ -165,17 +214,21 @@ def tag() -> str:
         ("{t}", ["{t}x", "x{t}", "{t} "]),
     ],
 )
-def test_process_name_is_matched_exactly(name: str, decoys: list[str]) -> None:
+def test_process_name_is_matched_exactly(name: str, decoys: list[str], least: int) -> None:
     """Regex and shell metacharacters in a name are literal; a prefix, a suffix or one
     more space is another name."""
     t = tag()
     real = name.format(t=t)
     with named(real, *(decoy.format(t=t) for decoy in decoys)) as [pid, *_]:
-        result = run_local(ProcessConfig(name=real))
-        assert result.stdout.startswith("@proc\n"), result
-        assert [line for line in result.stdout.splitlines() if line.isdigit()] == [str(pid)]
-        assert count(real) == 1.0
-    assert count(real) == 0.0
+        result = run_local(ProcessConfig(name=real), least=least)
+        if least == FILTERED:
+            assert result.stdout.startswith("@filtered\n@proc\n"), result
+            assert [line for line in result.stdout.splitlines() if line.isdigit()] == [str(pid)]
+        else:
+            assert result.stdout.startswith("@all\n==> /proc/"), result
+            assert f"==> /proc/{pid}/stat <==\n{pid} ({real}) S " in result.stdout
+        assert count(real, least) == 1.0
+    assert count(real, least) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -191,26 +244,26 @@ def test_process_name_is_matched_exactly(name: str, decoys: list[str]) -> None:
         "\n==> /proc/1/st",  # the start of a header after its own first line
     ],
 )
-def test_a_comm_with_a_newline_or_parenthesis_cannot_forge_a_count(forged: str) -> None:
+def test_a_comm_with_a_newline_or_parenthesis_cannot_forge_a_count(forged: str, least: int) -> None:
     """A real process renames itself so that the stat listing holds what looks like a
     live record for the name: it counts neither on its own nor next to a real one."""
     t = secrets.token_hex(2)
     with named(forged.format(t=t)):
-        assert count(t) == 0.0
+        assert count(t, least) == 0.0
         with named(t):
-            assert count(t) == 1.0
+            assert count(t, least) == 1.0
 
 
-def test_a_name_with_a_nul_matches_nothing_and_keeps_the_shell_text_whole() -> None:
+def test_a_name_with_a_nul_matches_nothing_and_keeps_the_shell_text_whole(least: int) -> None:
     """No comm holds a NUL, and shell text cannot carry one."""
     config = ProcessConfig(name="sleep\0x", min_count=0)
     assert "\0" not in probe_command(config, timeout_s=10)
     with named("sleep"):
-        outcome = check_local(config)
+        outcome = check_local(config, least=least)
     assert (outcome.state, outcome.value) == (CheckState.OK, 0.0), outcome
 
 
-def test_zombies_do_not_count() -> None:
+def test_zombies_do_not_count(least: int) -> None:
     t = tag()
     with named(t, then="exit") as [zombie], named(t):
         stat = Path(f"/proc/{zombie}/stat")
@@ -219,16 +272,16 @@ def test_zombies_do_not_count() -> None:
                 break
             subprocess.run(["sleep", "0.05"], check=True)
         assert stat.read_text().startswith(f"{zombie} ({t}) Z ")
-        assert count(t) == 1.0
+        assert count(t, least) == 1.0
 
 
-def test_min_and_max_count_bounds() -> None:
+def test_min_and_max_count_bounds(least: int) -> None:
     t = tag()
     with named(t, t):
         outcomes = [
-            check_local(ProcessConfig(name=t, min_count=2, max_count=2)),
-            check_local(ProcessConfig(name=t, min_count=3)),
-            check_local(ProcessConfig(name=t, max_count=1)),
+            check_local(ProcessConfig(name=t, min_count=2, max_count=2), least=least),
+            check_local(ProcessConfig(name=t, min_count=3), least=least),
+            check_local(ProcessConfig(name=t, max_count=1), least=least),
         ]
     assert [o.state for o in outcomes] == [CheckState.OK, CheckState.CRITICAL, CheckState.CRITICAL]
     assert outcomes[1].message == f"2 processes named {t!r} (min 3)"
@@ -257,12 +310,25 @@ def _only(tmp_path: Path, *programs: str) -> str:
 
 @pytest.mark.parametrize(("present", "missing"), [("head", "sed"), ("sed", "head")])
 def test_process_without_sed_or_head_is_unknown(tmp_path: Path, present: str, missing: str) -> None:
-    outcome = check_local(ProcessConfig(name="sshd"), path=_only(tmp_path, present))
+    """The filtered listing needs both."""
+    path = _only(tmp_path, present)
+    outcome = check_local(ProcessConfig(name="sshd"), path=path, least=FILTERED)
     assert outcome.state is CheckState.UNKNOWN, outcome
     assert outcome.message == f"cannot list processes: no {missing} on host"
 
 
-def test_a_listing_without_any_stat_file_is_unknown(tmp_path: Path) -> None:
+def test_the_whole_listing_needs_head_and_not_sed(tmp_path: Path) -> None:
+    t = tag()
+    with named(t):
+        counted = check_local(ProcessConfig(name=t), path=_only(tmp_path, "head"), least=ALL)
+    assert (counted.state, counted.value) == (CheckState.OK, 1.0), counted
+    outcome = check_local(ProcessConfig(name=t), path=str(tmp_path / "none"), least=ALL)
+    assert outcome.state is CheckState.UNKNOWN, outcome
+    assert outcome.message.startswith("listing /proc failed: "), outcome
+    assert "head: not found" in outcome.message, outcome
+
+
+def test_a_listing_without_any_stat_file_is_unknown(tmp_path: Path, least: int) -> None:
     """As with no /proc mounted: a real head whose glob matched nothing prints no header,
     and no header is no listing, not "0 processes"."""
     real = shutil.which("head")
@@ -271,7 +337,7 @@ def test_a_listing_without_any_stat_file_is_unknown(tmp_path: Path) -> None:
         f"#!/bin/sh\nexec {real} -v -c 32 -- /nonexistent/proc/[0-9]*/stat </dev/null\n"
     )
     (tmp_path / "head").chmod(0o755)
-    outcome = check_local(ProcessConfig(name="sshd", min_count=0), path=str(tmp_path))
+    outcome = check_local(ProcessConfig(name="sshd", min_count=0), path=str(tmp_path), least=least)
     assert outcome.state is CheckState.UNKNOWN, outcome
     assert outcome.message.startswith("listing /proc failed: "), outcome
     assert "cannot open '/nonexistent/proc/[0-9]*/stat'" in outcome.message, outcome
@@ -296,7 +362,7 @@ exec {strace} -qq -o /dev/null -P {stat} -e trace={call} -e inject={call}:error=
     ],
 )
 def test_a_process_ending_during_the_listing_does_not_fail_the_check(
-    tmp_path: Path, call: str, error: str
+    tmp_path: Path, call: str, error: str, least: int
 ) -> None:
     """strace makes the kernel fail head's read (or open) of one process's stat file, as
     when that process ends at that moment: head says so, exits 1 and lists the others,
@@ -311,9 +377,13 @@ def test_a_process_ending_during_the_listing_does_not_fail_the_check(
             )
         )
         wrapper.chmod(0o755)
-        result = run_local(config, path=f"{tmp_path}:/usr/bin:/bin")
+        result = run_local(config, path=f"{tmp_path}:/usr/bin:/bin", least=least)
     assert f"/proc/{ending}/stat" in result.stderr, result
-    assert result.stdout.endswith(f"\n{other}\n@head 1\n"), result
+    if least == FILTERED:
+        assert result.stdout.endswith(f"\n{other}\n@head 1\n"), result
+    else:
+        assert result.exit_status == 1, result
+        assert f"==> /proc/{other}/stat <==\n{other} ({t}) S " in result.stdout, result
     outcome = parse(config, result)
     assert (outcome.state, outcome.value) == (CheckState.OK, 1.0), outcome
 
@@ -355,7 +425,8 @@ def test_the_filter_counts_only_a_headed_whole_record(
     breaking one guard (a whole record of head's 32 bytes counts); the stream's last
     line is its status."""
     t = tag()
-    script = process_command(ProcessConfig(name=t)).split(" | LC_ALL=C sed -n ")[1]
+    probe = process_command(ProcessConfig(name=t), filter_min=FILTERED)
+    script = probe.split(" | LC_ALL=C sed -n ")[1]
     script = shlex.split(script.split(" || ")[0])[0]
     for text, printed in ((_stream(t), "5\n"), (_stream(t, **changes), "")):  # type: ignore[arg-type]
         filtered = subprocess.run(
