@@ -22,7 +22,7 @@ from agentless.checks.config import (
     TcpConfig,
     ThresholdConfig,
 )
-from agentless.checks.probes import COMM_LEN
+from agentless.checks.probes import COMM_LEN, STAT_HEAD
 from agentless.result import CheckOutcome, CheckState, CommandResult
 from agentless.transport import REMOTE_TIMEOUT_STATUSES
 
@@ -241,8 +241,6 @@ _CMDLINE_HEADER = re.compile(r"\n?==> (\d+)/cmdline <==\n")
 _HEAD_STAT = re.compile(r"==> /proc/\d+/stat <==\n\d+ \(")
 #: What follows "(comm) S" in a record: numeric fields only.
 _FIELDS = re.compile(r"[-0-9 ]*")
-#: Bytes of each stat file in head's listing (``head -c``).
-_STAT_HEAD = 32
 _DEAD_STATES = frozenset("ZXx")
 _PROBE_COMMS = frozenset({"sh", "dash", "bash", "timeout"})
 #: The process probe's status lines: head's, in the stream, and sed's, after it.
@@ -303,7 +301,7 @@ def _count_comm(stdout: str, name: str) -> int | None:
                 line_end = stdout.find("\n", at)
                 line_end = len(stdout) if line_end < 0 else line_end
                 fields = at + len(needle) + 1
-                if line_end - line_start == _STAT_HEAD and _FIELDS.fullmatch(
+                if line_end - line_start == STAT_HEAD and _FIELDS.fullmatch(
                     stdout, fields, line_end
                 ):
                     count += 1

@@ -225,7 +225,7 @@ def tcp_command(config: TcpConfig, *, timeout_s: float) -> str:
 
 #: The first line of a stat file that ``head -c`` keeps: long enough to hold the end of
 #: any record's comm and its state ("pid (comm) S " is at most 7 + 2 + 15 + 4 = 28 bytes).
-_STAT_HEAD = 32
+STAT_HEAD = 32
 
 
 def _comm_filter(name: str) -> str:
@@ -264,7 +264,7 @@ def _comm_filter(name: str) -> str:
         "1{x;s/^/@proc/p;x;}\n"
         "$!N\n"
         f"/\\n{record}/!d\n"
-        f"/\\n.\\{{{_STAT_HEAD}\\}}$/!d\n"
+        f"/\\n.\\{{{STAT_HEAD}\\}}$/!d\n"
         "s/^==> \\/proc\\/\\([0-9]*\\)\\/stat <==\\n\\1 .*/\\1/p"
     )
 
@@ -316,7 +316,7 @@ def process_command(config: ProcessConfig, *, filter_min: int | None = None) -> 
     """
     if len(config.name) <= COMM_LEN and config.name not in PROBE_PROGRAMS:
         least = PROCESS_FILTER_MIN if filter_min is None else filter_min
-        head = f'LC_ALL=C head -v -c {_STAT_HEAD} -- "$@" </dev/null'
+        head = f'LC_ALL=C head -v -c {STAT_HEAD} -- "$@" </dev/null'
         # Programs reading only /proc, or stdin from one: no `timeout` process needed.
         return Inline(
             f"{_LISTER}() {{\n"
