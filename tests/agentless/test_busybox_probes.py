@@ -7,6 +7,7 @@ applets, and its output goes through the same parser as over SSH.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from named_processes import named
 
 from agentless.checks.config import (
     CommandConfig,
@@ -26,7 +28,7 @@ from agentless.checks.config import (
     TcpConfig,
 )
 from agentless.checks.parsers import parse
-from agentless.checks.probes import probe_command
+from agentless.checks.probes import probe_command, process_command
 from agentless.result import CheckOutcome, CheckState, CommandResult, HostName
 from agentless.transport import is_remote_timeout, remote_command
 
@@ -87,18 +89,110 @@ def test_tcp_socket_table_with_busybox_sed(applets: Path, listening_port: int) -
     assert down.state is CheckState.CRITICAL, down
 
 
+#: ``filter_min`` for each listing: 0 filters on the host whatever the count, 2**30 never.
+FILTERED, ALL = 0, 1 << 30
+
+
+@pytest.fixture(params=[FILTERED, ALL], ids=["filtered", "all"])
+def least(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+def check_process(applets: Path, config: ProcessConfig, least: int) -> CheckOutcome:
+    return parse(config, run_busybox(applets, process_command(config, filter_min=least)))
+
+
 def test_process_count_with_busybox_head(applets: Path) -> None:
+    """On this machine's few processes the probe lists them whole (its first line)."""
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
+        listing = run_busybox(applets, probe_command(ProcessConfig(name="sleep"), timeout_s=10))
         running = check(applets, ProcessConfig(name="sleep"))
         missing = check(applets, ProcessConfig(name="no-such-daemon"))
+        filtered = check_process(applets, ProcessConfig(name="sleep"), FILTERED)
     finally:
         sleeper.kill()
         sleeper.wait()
+    assert listing.stdout.startswith("@all\n==> /proc/"), listing
     assert running.state is CheckState.OK, running
     assert running.value is not None
     assert running.value >= 1
     assert missing.state is CheckState.CRITICAL, missing
+    assert (filtered.state, filtered.value) == (running.state, running.value), filtered
+
+
+def test_process_name_is_matched_exactly_by_busybox_sed(applets: Path, least: int) -> None:
+    """busybox's regex (or, listed whole, the client) reads the name literally too, and
+    the stat lines that a comm with a newline forges do not count there either."""
+    t = secrets.token_hex(2)
+    real = f"{t}.*[a]\\/b"
+    forged = [f"x\n1 ({t}", f"{t}) S 1 2\nz", f"{t}) S 1 2 3 4", f"\n1 ({t}) S 1 \n"]
+    with named(real, f"{t}x[a]\\/b", f"{t}.*a/b", *forged) as [pid, *_]:
+        result = run_busybox(applets, process_command(ProcessConfig(name=real), filter_min=least))
+        if least == FILTERED:
+            assert result.stdout.startswith("@filtered\n@proc\n"), result
+            assert [line for line in result.stdout.splitlines() if line.isdigit()] == [str(pid)]
+        else:
+            assert result.stdout.startswith("@all\n==> /proc/"), result
+        assert check_process(applets, ProcessConfig(name=real), least).value == 1.0
+        assert check_process(applets, ProcessConfig(name=t, min_count=0), least).value == 0.0
+        with named(t):
+            assert check_process(applets, ProcessConfig(name=t), least).value == 1.0
+
+
+@pytest.mark.parametrize("missing", ["sed", "head"])
+def test_process_without_sed_or_head_is_unknown(tmp_path: Path, missing: str) -> None:
+    """The filtered listing needs both; the whole one needs head, not sed."""
+    assert BUSYBOX is not None
+    for applet in APPLETS:
+        if applet != missing:
+            (tmp_path / applet).symlink_to(BUSYBOX)
+    config = ProcessConfig(name="sleep", min_count=0)
+    outcome = check_process(tmp_path, config, FILTERED)
+    assert outcome.state is CheckState.UNKNOWN, outcome
+    assert outcome.message == f"cannot list processes: no {missing} on host"
+    whole = check_process(tmp_path, config, ALL)
+    if missing == "sed":
+        assert whole.state is CheckState.OK, whole
+    else:
+        assert whole.state is CheckState.UNKNOWN, whole
+        assert whole.message.startswith("listing /proc failed: "), whole
+        assert "head: not found" in whole.message, whole
+
+
+STRACE = shutil.which("strace")
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+@pytest.mark.parametrize(("call", "error"), [("read", "ESRCH"), ("openat", "ENOENT")])
+def test_a_process_ending_during_busybox_heads_listing(
+    applets: Path, tmp_path: Path, call: str, error: str, least: int
+) -> None:
+    """busybox's head, failed by strace on one stat file (as when that process ends),
+    says so, goes on and exits 1: the others count."""
+    t = secrets.token_hex(3)
+    config = ProcessConfig(name=t)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for applet in APPLETS:
+        if applet != "head":
+            (bin_dir / applet).symlink_to(applets / applet)
+    with named(t, t) as [ending, other]:
+        (bin_dir / "head").write_text(
+            f"#!{applets / 'sh'}\n"
+            f"exec {STRACE} -qq -o /dev/null -P /proc/{ending}/stat -e trace={call} "
+            f'-e inject={call}:error={error}:when=1 {BUSYBOX} head "$@"\n'
+        )
+        (bin_dir / "head").chmod(0o755)
+        result = run_busybox(bin_dir, process_command(config, filter_min=least))
+    assert f"/proc/{ending}/stat" in result.stderr, result
+    if least == FILTERED:
+        assert result.stdout.endswith(f"\n{other}\n@head 1\n"), result
+    else:
+        assert result.exit_status == 1, result
+        assert f"==> /proc/{other}/stat <==\n{other} ({t}) S " in result.stdout, result
+    outcome = parse(config, result)
+    assert (outcome.state, outcome.value) == (CheckState.OK, 1.0), outcome
 
 
 def test_thresholds_with_busybox(applets: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import secrets
+import shlex
 import socket
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from agentless_support import transport_for, wait_until_async
 from sshd import Fleet, Sshd, free_port
 
+from agentless.checks import probes
 from agentless.checks.config import (
     CommandConfig,
     CpuConfig,
@@ -29,6 +31,7 @@ from agentless.inventory import Host
 from agentless.result import CheckOutcome, CheckState
 from agentless.runner import CheckRun, CheckTarget, run_checks
 from agentless.ssh import SshTransport
+from agentless.transport import Inline
 
 pytestmark = pytest.mark.sshd
 OK, WARNING, CRITICAL, UNKNOWN = (
@@ -176,6 +179,14 @@ def test_tcp_by_connecting_to_a_non_loopback_name(sshd_fleet: Fleet, host: Host)
     assert "refused" in down.outcome.message
 
 
+@pytest.fixture(params=["filtered", "all"])
+def process_listing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each listing of the process probe over SSH: the host filters at 0 processes, or
+    lists whole below 2**30."""
+    monkeypatch.setattr(probes, "PROCESS_FILTER_MIN", 0 if request.param == "filtered" else 1 << 30)
+    return str(request.param)
+
+
 def test_process_that_runs_then_stops(sshd_fleet: Fleet, host: Host) -> None:
     name = f"opsmap-p{secrets.token_hex(4)}"
     (sshd_fleet.workdir / name).symlink_to("/bin/sleep")
@@ -205,6 +216,37 @@ def test_process_that_runs_then_stops(sshd_fleet: Fleet, host: Host) -> None:
             await transport.aclose()
 
     asyncio.run(scenario())
+
+
+def test_process_name_with_regex_characters_over_ssh(
+    sshd_fleet: Fleet, host: Host, process_listing: str
+) -> None:
+    """The name reaches the host's sed as a literal, through the kept shell's quoting."""
+    token = secrets.token_hex(2)
+    name, decoy = f"o.{token}*[x]'", f"oo{token}x"
+    for program in (name, decoy):
+        (sshd_fleet.workdir / program).symlink_to("/bin/sleep")
+    check = target(host, "process", ProcessConfig(name=name, max_count=1))
+    programs = [shlex.quote(str(sshd_fleet.workdir / p)) for p in (name, decoy)]
+
+    async def scenario() -> list[CheckRun]:
+        transport = transport_for(sshd_fleet)
+        try:
+            for program in programs:
+                await transport.run(host, f"{program} 5 >/dev/null 2>&1 &", timeout=10)
+            listed = await transport.run(
+                host, probe_command(check.config, timeout_s=10), timeout=10
+            )
+            assert listed.stdout.startswith(f"@{process_listing}\n"), listed
+            # The kept shell's positional parameters, after the listing: still none.
+            after = await transport.run(host, Inline('echo "@args $# $$"'), timeout=10)
+            assert after.stdout.startswith("@args 0 "), after
+            return await run_checks([check], transport=transport)
+        finally:
+            await transport.aclose()
+
+    [run_] = asyncio.run(scenario())
+    assert (run_.outcome.state, run_.outcome.value) == (OK, 1.0), run_
 
 
 def test_process_name_longer_than_comm(sshd_fleet: Fleet, host: Host) -> None:
