@@ -482,6 +482,16 @@ def measure(
     bad = {(s, host, service, out) for s, host, service, out in rows if s != "OK"}
     for state, host, service, output in sorted(bad)[:5]:
         print(f"  not OK: {host}/{service} {state}: {output[:200]!r}")
+    if len(rows) < expected * duration / interval / 2:
+        # Under half the due checks ran: the CPU went into starting ssh masters and checks
+        # that never finished, so a CPU per check would be no figure (and no ratio).
+        print(
+            f"Nagios did not keep up: {len(rows)} checks finished of "
+            f"{expected * duration / interval:.0f} due in the window; no CPU per check is "
+            "given. Give it fewer hosts: --nagios-hosts N"
+        )
+        print(f"load average {os.getloadavg()}")
+        return None
     if opsmap_cpu_ms is None:
         print("CPU per check ratio Nagios/OpsMap: no SQLite run in this invocation")
     else:
