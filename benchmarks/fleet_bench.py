@@ -28,37 +28,52 @@ latency (median and max of 10 GETs), and the host split between replicas (each
 replica's ``fleet.hosts_by_replica``). The load average is printed before and after: the
 machine may be shared.
 
-Figures (``--hosts 1000 --interval 30 --duration 120 --warmup 60``; the 2-core machine
-shared with other work, load average 20 to 37 meanwhile, all check runs OK):
+Figures (``--hosts 1000 --interval 30 --duration 120 --warmup 60 --nagios-hosts 100``,
+2026-12-02, the 2-core machine otherwise idle, every sshd in its own PID namespace; load
+average 1.6 to 2.9 at the end of each window, all check runs OK):
 
 ==========================  =================  ==================================
                             SQLite, 1 replica  PostgreSQL, 2 replicas (each)
 ==========================  =================  ==================================
-checks/s (167 due)          124                37 and 45
-CPU per check               1.17 ms            3.6 and 2.9 ms (13% of a core)
-RSS                         152 MB             167 and 171 MB
-schedule lag p50 / p99      6.8 s / >= 10 s    >= 10 s / >= 10 s
-status median / max         23 / 587 ms        49-59 / 1213-2051 ms
-metrics median / max        1.0 / 1.5 s        3.1 / 4.7-5.2 s
-host split                  all                509 / 491
+checks/s (167 due)          167.1              82.6 and 87.7 (170.2 in all)
+CPU per check               0.68 ms (11%)      1.20 and 1.12 ms (10% of a core)
+RSS                         145 MB             158 and 153 MB
+schedule lag p50 / p99      1.0 / 9.3 ms       1.5-1.6 / 99-155 ms
+status median / max         30 / 147 ms        35-105 / 166-329 ms
+metrics median / max        51 / 97 ms         49-124 / 212-597 ms
+host split                  all                490 / 510
 ==========================  =================  ==================================
 
-The machine was the limit (each check forks its probe on the same two cores as every
-sshd); the reconciler's own CPU stayed under a sixth of a core. Before the fixes this
-benchmark prompted, each new connection parsed the whole known_hosts file (a million key
-decodings to open 1,000 connections) and each save rewrote every check row.
+Of the goals (lag p99 <= 1 s, RSS <= 300 MB, status <= 200 ms, an even split) all are
+met but the reconciler's CPU per check (goal 0.3 ms) and one replica's status maximum.
+What the CPU goes to (py-spy at 1,000 hosts): SSH packets in Python (asyncssh decrypts and
+dispatches each; a command's output and its two end marks, stdout and stderr, come back
+as separate packets, so a round of 5 checks is a dozen packets in, one out), the send
+itself (``setsockopt`` uncorking a frame runs sshd's loopback receive in our system
+time), then parsing, status and metrics (each a few percent). A replica also reads the
+other's check rows every heartbeat, hence its higher CPU per check.
 
-Nagios 4.4.6 (Debian's nagios4-core and monitoring-plugins-basic) on 100 hosts, not
-1,000 (``--hosts 100 --interval 30 --duration 120 --warmup 60``; the same machine, other
-work running, load average 3 to 27 over the run), the same 5 checks as ``check_by_ssh``
-over one persistent ssh master per host: 16.6 checks/s (17 due; 1,999 of the 2,000 due
-in the window, all OK), 8.5 ms CPU per check (14% of a core), of which 0.37 ms in the ssh
-masters and the rest in Nagios and the processes each check starts (``check_by_ssh`` and
-its ssh mux client: two execs per check, where OpsMap starts none locally); RSS 16 MB for
-Nagios and its workers plus 365 MB in the 100 masters (3.7 MB each); check latency avg
-36 ms, max 1.5 s. OpsMap in the same run, SQLite, 1 replica: 17.1 checks/s, 1.74 ms CPU
-per check, 85 MB: Nagios spent 4.9 times the CPU per check. PostgreSQL, 2 replicas:
-8.5 and 8.1 checks/s, 2.26 and 2.22 ms per check, 98 and 93 MB, hosts 52 / 48.
+Before this session's fixes, on the same 1,000 hosts: 134 checks/s of 167, lag p50 8.1 s
+and p99 >= 10 s, 1.22 ms per check, status 1.0 s, /metrics 1.4 s. One scheduler task per
+check gave five frames per host per round, the 64-check bound per map capped the rate,
+each frame missed the frame cache, and every read built the snapshot anew.
+
+``--shared-proc`` (every sshd in the machine's one ``/proc``: 1,000 hosts of 3,300
+processes each, all on these two cores) saturates the machine on the hosts' side: every
+process check reads 3,300 stat files (about 50 ms of CPU), 1.6 cores at 33 process checks
+a second. Measured so: 104 checks/s, 0.80 ms per check, lag p50 2.1 s, p99 4.9 s, status
+4.2 s, load average 71; the PostgreSQL phase's /metrics timed out. That is the host side,
+not the reconciler: see :data:`OWN_PROC`.
+
+Nagios 4.4.6 (Debian's nagios4-core and monitoring-plugins-basic), the same run, the same
+5 checks as ``check_by_ssh`` over one persistent ssh master per host, on 100 of the hosts
+(``--nagios-hosts 100``): at 1,000 hosts it did not keep up (no check finished in the
+window: the CPU went into opening masters and checks; the script says so). On 100: 16.5
+checks/s (17 due, all OK), 8.5 ms CPU per check (14% of a core), of which 0.42 ms in the
+ssh masters and the rest in Nagios and the two processes each check starts
+(``check_by_ssh`` and its ssh mux client, where OpsMap starts none locally); RSS 15 MB
+for Nagios and its workers plus 362 MB in the 100 masters; latency max 12 ms. CPU per
+check, Nagios / OpsMap (SQLite, 1 replica, at 1,000 hosts): 12.4.
 """
 
 from __future__ import annotations
