@@ -95,8 +95,8 @@ class ActionPhases:
 
 
 class RecentRequests:
-    """The journal's newest requests as last read off the loop (a store that blocks): what
-    the status page's requests view shows, read on the loop from memory."""
+    """The journal's newest requests as last read (off the loop where the store blocks):
+    what the status page's requests view shows, from memory, with either store."""
 
     def __init__(self) -> None:
         self.entries: list[JournalEntry] = []

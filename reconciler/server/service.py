@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -51,7 +49,7 @@ from reconciler.server.sse import HEARTBEAT_S
 from reconciler.statuspage import AuditHistory, RecordedAuditLog, add_routes
 from reconciler.statuspage.live import LoopPageSource
 from reconciler.store.calls import StateCalls
-from reconciler.store.protocol import JournalEntry, StateError, StateStore, StoreError
+from reconciler.store.protocol import StateError, StateStore, StoreError
 from reconciler.store.sqlite import SqliteStore
 from reconciler.store.writes import StateWriteError
 
@@ -185,7 +183,8 @@ class _Core:
     state: StateCalls
     """How the loop calls the store (in a thread when it blocks)."""
     recent: RecentRequests
-    """The newest requests as last read off the loop (a store that blocks)."""
+    """The newest requests as the request pipeline (or a follower's heartbeat) last read
+    them: what the page shows, never a read of the journal on the loop."""
 
     def operations(self) -> Operations | None:
         """The request pipeline that ran last (the leader's, for a replica)."""
@@ -322,13 +321,10 @@ def _http_endpoint(
     listen."""
 
     def app(snapshots: Snapshots) -> web.Application:
-        make = (
-            functools.partial(_ReadPageSource, core.recent) if core.state.blocks else LoopPageSource
-        )
-        page = make(
+        page = LoopPageSource(
             core.reconciler,
             history=core.history,
-            journal=core.store.journal,
+            recent=core.recent.recent,
             snapshot=snapshots.current,
             policies=lambda: core.feed.visibility.policies,
             branch=branch,
@@ -492,18 +488,6 @@ def _operations(
         state=state,
         recent=recent,
     )
-
-
-class _ReadPageSource(LoopPageSource):
-    """The page's source when the store blocks: its requests view shows the newest
-    requests as last read in a thread (:class:`RecentRequests`), not a read on the loop."""
-
-    def __init__(self, recent: RecentRequests, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._recent = recent
-
-    def recent_requests(self, limit: int) -> Sequence[JournalEntry]:
-        return self._recent.recent(limit)
 
 
 def _readiness(reconciler: Reconciler, feed: EventFeed) -> str | None:

@@ -2,8 +2,8 @@
 
 Reads the loop's live state on the loop's own thread (the page's handlers run there):
 the typed snapshot, the applied repo and its policies (computed once per revision), the
-audit records kept since the service started, and the journal's newest requests (a
-bounded read).
+audit records kept since the service started, and the journal's newest requests as the
+request pipeline last read them (off the loop where the store blocks: never a read here).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from reconciler.loop.view import Snapshot
 from reconciler.policy.engine import PolicySet
 from reconciler.repo.loader import MapRepo
 from reconciler.statuspage.source import AuditHistory, HistoryItem
-from reconciler.store.protocol import Journal, JournalEntry
+from reconciler.store.protocol import JournalEntry
 
 
 class LoopPageSource:
@@ -26,7 +26,7 @@ class LoopPageSource:
         reconciler: Reconciler,
         *,
         history: AuditHistory,
-        journal: Journal,
+        recent: Callable[[int], Sequence[JournalEntry]],
         snapshot: Callable[[], Snapshot],
         policies: Callable[[], PolicySet | None],
         branch: str = "main",
@@ -36,7 +36,7 @@ class LoopPageSource:
         self._policies = policies
         self._branch = branch
         self._history = history
-        self._journal = journal
+        self._recent = recent
 
     def snapshot(self) -> Snapshot:
         """The HTTP endpoint's shared snapshot (:meth:`reconciler.server.http.Snapshots.current`:
@@ -57,4 +57,4 @@ class LoopPageSource:
         return self._history.items()
 
     def recent_requests(self, limit: int) -> Sequence[JournalEntry]:
-        return self._journal.recent(limit)
+        return self._recent(limit)
