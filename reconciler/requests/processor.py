@@ -50,7 +50,7 @@ from reconciler.repo.loader import load_repo
 from reconciler.repo.source import YamlError, parse_yaml
 from reconciler.requests.journal import JournalEntry, RequestJournal, RequestState
 from reconciler.store.calls import IMMEDIATE, StateCalls
-from reconciler.store.writes import StateWriteError
+from reconciler.store.writes import StateWriteError, wait_written
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +177,11 @@ class RequestProcessor:
 
     async def _until_written(self, write: Any, *args: object, step: str) -> Any:
         """``write(*args)`` to the journal, again after each StateWriteError's delay."""
-        while True:
-            try:
-                return await self._state("journal", write, *args)
-            except StateWriteError as exc:
-                self._wait(exc, step=step)
-                await self._clock.sleep(exc.delay)
+        return await wait_written(
+            lambda: self._state("journal", write, *args),
+            clock=self._clock,
+            waiting=functools.partial(self._wait, step=step),
+        )
 
     def _report_unknown(self, entry: JournalEntry) -> None:
         log.error(

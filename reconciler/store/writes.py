@@ -20,7 +20,7 @@ import logging
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -143,16 +143,18 @@ class StateWrites:
 
 
 async def wait_written(
-    write: Callable[[], T],
+    write: Callable[[], Awaitable[T]],
     *,
     clock: Clock,
     waiting: Callable[[StateWriteError], None] | None = None,
 ) -> T:
-    """``write()``'s result, calling it again after each :class:`StateWriteError`'s delay
-    (on ``clock``: virtual time in tests); ``waiting`` is told of each failure."""
+    """What ``write()`` gives when awaited, awaiting it again after each
+    :class:`StateWriteError`'s delay (on ``clock``: virtual time in tests); ``waiting`` is
+    told of each failure. ``write`` is a coroutine function so that a store that blocks is
+    called in a thread (:class:`~reconciler.store.calls.StateCalls`)."""
     while True:
         try:
-            return write()
+            return await write()
         except StateWriteError as exc:
             if waiting is not None:
                 waiting(exc)

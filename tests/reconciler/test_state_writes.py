@@ -233,7 +233,7 @@ def test_wait_written_retries_with_backoff_in_virtual_time() -> None:
     attempts: list[float] = []
     told: list[str] = []
 
-    def write() -> str:
+    async def write() -> str:
         attempts.append(clock.now())
         with writes.guard("meta"):
             if len(attempts) <= 3:
