@@ -169,12 +169,17 @@ def state_url(args: argparse.Namespace) -> str | int | None:
         value, source = os.environ.get(STATE_URL_ENV, "").strip(), f"${STATE_URL_ENV}"
         if not value:
             return None
-    from reconciler.store.postgres.url import is_state_url
+    from reconciler.store.postgres.url import ConnInfoError, is_state_url, parameters
 
     if not is_state_url(value) or any(c in value for c in "\n\r\0"):
         return usage_error(
-            f"{source}: expected a postgresql:// URL (for SQLite state, use --state-dir)"
+            f"{source}: expected a postgresql:// URL or libpq's key=value connection string "
+            "(for SQLite state, use --state-dir)"
         )
+    try:
+        parameters(value)
+    except ConnInfoError as exc:
+        return usage_error(f"{source}: {exc}")
     return str(value)
 
 

@@ -82,6 +82,37 @@ def test_an_unreachable_database_is_one_line_with_its_password_masked(
     assert not (state_dir / "opsmap.sqlite3").exists()
 
 
+def test_a_password_with_url_syntax_in_it_is_never_shown(
+    remote: BareRepo, first: str, tmp_path: Path, state_dir: Path
+) -> None:
+    """``#``, ``?`` and ``@`` end a URL's password for a URL parser, not for libpq: the
+    masking reads it as the driver does. A bad ``%`` escape, which libpq refuses quoting
+    the token, is refused without it; and so is a bad ``key=value`` string."""
+    for password in ("pa#ss-Zq9", "pa?ss-Zq9", "pa%40ss-Zq9"):
+        closed = f"postgresql://opsmap:{password}@127.0.0.1:1/x"  # nothing listens on port 1
+        done = run_refused(remote.file_url, state_dir, env={"OPSMAP_STATE_URL": closed})
+        line = one_error_line(done)
+        assert "postgresql://opsmap:***@127.0.0.1:1/x" in line
+        assert "Zq9" not in done.stderr + done.stdout
+        assert "ss-" not in done.stderr + done.stdout
+    keyvalue = "host=127.0.0.1 port=1 user=opsmap password='a b#Zq9' dbname=x"
+    done = run_refused(remote.file_url, state_dir, env={"OPSMAP_STATE_URL": keyvalue})
+    assert "password=*** " in one_error_line(done)
+    assert "Zq9" not in done.stderr + done.stdout
+    refusals = (
+        "postgresql://opsmap:pa%zzZq9@127.0.0.1:1/x",
+        "postgresql://opsmap:pa@ss-Zq9@127.0.0.1:1/x",
+        "host=h password=Zq9 junk",
+    )
+    for refused in refusals:
+        done = run_refused(
+            remote.file_url, state_dir, "--state-url-file", str(url_file(tmp_path, refused))
+        )
+        assert "it is not shown: it may hold a password" in one_error_line(done)
+        assert "Zq9" not in done.stderr + done.stdout
+    assert not (state_dir / "opsmap.sqlite3").exists()
+
+
 def test_a_value_that_is_no_database_url_is_a_usage_error_that_echoes_nothing(
     remote: BareRepo, tmp_path: Path, state_dir: Path
 ) -> None:

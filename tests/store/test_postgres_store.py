@@ -11,7 +11,7 @@ import pytest
 from e2e_support import wait_for
 from pgcluster import PASSWORD, Cluster
 
-from reconciler.store.postgres import SCHEMA_VERSION, PostgresStore, is_state_url, masked
+from reconciler.store.postgres import SCHEMA_VERSION, PostgresStore
 from reconciler.store.postgres.schema import MIGRATIONS
 from reconciler.store.protocol import Chained, StateError
 from reconciler.store.writes import StateWriteError
@@ -238,24 +238,3 @@ def test_a_database_that_cannot_be_reached_is_one_line_without_its_password(
     assert 'database "absent" does not exist' in message
     assert PASSWORD not in message
     assert "\n" not in message
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("postgresql://u:p%40ss@db:5432/state", "postgresql://u:***@db:5432/state"),
-        ("postgres://u@/state?host=/run/pg&password=x", "postgres://u@/state?host=/run/pg&password=***"),
-        ("postgresql://db/state?sslmode=require", "postgresql://db/state?sslmode=require"),
-        ("postgresql://u:pw@[::1/x", "postgresql://***"),
-    ],
-)  # fmt: skip
-def test_a_url_is_shown_with_its_password_masked(url: str, shown: str) -> None:
-    assert masked(url) == shown
-
-
-def test_only_postgresql_urls_name_a_database() -> None:
-    assert is_state_url("postgresql://db/x")
-    assert is_state_url("POSTGRES://db/x")
-    assert not is_state_url("/var/lib/opsmap")
-    assert not is_state_url("mysql://db/x")
-    assert not is_state_url("postgresql:/db")

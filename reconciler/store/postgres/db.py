@@ -34,6 +34,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
+from reconciler.store.postgres.url import scrubbed, secrets
 from reconciler.store.protocol import StoreError
 from reconciler.store.writes import StateWrites
 
@@ -104,13 +105,14 @@ def connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:
     return psycopg.connect(url, **connection_kwargs())
 
 
-def reason(exc: BaseException) -> str:
-    """A one-line reason for ``exc`` (libpq's messages name no password)."""
+def reason(exc: BaseException, hidden: tuple[str, ...] = ()) -> str:
+    """A one-line reason for ``exc``, with the connection string's secrets (``hidden``,
+    :func:`~.url.secrets`) scrubbed: libpq's messages quote what it could not parse."""
     if isinstance(exc, _Down):
         return "the database could not be reached a moment ago"
     if isinstance(exc, psycopg_pool.PoolTimeout):
         return "no connection to the database within the timeout (unreachable or restarting)"
-    text = " ".join(str(exc).split())
+    text = " ".join(scrubbed(str(exc), hidden).split())
     return text or type(exc).__name__
 
 
@@ -120,6 +122,7 @@ class Database:
 
     def __init__(self, url: str, *, shown: str, writes: StateWrites) -> None:
         self.shown = shown
+        self._hidden = secrets(url)
         self.fence: Callable[[Cursor], None] | None = None
         """Called first in a fenced write's transaction: raises :class:`Fenced` when this
         process may not write (set by the store: its owner's or its replica's)."""
@@ -169,9 +172,11 @@ class Database:
             raise self._writes.failed(what, exc) from None
         except TEMPORARY as exc:
             self._unreachable(exc)
-            raise self._writes.failed(what, _Failure(reason(exc))) from exc
+            raise self._writes.failed(what, _Failure(reason(exc, self._hidden))) from exc
         except psycopg.Error as exc:
-            raise StoreError(f"cannot write {what} to {self.shown}: {reason(exc)}") from exc
+            raise StoreError(
+                f"cannot write {what} to {self.shown}: {reason(exc, self._hidden)}"
+            ) from exc
         self._writes.succeeded(what)
 
     @contextmanager
@@ -183,10 +188,14 @@ class Database:
         except TEMPORARY as exc:
             self._unreachable(exc)
             if what is not None:
-                raise self._writes.failed(what, _Failure(reason(exc))) from exc
-            raise StoreError(f"cannot {doing} from {self.shown}: {reason(exc)}") from exc
+                raise self._writes.failed(what, _Failure(reason(exc, self._hidden))) from exc
+            raise StoreError(
+                f"cannot {doing} from {self.shown}: {reason(exc, self._hidden)}"
+            ) from exc
         except psycopg.Error as exc:
-            raise StoreError(f"cannot {doing} from {self.shown}: {reason(exc)}") from exc
+            raise StoreError(
+                f"cannot {doing} from {self.shown}: {reason(exc, self._hidden)}"
+            ) from exc
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:

@@ -32,6 +32,7 @@ import psycopg
 
 from reconciler.store.postgres import schema
 from reconciler.store.postgres.db import Cursor, Fenced, connect, reason
+from reconciler.store.postgres.url import secrets
 from reconciler.store.protocol import StateError
 
 OWNER_LOCK = 0x4F70734D0000
@@ -62,11 +63,12 @@ class Owner:
 
         StateError (one line) if the database cannot be reached, is held the other way
         (or by another single process), is not OpsMap's or was written by a newer OpsMap."""
+        hidden = secrets(url)
         try:
             conn = connect(url)
         except psycopg.Error as exc:
             raise StateError(
-                f"cannot connect to the state database {shown}: {reason(exc)}"
+                f"cannot connect to the state database {shown}: {reason(exc, hidden)}"
             ) from exc
         try:
             take = "pg_try_advisory_lock_shared" if replicas else "pg_try_advisory_lock"
@@ -86,7 +88,9 @@ class Owner:
             raise
         except psycopg.Error as exc:
             conn.close()
-            raise StateError(f"cannot use the state database {shown}: {reason(exc)}") from exc
+            raise StateError(
+                f"cannot use the state database {shown}: {reason(exc, hidden)}"
+            ) from exc
         return cls(conn, term, migrated_from, replicas=replicas)
 
     def fence(self, cur: Cursor) -> None:

@@ -32,7 +32,7 @@ from reconciler.store.postgres.outbox import PostgresOutbox
 from reconciler.store.postgres.owner import Owner
 from reconciler.store.postgres.replicas import LEASE_S, Replicas
 from reconciler.store.postgres.schema import SCHEMA_VERSION
-from reconciler.store.postgres.url import masked
+from reconciler.store.postgres.url import ConnInfoError, masked, parameters
 from reconciler.store.protocol import (
     CHECK_COLUMNS,
     CheckId,
@@ -66,6 +66,10 @@ class PostgresStore:
         clock: Clock | None = None,
     ) -> None:
         self.shown = masked(url)
+        try:
+            parameters(url)
+        except ConnInfoError as exc:
+            raise StateError(str(exc)) from None
         self._clock = clock or RealClock()
         self._writes = StateWrites(clock=self._clock)
         self._claim: statedir.StateDirLock | None = None
