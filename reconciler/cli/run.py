@@ -35,7 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL|PATH",
         help="the map repo: a file://, ssh:// or https:// remote, or a local path",
     )
-    parser.add_argument("--branch", default="main", help="the branch to follow (default main)")
+    parser.add_argument(
+        "--branch",
+        default=None,
+        help="the branch to follow (default: the remote's default branch, the one its HEAD "
+        "names, as git clone takes it; main, then master, where HEAD names none)",
+    )
     parser.add_argument(
         "--listen",
         default=DEFAULT_LISTEN,

@@ -60,6 +60,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+DEFAULT_FALLBACKS = ("main", "master")
+"""Followed, in this order, when the remote's ``HEAD`` names no branch that exists."""
 _BRANCH = re.compile(r"(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<![./])(?<!\.lock)")
 
 
@@ -79,20 +81,25 @@ class GitSource:
         self,
         url: str,
         *,
-        branch: str = "main",
+        branch: str | None = None,
         cache_dir: Path,
         timeout_s: float = GitSettings().timeout_s,
     ) -> None:
+        """``branch`` None: the remote's default branch (what its ``HEAD`` names, as
+        ``git clone`` and Argo CD take it), looked up at every :meth:`remote_head`."""
         if url.startswith("-"):
             raise ValueError(f"not a repository URL: {url!r}")
-        if not _BRANCH.fullmatch(branch):
+        if branch is not None and not _BRANCH.fullmatch(branch):
             raise ValueError(f"not a branch name: {branch!r}")
         path = local_path(url)
         self.url = str(path.resolve()) if path is not None and "://" not in url else url
-        self.branch = branch
-        self.ref = f"refs/heads/{branch}"
+        self.follows_default = branch is None
+        self.branch = branch or DEFAULT_FALLBACKS[0]
+        """The branch followed (the remote's default once looked up, when not given)."""
+        self.ref = f"refs/heads/{self.branch}"
         self.display = mask_secrets(self.url)
-        digest = hashlib.sha256(f"{self.display}\n{branch}".encode()).hexdigest()[:16]
+        tracked = "HEAD" if branch is None else branch
+        digest = hashlib.sha256(f"{self.display}\n{tracked}".encode()).hexdigest()[:16]
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", PurePosixPath(self.display).name)
         self.mirror = Path(cache_dir) / f"{name.removesuffix('.git') or 'repo'}-{digest}.git"
         self._runner = GitRunner(remote=self.display, timeout_s=timeout_s)
@@ -102,12 +109,18 @@ class GitSource:
             self.mirror, remote=self.display, timeout_s=timeout_s, max_bytes=MAX_FILE_BYTES
         )
         self._lock = threading.RLock()
+        self._announced = False
 
     def __repr__(self) -> str:
         return f"GitSource({self.display!r}, branch={self.branch!r})"
 
     def remote_head(self) -> CommitSha | None:
-        """The branch head on the remote (one ``ls-remote``); None if it has no such branch."""
+        """The branch head on the remote (one ``ls-remote``); None if it has no such branch.
+
+        Following the default branch, the same ``ls-remote`` asks where ``HEAD`` points
+        (``--symref``), and the branch followed changes when the remote's default does."""
+        if self.follows_default:
+            return self._default_head()
         with self._lock:
             _, out = self._run(
                 "ls-remote", *self._upload_pack, "--", self.url, self.ref,
@@ -117,6 +130,37 @@ class GitSource:
             sha, _, ref = line.partition("\t")
             if ref == self.ref:
                 return CommitSha(sha)
+        return None
+
+    def _default_head(self) -> CommitSha | None:
+        """The head of the branch ``HEAD`` names on the remote; where ``HEAD`` names no
+        branch that exists (a bare repo made with another default), the first of
+        :data:`DEFAULT_FALLBACKS` that exists."""
+        fallbacks = [f"refs/heads/{name}" for name in DEFAULT_FALLBACKS]
+        with self._lock:
+            _, out = self._run(
+                "ls-remote", "--symref", *self._upload_pack, "--", self.url, "HEAD", *fallbacks,
+                in_mirror=False, network=True,
+            )  # fmt: skip
+        heads: dict[str, str] = {}
+        named: str | None = None
+        for line in out.decode("utf-8", "replace").splitlines():
+            left, _, ref = line.partition("\t")
+            if left.startswith("ref: ") and ref == "HEAD":
+                named = left.removeprefix("ref: ")
+            elif COMMIT_SHA.fullmatch(left):
+                heads[ref] = left
+        if named is not None and "HEAD" in heads:
+            heads[named] = heads["HEAD"]  # HEAD's commit is its branch's
+        candidates = ([named] if named is not None else []) + fallbacks
+        for ref in candidates:
+            branch = ref.removeprefix("refs/heads/")
+            if ref in heads and ref.startswith("refs/heads/") and _BRANCH.fullmatch(branch):
+                if branch != self.branch or not self._announced:
+                    log.info("%s: following branch %s (the remote's default)", self, branch)
+                    self._announced = True
+                self.branch, self.ref = branch, ref
+                return CommitSha(heads[ref])
         return None
 
     def local_head(self) -> CommitSha | None:
@@ -135,7 +179,13 @@ class GitSource:
             self._ensure_mirror()
             remote = self.remote_head()
             if remote is None:
-                raise RemoteUnreachable(self.display, f"no branch {self.branch!r} on the remote")
+                missing = (
+                    "no default branch on the remote (its HEAD names no branch, and it has "
+                    "no main or master): give --branch"
+                    if self.follows_default
+                    else f"no branch {self.branch!r} on the remote"
+                )
+                raise RemoteUnreachable(self.display, missing)
             old = self.local_head()
             if remote == old:
                 return FetchResult(head=old, changed=False, forced=False)

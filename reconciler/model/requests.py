@@ -97,7 +97,8 @@ class Settings(StrictModel):
     branch: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9._/-]+$",
-        description="Ignored, with a warning: opsmap run follows its --branch (default main). "
+        description="Ignored, with a warning: opsmap run follows its --branch (default: the "
+        "remote's default branch). "
         "A repo cannot name the branch it is read from, or a pull request could point the "
         "reconciler at an unreviewed one.",
     )

@@ -17,6 +17,7 @@ def ignored_settings(repo: MapRepo) -> Iterator[Finding]:
         loaded.doc.locate(("branch",)),
         Severity.WARNING,
         "setting-ignored",
-        "branch is ignored: opsmap run follows the branch it is given (--branch, default "
-        "main), since a repo cannot name the branch it is read from; remove this line",
+        "branch is ignored: opsmap run follows the branch it is given (--branch, default the "
+        "remote's default branch), since a repo cannot name the branch it is read from; "
+        "remove this line",
     )

@@ -76,7 +76,7 @@ class ServiceError(Exception):
 async def run_service(
     *,
     repo: str,
-    branch: str,
+    branch: str | None,
     listen: tuple[str, int],
     state_dir: Path,
     poll_interval_s: float | None,
@@ -139,7 +139,6 @@ async def run_service(
             core,
             listen=listen,
             endpoints=_endpoints(core, webhook_secret),
-            branch=branch,
             identity=Identity(trusted_user_header, trusted_proxies),
             limits=limits,
             heartbeat_s=heartbeat_s,
@@ -151,7 +150,8 @@ async def run_service(
     except BaseException:
         store.close()
         raise
-    log.info("following %s (branch %s); state in %s", core.source.display, branch, where)
+    followed = branch if branch is not None else "the remote's default"
+    log.info("following %s (branch %s); state in %s", core.source.display, followed, where)
     await _serve(
         core,
         http,
@@ -208,7 +208,7 @@ async def _assemble(
     store: StateStore,
     *,
     repo: str,
-    branch: str,
+    branch: str | None,
     state_dir: Path,
     poll_interval_s: float | None,
     ssh_key_dir: Path | None,
@@ -310,7 +310,6 @@ def _http_endpoint(
     *,
     listen: tuple[str, int],
     endpoints: Endpoints,
-    branch: str,
     identity: Identity,
     limits: Limits | None,
     heartbeat_s: float,
@@ -327,7 +326,7 @@ def _http_endpoint(
             recent=core.recent.recent,
             snapshot=snapshots.current,
             policies=lambda: core.feed.visibility.policies,
-            branch=branch,
+            branch=lambda: core.source.branch,
         )
 
         def mount_page(app: web.Application) -> None:

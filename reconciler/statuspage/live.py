@@ -29,7 +29,7 @@ class LoopPageSource:
         recent: Callable[[int], Sequence[JournalEntry]],
         snapshot: Callable[[], Snapshot],
         policies: Callable[[], PolicySet | None],
-        branch: str = "main",
+        branch: Callable[[], str] = lambda: "main",
     ):
         self._reconciler = reconciler
         self._snapshot = snapshot
@@ -44,7 +44,7 @@ class LoopPageSource:
         return self._snapshot()
 
     def branch(self) -> str:
-        return self._branch
+        return self._branch()
 
     def repo(self) -> MapRepo | None:
         return self._reconciler.repo

@@ -235,3 +235,30 @@ def test_force_pushing_back_to_the_good_revision_clears_the_rejection(
     assert status["revision_rejected"] is False
     assert status["validation_errors"] == []
     assert sample_value(service.metrics(), "opsmap_revision_rejected") == 0.0
+
+
+def test_a_plain_git_init_on_master_is_followed_without_a_branch(
+    opsmap: Start, tmp_path: Path
+) -> None:
+    """A new user's first run: `git init` (its branch is master), a map, `opsmap run --repo
+    .`: the checkout's own branch is followed, and the log says which."""
+    work = tmp_path / "maps"
+    subprocess.run(["git", "init", "--quiet", "--initial-branch=master", str(work)], check=True)
+    flag = tmp_path / "flag"
+    flag.touch()
+    for rel, text in repo_files([component("a", [file_check("present", flag)])]).items():
+        target = work / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    author = ["-c", "user.name=Alice", "-c", "user.email=alice@example.org"]
+    subprocess.run(["git", "-C", str(work), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(work), *author, "commit", "-qm", "first"], check=True)
+    head = subprocess.run(
+        ["git", "-C", str(work), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+    service = opsmap(str(work), poll_interval=1)
+
+    service.wait_applied(head)
+    service.wait_check("a", "present", "OK")
+    assert "following branch master (the remote's default)" in service.stderr()
