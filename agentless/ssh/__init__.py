@@ -6,6 +6,16 @@ and verifies connections (:class:`SshSettings`); :mod:`~agentless.ssh._channel` 
 commands on a channel and reads their results.
 """
 
-from agentless.ssh.transport import Mode, SshSettings, SshTransport
+import warnings
+
+from cryptography.utils import CryptographyDeprecationWarning
+
+# asyncssh names DSA types in annotations evaluated at import: the newest cryptography
+# warns about each (ten lines at every start, raw on stderr). OpsMap never offers DSA; the
+# warnings say nothing to an operator, so they are dropped where they come from, and only
+# those: any other warning goes to the log (``logging.captureWarnings`` at the edge).
+warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"asyncssh\.")
+
+from agentless.ssh.transport import Mode, SshSettings, SshTransport  # noqa: E402
 
 __all__ = ["Mode", "SshSettings", "SshTransport"]

@@ -98,6 +98,9 @@ def setup_logging(
         root.removeHandler(old)
         old.close()
     root.addHandler(handler)
+    # a library's warning is a record like any other (py.warnings), not raw text on
+    # stderr: a JSON log stays one JSON object per line
+    logging.captureWarnings(True)
 
 
 __all__ = ["FORMATS", "JsonFormatter", "TextFormatter", "setup_logging", "utc_time"]

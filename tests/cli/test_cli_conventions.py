@@ -100,6 +100,11 @@ def test_version_is_the_installed_distributions() -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, f"opsmap {version('opsmap')}\n", "")
 
 
+def test_the_readme_quotes_the_version_the_package_has() -> None:
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    assert f"prints the installed version (`opsmap {version('opsmap')}`)" in readme
+
+
 @pytest.mark.parametrize("name", ["map", "policy", "inventory", "request", "settings"])
 def test_schema_prints_what_schemas_holds(name: str) -> None:
     done = cli("schema", name)

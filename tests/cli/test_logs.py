@@ -119,3 +119,34 @@ def test_third_party_chatter_stays_below_info_unless_debug_is_asked_for() -> Non
 
     setup_logging("DEBUG", log_format="text", stream=stream)
     assert logging.getLogger("watchfiles").getEffectiveLevel() == logging.DEBUG
+
+
+_WARNINGS = """
+import warnings
+from cryptography.utils import CryptographyDeprecationWarning
+from reconciler.cli.logs import setup_logging
+setup_logging("INFO", log_format="json")
+import agentless.ssh  # its filter: asyncssh's DSA annotations under the newest cryptography
+warnings.warn_explicit(
+    CryptographyDeprecationWarning("DSA is deprecated"), CryptographyDeprecationWarning,
+    "misc.py", 32, module="asyncssh.crypto.misc",
+)
+warnings.warn("a library's own warning", UserWarning, stacklevel=1)
+"""
+
+
+def test_warnings_are_log_records_and_asyncssh_dsa_noise_is_dropped_at_its_source() -> None:
+    """A JSON log stays JSON: a warning is a ``py.warnings`` record, not raw stderr text."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", _WARNINGS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    entries = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [e["logger"] for e in entries] == ["py.warnings"]
+    assert "a library's own warning" in entries[0]["message"]
+    assert "DSA" not in done.stderr
