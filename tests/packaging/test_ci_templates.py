@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     git(source, "commit", "--quiet", "-m", "this checkout", author=ALICE)
     git(source, "tag", "v0.2.0")
     venv = base / "venv"
-    # No pip of its own: the system's pip and the locked setuptools build OpsMap offline.
+    # No pip of its own: the running interpreter's pip and locked setuptools build OpsMap
+    # offline. Not --system-site-packages: from a venv (CI's) that reaches the *base*
+    # interpreter's site-packages, whatever old setuptools it holds, not the locked ones;
+    # a .pth names the running interpreter's own site-packages instead (plain paths: its
+    # .pth files, OpsMap's editable install among them, are not read).
     subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-        check=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
+    (site_packages,) = (venv / "lib").glob("python*/site-packages")
+    locked = dict.fromkeys(sysconfig.get_path(k) for k in ("purelib", "platlib"))
+    (site_packages / "locked-dependencies.pth").write_text("".join(f"{p}\n" for p in locked))
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "OPSMAP_SOURCE"}}
     return env | {
         "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
