@@ -1,6 +1,7 @@
 """Benchmark: the status page's map view of 1,000 components and 5,000 checks in headless Chromium.
 
-    python benchmarks/page_bench.py [--components 1000] [--checks-per-component 5] [--runs 5]
+    PYTHONPATH=tests/support python benchmarks/page_bench.py [--components 1000] \
+        [--checks-per-component 5] [--runs 5]
 
 Writes a map repo of ``--components`` components (each depending on up to two earlier
 ones, so the graph has many layers and crossings to sort) with ``--checks-per-component``
@@ -32,7 +33,6 @@ import asyncio
 import random
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -40,9 +40,6 @@ from pathlib import Path
 
 import yaml
 from aiohttp import web
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "statuspage"))
-
 from browser import chromium, wait_until
 
 from reconciler.loop.view import CheckView, ComponentView, HostView, MapView, Snapshot

@@ -1,6 +1,6 @@
 """Screenshots of the status page on this repo's examples, for the README.
 
-    python scripts/screenshots.py [--out docs/images] [--listen 127.0.0.1:9736]
+    PYTHONPATH=tests/support python scripts/screenshots.py [--out DIR] [--listen HOST:PORT]
 
 Copies the example map repo (``opsmap.yaml``, ``maps/``, ``policies/``, ``inventory/``,
 ``requests/``) into a fresh git repo in a temporary directory, with an example ``forge:``
@@ -27,10 +27,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "statuspage"))
+from browser import chromium, wait_until
 
-from browser import chromium, wait_until  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 FORGE = "https://github.com/example-org/ops-maps"
 """An example forge, added to the copy's opsmap.yaml (this repo's own names none)."""
