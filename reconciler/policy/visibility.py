@@ -73,6 +73,8 @@ class Sight:
 EVERYTHING = Sight(everything=True, person=False)
 NOTHING = Sight(everything=False, person=False)
 """A request with no trusted identity while identities are enforced."""
+NO_RIGHTS = Sight(everything=False, person=True)
+"""A person who may view no component (they still see the revisions)."""
 
 
 class Visibility:
@@ -94,7 +96,7 @@ class Visibility:
 
     def sight(self, person: str | None) -> Sight:
         """What ``person`` may see (None: no trusted identity, :data:`NOTHING`); a name that
-        reads as a group (``group:…``) is nobody."""
+        reads as a group (``group:…``) is nobody: a person with no rights."""
         if person is None:
             return NOTHING
         key = person.strip().lower()
@@ -102,10 +104,8 @@ class Visibility:
         if found is not None:
             self._seen.move_to_end(key)
             return found
-        if not key or key.startswith(GROUP_PREFIX):
-            found = NOTHING
-        elif self._policies is None:
-            found = Sight(everything=False, person=True)  # no revision: no map to see yet
+        if not key or key.startswith(GROUP_PREFIX) or self._policies is None:
+            found = NO_RIGHTS  # a group is nobody; without a revision, no map to see yet
         else:
             found = self._decide(self._policies, key)
         self._seen[key] = found

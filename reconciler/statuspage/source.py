@@ -8,6 +8,7 @@ bounded. The page changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,15 +138,19 @@ class AuditHistory:
         self._items: deque[HistoryItem] = deque(maxlen=limit)
         self._targets: dict[str, Target] = {}
         self._targets_kept = targets
+        self._writing = threading.Lock()
+        """Held by :meth:`add` (the loop's or a store's thread); readers only look up."""
 
     def add(self, record: AuditRecord) -> None:
         item = HistoryItem.of(record)
         self._items.append(item)
-        if item.request is not None and item.map is not None:
+        if item.request is None or item.map is None:
+            return
+        target = Target(item.map, item.component or ALL_COMPONENTS, item.requested)
+        with self._writing:
             targets = self._targets
             targets.pop(item.request, None)  # the newest last: the oldest is forgotten first
-            component = item.component or ALL_COMPONENTS
-            targets[item.request] = Target(item.map, component, item.requested)
+            targets[item.request] = target
             if len(targets) > self._targets_kept:
                 del targets[next(iter(targets))]
 

@@ -18,7 +18,7 @@ from reconciler.audit.record import GENESIS_HASH, AuditRecord
 from reconciler.loop.statusjson import StatusJson
 from reconciler.loop.view import ComponentView, HostView, MapView, Snapshot
 from reconciler.loop.viewers import Target, seen_by
-from reconciler.policy.visibility import EVERYTHING, NOTHING, Sight, Visibility
+from reconciler.policy.visibility import EVERYTHING, NO_RIGHTS, NOTHING, Sight, Visibility
 from reconciler.server.broker import EventBroker
 from reconciler.server.identity import sees_event
 from reconciler.statuspage.source import AuditHistory
@@ -38,8 +38,8 @@ def test_each_persons_sight(tmp_path: Path) -> None:
     assert stranger.person
     assert not stranger.maps
     assert visibility.sight(None) is NOTHING
-    assert visibility.sight("group:ops") is NOTHING
-    assert Visibility(None).sight("olga@example.com") == Sight(everything=False, person=True)
+    assert visibility.sight("group:ops") is NO_RIGHTS
+    assert Visibility(None).sight("olga@example.com") is NO_RIGHTS
 
 
 def test_a_whole_map_request_needs_every_component() -> None:
