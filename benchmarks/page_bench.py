@@ -44,7 +44,7 @@ from browser import chromium, wait_until
 
 from reconciler.loop.view import CheckView, ComponentView, HostView, MapView, Snapshot
 from reconciler.model.status import ComponentStatus, impacts
-from reconciler.policy.engine import PolicySet
+from reconciler.policy.visibility import Visibility
 from reconciler.repo.loader import MapRepo, load_repo, read_tree
 from reconciler.statuspage import add_routes
 from reconciler.statuspage.access import Access
@@ -124,7 +124,7 @@ def snapshot_of(repo: MapRepo, checks: int, rng: random.Random) -> Snapshot:
 
 class Source:
     def __init__(self, repo: MapRepo, snap: Snapshot) -> None:
-        self._repo, self._snap, self._policies = repo, snap, PolicySet.from_repo(repo)
+        self._repo, self._snap, self._visibility = repo, snap, Visibility(repo)
 
     def snapshot(self) -> Snapshot:
         return self._snap
@@ -132,14 +132,17 @@ class Source:
     def repo(self) -> MapRepo:
         return self._repo
 
-    def policies(self) -> PolicySet:
-        return self._policies
+    def visibility(self) -> Visibility:
+        return self._visibility
 
     def history(self) -> tuple[()]:
         return ()
 
     def recent_requests(self, limit: int) -> list[object]:
         return []
+
+    def request_target(self, path: str) -> None:
+        return None
 
 
 def serve(app: web.Application) -> int:
@@ -175,7 +178,7 @@ def main() -> None:
               f"{args.components * args.checks_per_component} checks, loaded in "
               f"{time.perf_counter() - started:.2f} s")  # fmt: skip
     snap = snapshot_of(repo, args.checks_per_component, rng)
-    everyone = Access(None, PolicySet.from_repo(repo))
+    everyone = Access(None, Visibility(repo))
     times = []
     for _ in range(10):
         started = time.perf_counter()

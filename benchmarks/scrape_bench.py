@@ -81,7 +81,7 @@ from reconciler.loop.metrics import expose
 from reconciler.loop.reconciler import Reconciler
 from reconciler.loop.scheduler import ScheduledCheck
 from reconciler.loop.statusjson import StatusJson
-from reconciler.policy.engine import PolicySet
+from reconciler.policy.visibility import Visibility
 from reconciler.repo.loader import load_repo, read_tree
 from reconciler.server.broker import EventBroker
 from reconciler.server.http import Endpoints, HttpEndpoint, Snapshots, build_app
@@ -230,10 +230,10 @@ async def over_http(fleet: Fleet, repeats: int, churn: int) -> None:
         count_webhook=lambda _result: None,
     )
     assert reconciler.repo is not None
-    policies = PolicySet.from_repo(reconciler.repo)
+    visibility = Visibility(reconciler.repo)
 
     def app(snapshots: Snapshots) -> web.Application:
-        page = PageSource(reconciler, snapshots.current, policies)
+        page = PageSource(reconciler, snapshots.current, visibility)
         return build_app(
             endpoints,
             broker=EventBroker(),
@@ -296,9 +296,9 @@ class PageSource:
     reads it: the endpoint's shared snapshot, no audit history, no requests."""
 
     def __init__(
-        self, reconciler: Reconciler, snapshot: Callable[[], Any], policies: PolicySet
+        self, reconciler: Reconciler, snapshot: Callable[[], Any], visibility: Visibility
     ) -> None:
-        self._reconciler, self.snapshot, self._policies = reconciler, snapshot, policies
+        self._reconciler, self.snapshot, self._visibility = reconciler, snapshot, visibility
 
     def branch(self) -> str:
         return "main"
@@ -306,14 +306,17 @@ class PageSource:
     def repo(self) -> Any:
         return self._reconciler.repo
 
-    def policies(self) -> PolicySet:
-        return self._policies
+    def visibility(self) -> Visibility:
+        return self._visibility
 
     def history(self) -> tuple[()]:
         return ()
 
     def recent_requests(self, limit: int) -> list[object]:
         return []
+
+    def request_target(self, path: str) -> None:
+        return None
 
 
 def main() -> None:

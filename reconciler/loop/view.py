@@ -234,6 +234,9 @@ class Snapshot:
     """What the status extras add (:class:`~reconciler.loop.events.StatusExtras`): JSON."""
     fleet: FleetView | None = None
     """Replicas only (``opsmap run --replica``): who checks what, who leads."""
+    operator: bool = True
+    """The operator's snapshot, whose document shows the fetch error, the SSH connections
+    and the state write errors; False: one viewer's (:func:`~.viewers.seen_by`), without."""
 
     def extra_count(self, key: str) -> float:
         """A number the extras hold under ``key`` (0 when absent)."""
@@ -257,11 +260,16 @@ class Snapshot:
             "validation_error_count": self.validation_error_count,
             "hosts": [h.to_json(replicas=self.fleet is not None) for h in self.hosts],
             "maps": maps,
+            **(self._operators() if self.operator else {}),
+            **({} if self.fleet is None else {"fleet": self.fleet.to_json()}),
+            **self.extra,
+        }
+
+    def _operators(self) -> dict[str, Any]:
+        return {
             "fetch_error": self.fetch_error,
             "ssh_connections": self.ssh_connections,
             "state_write_errors": {k: dict(v) for k, v in self.state_write_errors.items()},
-            **({} if self.fleet is None else {"fleet": self.fleet.to_json()}),
-            **self.extra,
         }
 
 

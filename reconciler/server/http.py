@@ -17,6 +17,7 @@ version.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import time
@@ -33,11 +34,11 @@ from reconciler.loop.bridge import no_collection
 from reconciler.loop.metrics import expose
 from reconciler.loop.statusjson import StatusJson
 from reconciler.loop.view import Snapshot, encode_json
+from reconciler.loop.viewers import RequestTarget, seen_by
 from reconciler.policy.visibility import Visibility
 from reconciler.server.broker import EventBroker
 from reconciler.server.connections import SERVER_NAME, ConnectionCount, GuardedSite, Limits
-from reconciler.server.identity import EVERYONE, Identity, Viewer, VisibleTo, visible_snapshot
-from reconciler.server.identity import visible_to as viewer_filter
+from reconciler.server.identity import EVERYONE, Identity, Viewer, sight_of
 from reconciler.server.sse import HEARTBEAT_S, EventStreams
 from reconciler.server.webhook import MAX_WEBHOOK_BODY, verify_hook
 
@@ -73,6 +74,8 @@ class Endpoints:
     count_webhook: Callable[[str], None]
     visibility: Callable[[], Visibility] = field(default=lambda: Visibility(None))
     """Who may view what at the applied revision (for the viewers' filters)."""
+    request_target: RequestTarget = field(default=lambda path: None)
+    """What each request targets (a filtered viewer sees the requests whose target it sees)."""
 
 
 class Snapshots:
@@ -122,15 +125,16 @@ class Snapshots:
     async def off_loop(self, work: Callable[[], bytes]) -> bytes:
         return await self._in_thread(work)
 
-    async def status(self, may: VisibleTo | None) -> bytes:
-        """The ``/api/v1/status`` JSON; everyone's (``may`` None) is encoded once at a time:
-        a request that comes while one is encoded waits for it, then shares the next one
+    async def status(self, seen: Callable[[Snapshot], Snapshot] | None) -> bytes:
+        """The ``/api/v1/status`` JSON of what one viewer sees (``seen``: a
+        :func:`~reconciler.loop.viewers.seen_by`, applied in the worker thread: the
+        snapshot is immutable); everyone's (``seen`` None) is encoded once at a time: a
+        request that comes while one is encoded waits for it, then shares the next one
         (or that one, if of the same snapshot). Each answer shows the state as it was
         when its request came, or later; a flood of requests costs an encoding at a time."""
-        if may is not None:
+        if seen is not None:
             snapshot = self.current()
-            seen = visible_snapshot  # in the worker thread too: the snapshot is immutable
-            return await self.off_loop(lambda: self._json.encode(seen(snapshot, may), keep=False))
+            return await self.off_loop(lambda: self._json.encode(seen(snapshot), keep=False))
         came = self._encodes
         running = self._status
         if running is not None and not running[2].done():
@@ -209,11 +213,13 @@ class Api:
         self.snapshots = snapshots
         self.limits = limits
 
-    def viewer_filter(self, request: web.Request) -> VisibleTo | None:
+    def seen_by(self, request: web.Request) -> Callable[[Snapshot], Snapshot] | None:
+        """The filter of what the request's viewer sees (None: everything)."""
         viewer: Viewer = request.get("viewer", EVERYONE)
         if viewer.sees_everything:
             return None
-        return viewer_filter(viewer, self.endpoints.visibility())
+        sight, target = sight_of(viewer, self.endpoints.visibility()), self.endpoints.request_target
+        return functools.partial(seen_by, sight=sight, target=target)
 
     async def metrics(self, request: web.Request) -> web.Response:
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
@@ -237,7 +243,7 @@ class Api:
         return unavailable(reason, "not ready")
 
     async def status(self, request: web.Request) -> web.Response:
-        body = await self.snapshots.status(self.viewer_filter(request))
+        body = await self.snapshots.status(self.seen_by(request))
         return web.Response(body=body, content_type="application/json")
 
     async def hook(self, request: web.Request) -> web.Response:

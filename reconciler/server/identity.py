@@ -5,16 +5,16 @@ Behind an authenticating proxy (oauth2-proxy and the like), ``opsmap run
 that header, but only on connections from the proxies' addresses: anyone else could send
 the header too, so from any other address it is ignored (and said once, at debug level).
 The person then sees only the maps and components their policies let them ``view``
-(:class:`~reconciler.policy.visibility.Visibility`), in ``/api/v1/status`` and the event
-stream. Without the options, everyone who can reach the endpoint sees everything.
+(:class:`~reconciler.policy.visibility.Sight`), in every document and stream. Without the
+options, everyone who can reach the endpoint sees everything.
 
-With the options, a request that brings no trusted identity sees nothing: the operator
-asked for views by person, and an address that goes around the proxy is no person.
+With the options, a request that brings no trusted identity sees nothing but the probes
+(it is answered 403 everywhere else, :data:`OPEN_TO_ANYONE`): the operator asked for views
+by person, and an address that goes around the proxy is no person.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import logging
 import warnings
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from reconciler.loop.view import Snapshot
-from reconciler.policy.visibility import Visibility
+from reconciler.loop.view import encode_json
+from reconciler.policy.visibility import EVERYTHING, Sight, Visibility
+from reconciler.server.broker import Event
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ class Identity:
             request: web.Request, handler: Callable[[web.Request], object]
         ) -> web.StreamResponse:
             viewer = self.viewer(request.remote, request.headers.items())
+            if viewer.trusted and viewer.user is None and not open_to_anyone(request.path):
+                return refused()
             # "viewer", a plain key, is what the status page's routes read (they cannot
             # import the server); aiohttp advises typed keys, once: not for this one.
             with warnings.catch_warnings():
@@ -125,33 +128,51 @@ class Identity:
         return viewer_middleware
 
 
-VisibleTo = Callable[[str | None, str | None], bool]
-"""Whether a map (and component, when given) may be seen by one viewer."""
+OPEN_TO_ANYONE = frozenset({"/healthz", "/readyz", "/metrics", "/hooks/git", "/"})
+"""What a request with no trusted identity reaches while identities are enforced: the
+probes, the operator's metrics (firewalled apart: README, "What a viewer sees"), the
+webhook (authenticated by its own signature), and the page's shell, which holds no data."""
+OPEN_PREFIX = "/static/"
+NO_IDENTITY = "no trusted identity came with this request"
 
 
-def visible_to(viewer: Viewer, visibility: Visibility) -> VisibleTo:
-    """The viewer's filter of maps and components."""
+def open_to_anyone(path: str) -> bool:
+    return path in OPEN_TO_ANYONE or path.startswith(OPEN_PREFIX)
+
+
+def refused() -> web.Response:
+    """403 to a request with no trusted identity: the same for every path it may not reach,
+    whether or not something is there."""
+    body = {"error": NO_IDENTITY, "viewer": {"user": None, "filtered": True}}
+    return web.Response(
+        status=403,
+        body=encode_json(body),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def sight_of(viewer: Viewer, visibility: Visibility) -> Sight:
+    """What ``viewer`` may see at the revision ``visibility`` is of."""
     if viewer.sees_everything:
-        return lambda map_name, component: True
-    user = viewer.user
-    seen = visibility.visible(user) if user is not None else frozenset()
-    maps = {m for m, _ in seen}
-
-    def may(map_name: str | None, component: str | None) -> bool:
-        if map_name is None:
-            return True  # not about a map (a revision)
-        if component is None or component == "*":
-            return map_name in maps
-        return (map_name, component) in seen
-
-    return may
+        return EVERYTHING
+    return visibility.sight(viewer.user)
 
 
-def visible_snapshot(snapshot: Snapshot, may: VisibleTo) -> Snapshot:
-    """``snapshot`` with only the components (and maps with any) ``may`` lets through."""
-    maps = []
-    for m in snapshot.maps:
-        components = tuple(c for c in m.components if may(m.name, c.id))
-        if components:
-            maps.append(dataclasses.replace(m, components=components))
-    return dataclasses.replace(snapshot, maps=tuple(maps))
+MAP_EVENTS = frozenset({"check", "component"})
+"""Events about a component's state: seen with the component."""
+TARGET_EVENTS = frozenset({"request", "action"})
+"""Events about a request: seen with its target (the whole map for ``*``)."""
+
+
+def sees_event(sight: Sight, event: Event) -> bool:
+    """Whether ``sight`` sees ``event``: a check or a component with the component, a
+    request or an action with its target, a revision (no map) by any person."""
+    if sight.everything:
+        return True
+    if event.kind in MAP_EVENTS:
+        component = event.component
+        return component is not None and sight.component(event.map or "", component)
+    if event.kind in TARGET_EVENTS:
+        return sight.target(event.map, event.component)
+    return sight.person and event.map is None

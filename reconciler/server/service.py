@@ -302,6 +302,7 @@ def _endpoints(core: _Core, webhook_secret: bytes | None) -> Endpoints:
         webhook_secret=webhook_secret,
         count_webhook=lambda result: reconciler.metrics.webhook_total.labels(result).inc(),
         visibility=lambda: feed.visibility,
+        request_target=core.history.target,
     )
 
 
@@ -325,7 +326,7 @@ def _http_endpoint(
             history=core.history,
             recent=core.recent.recent,
             snapshot=snapshots.current,
-            policies=lambda: core.feed.visibility.policies,
+            visibility=lambda: core.feed.visibility,
             branch=lambda: core.source.branch,
         )
 

@@ -1,7 +1,7 @@
 """``GET /api/v1/events``: the broker's events as Server-Sent Events, for one viewer.
 
 A stream is a coroutine on the loop and a bounded queue (:mod:`.broker`): no thread.
-It sends the events its viewer may see (:func:`~reconciler.server.identity.visible_to`),
+It sends the events its viewer may see (:func:`~reconciler.server.identity.sees_event`),
 a ``: heartbeat`` comment when nothing was sent for a while (so proxies and browsers
 keep the connection, and a dead client is found), and ends when its client falls too far
 behind, stops reading (:mod:`.connections` aborts it), or the server stops. A client that
@@ -17,7 +17,7 @@ from aiohttp import web
 
 from reconciler.policy.visibility import Visibility
 from reconciler.server.broker import Event, EventBroker, wire
-from reconciler.server.identity import EVERYONE, Viewer, visible_to
+from reconciler.server.identity import EVERYONE, Viewer, sees_event, sight_of
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,14 @@ class EventStreams:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         viewer: Viewer = request.get("viewer", EVERYONE)
         visibility = self._visibility()
-        may = visible_to(viewer, visibility)
+        sight = sight_of(viewer, visibility)
 
         def accept(event: Event) -> bool:
-            nonlocal visibility, may
+            nonlocal visibility, sight
             now = self._visibility()
             if now is not visibility:  # a new revision: the viewer's rights may differ
-                visibility, may = now, visible_to(viewer, now)
-            return may(event.map, event.component)
+                visibility, sight = now, sight_of(viewer, now)
+            return sees_event(sight, event)
 
         response = web.StreamResponse(
             headers={

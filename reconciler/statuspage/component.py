@@ -63,6 +63,8 @@ class ComponentDoc(TypedDict):
 
 
 def find_component(view: MapView, component_id: str, access: Access) -> ComponentView | None:
+    """The component of ``view`` (as :func:`~.documents.find_map` gives it); None when there
+    is none, or the viewer may not see it (the same answer)."""
     found = next((c for c in view.components if c.id == component_id), None)
     if found is None or not access.may_view(view.name, component_id):
         return None
@@ -99,10 +101,12 @@ def component_doc(
                 "request": asking.ask(name, component.id, action.name),
             }
         )
+    whole_map = access.may_view_target(name, ALL_COMPONENTS)
     mine = [
         h
         for h in reversed(history)
-        if h.map == name and h.component in (component.id, ALL_COMPONENTS)
+        if h.map == name
+        and (h.component == component.id or (h.component == ALL_COMPONENTS and whole_map))
     ][:HISTORY_SHOWN]
     return {
         "generated_at": now_iso(),

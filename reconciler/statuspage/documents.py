@@ -7,9 +7,11 @@ Text in them comes from the repo and the hosts: the browser inserts it as text o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypedDict
 
 from reconciler.loop.view import ComponentView, MapView, Snapshot
+from reconciler.loop.viewers import seen_by, seen_map
 from reconciler.model.status import STATUSES
 from reconciler.repo.loader import MapRepo
 from reconciler.statuspage.access import Access
@@ -71,7 +73,8 @@ class Overview(TypedDict):
     viewer: ViewerDoc
     revision: RevisionDoc
     hosts: list[HostDoc]
-    audit: AuditDoc
+    audit: AuditDoc | None
+    """None for a filtered viewer: the audit trail is the operator's."""
     maps: list[MapSummary]
 
 
@@ -124,100 +127,88 @@ def viewer_doc(access: Access) -> ViewerDoc:
     return {"user": access.user, "filtered": access.filtered}
 
 
-def visible_components(view: MapView, access: Access) -> list[ComponentView]:
-    return [c for c in view.components if access.may_view(view.name, c.id)]
-
-
-def visible_maps(snapshot: Snapshot, access: Access) -> list[tuple[MapView, list[ComponentView]]]:
-    shown = []
-    for view in snapshot.maps:
-        components = visible_components(view, access)
-        if components or access.may_view_map(view.name, []):
-            shown.append((view, components))
-    return shown
-
-
-def counts(components: list[ComponentView]) -> dict[str, int]:
+def counts(components: Sequence[ComponentView]) -> dict[str, int]:
     tally = dict.fromkeys(STATUSES, 0)
     for c in components:
         tally[c.status] = tally.get(c.status, 0) + 1
     return tally
 
 
+def _no_request(path: str) -> None:
+    """The overview shows no request: none needs its target."""
+    return None
+
+
 def overview(snapshot: Snapshot, repo: MapRepo | None, access: Access) -> Overview:
-    shown = visible_maps(snapshot, access)
+    """The overview of what the viewer sees (:func:`~reconciler.loop.viewers.seen_by`)."""
+    seen = seen_by(snapshot, access.sight, target=_no_request)
     described: dict[str, str | None] = (
         {str(m.model.name): m.model.description for m in repo.maps} if repo else {}
     )
-    hosts = list(snapshot.hosts)
-    if access.filtered:  # only the hosts of what this viewer sees
-        seen = {check.host for _, cs in shown for c in cs for check in c.checks}
-        hosts = [h for h in hosts if h.name in seen]
     errors: list[ErrorDoc] = []
-    if not access.filtered:
-        for finding in snapshot.validation_errors:
-            j = finding.to_json()
-            errors.append(
-                {
-                    "file": str(j["file"]),
-                    "line": finding.location.line,
-                    "column": finding.location.column,
-                    "code": finding.code,
-                    "message": str(j["message"]),
-                }
-            )
-    extra = snapshot.extra
-    delivery_error = extra.get("audit_delivery_error")
+    for finding in seen.validation_errors:
+        j = finding.to_json()
+        errors.append(
+            {
+                "file": str(j["file"]),
+                "line": finding.location.line,
+                "column": finding.location.column,
+                "code": finding.code,
+                "message": str(j["message"]),
+            }
+        )
     return {
         "generated_at": now_iso(),
         "viewer": viewer_doc(access),
         "revision": {
-            "applied": snapshot.last_applied_revision,
-            "applied_at": snapshot.last_applied_at,
-            "attempted": snapshot.last_attempted_revision,
-            "attempted_at": snapshot.last_attempted_at,
-            "rejected": snapshot.revision_rejected,
+            "applied": seen.last_applied_revision,
+            "applied_at": seen.last_applied_at,
+            "attempted": seen.last_attempted_revision,
+            "attempted_at": seen.last_attempted_at,
+            "rejected": seen.revision_rejected,
             "errors": errors,
-            "error_count": snapshot.validation_error_count,
-            "fetch_error": snapshot.fetch_error if not access.filtered else None,
+            "error_count": seen.validation_error_count,
+            "fetch_error": seen.fetch_error if seen.operator else None,
         },
-        "hosts": [{"name": h.name, "reachable": h.reachable} for h in hosts],
-        "audit": {
-            "pending": int(snapshot.extra_count("audit_pending")),
-            "unstored": int(snapshot.extra_count("audit_unstored")),
-            "delivery_error": delivery_error if isinstance(delivery_error, str) else None,
-        },
+        "hosts": [{"name": h.name, "reachable": h.reachable} for h in seen.hosts],
+        "audit": _audit(seen) if seen.operator else None,
         "maps": [
             {
                 "name": view.name,
                 "version": view.version,
                 "description": described.get(view.name),
-                "components": len(components),
-                "counts": counts(components),
-                "impacted": sum(1 for c in components if c.impacted_by),
+                "components": len(view.components),
+                "counts": counts(view.components),
+                "impacted": sum(1 for c in view.components if c.impacted_by),
             }
-            for view, components in shown
+            for view in seen.maps
         ],
     }
 
 
+def _audit(snapshot: Snapshot) -> AuditDoc:
+    delivery_error = snapshot.extra.get("audit_delivery_error")
+    return {
+        "pending": int(snapshot.extra_count("audit_pending")),
+        "unstored": int(snapshot.extra_count("audit_unstored")),
+        "delivery_error": delivery_error if isinstance(delivery_error, str) else None,
+    }
+
+
 def find_map(snapshot: Snapshot, name: str, access: Access) -> MapView | None:
+    """The map as the viewer sees it (only its components the viewer may view); None when
+    there is no such map or the viewer may not see it (the same answer)."""
     view = next((m for m in snapshot.maps if m.name == name), None)
-    if view is None or not access.may_view_map(name, [c.id for c in view.components]):
-        return None
-    return view
+    return None if view is None else seen_map(view, access.sight)
 
 
 def map_doc(view: MapView, repo: MapRepo | None, access: Access) -> MapDoc:
-    components = visible_components(view, access)
+    """``view`` as :func:`find_map` gives it: a filtered viewer's holds only what it sees
+    (no external component either: its dependencies are among those it sees)."""
+    components = list(view.components)
     shown = {c.id for c in components}
     model = repo.map(view.name) if repo else None
-    external: list[str] = []
-    if not access.filtered:  # a filtered viewer sees only declared components it may view
-        declared = {c.id for c in view.components}
-        external = list(
-            dict.fromkeys(d for c in components for d in c.dependencies if d not in declared)
-        )
+    external = list(dict.fromkeys(d for c in components for d in c.dependencies if d not in shown))
     nodes = [c.id for c in components] + external
     dependencies = {
         c.id: [d for d in c.dependencies if d in shown or d in external] for c in components
@@ -227,7 +218,7 @@ def map_doc(view: MapView, repo: MapRepo | None, access: Access) -> MapDoc:
     docs: list[NodeDoc] = []
     for c in components:
         p = placed[c.id]
-        causes = [d for d in c.impacted_by if d in shown]
+        causes = list(c.impacted_by)
         docs.append(
             {
                 "id": c.id,

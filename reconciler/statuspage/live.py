@@ -1,7 +1,7 @@
 """The :class:`~reconciler.statuspage.source.PageSource` of a running reconciler.
 
 Reads the loop's live state on the loop's own thread (the page's handlers run there):
-the typed snapshot, the applied repo and its policies (computed once per revision), the
+the typed snapshot, the applied repo and who may view what (computed once per revision), the
 audit records kept since the service started, and the journal's newest requests as the
 request pipeline last read them (off the loop where the store blocks: never a read here).
 """
@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 
 from reconciler.loop.reconciler import Reconciler
 from reconciler.loop.view import Snapshot
-from reconciler.policy.engine import PolicySet
+from reconciler.loop.viewers import Target
+from reconciler.policy.visibility import Visibility
 from reconciler.repo.loader import MapRepo
 from reconciler.statuspage.source import AuditHistory, HistoryItem
 from reconciler.store.protocol import JournalEntry
@@ -28,12 +29,12 @@ class LoopPageSource:
         history: AuditHistory,
         recent: Callable[[int], Sequence[JournalEntry]],
         snapshot: Callable[[], Snapshot],
-        policies: Callable[[], PolicySet | None],
+        visibility: Callable[[], Visibility],
         branch: Callable[[], str] = lambda: "main",
     ):
         self._reconciler = reconciler
         self._snapshot = snapshot
-        self._policies = policies
+        self._visibility = visibility
         self._branch = branch
         self._history = history
         self._recent = recent
@@ -49,12 +50,15 @@ class LoopPageSource:
     def repo(self) -> MapRepo | None:
         return self._reconciler.repo
 
-    def policies(self) -> PolicySet | None:
-        """The applied revision's policies, as the event feed computed them for it."""
-        return self._policies()
+    def visibility(self) -> Visibility:
+        """The applied revision's, as the event feed computed it for it."""
+        return self._visibility()
 
     def history(self) -> Sequence[HistoryItem]:
         return self._history.items()
 
     def recent_requests(self, limit: int) -> Sequence[JournalEntry]:
         return self._recent(limit)
+
+    def request_target(self, path: str) -> Target | None:
+        return self._history.target(path)

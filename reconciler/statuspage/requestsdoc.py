@@ -2,8 +2,9 @@
 
 Who asked and who approved (verified signatures or claims), the decision and the rule,
 each host's outcome, and links to the commits. What a request targets comes from its
-audit records (kept in memory since the service started); a viewer limited by the
-policies sees only the requests whose target it may ``view``.
+audit records (kept in memory since the service started,
+:meth:`~reconciler.statuspage.source.AuditHistory.target`); a viewer limited by the
+policies sees only the requests whose target it sees.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Sequence
 from typing import TypedDict
 
 from reconciler.loop.view import iso
+from reconciler.loop.viewers import RequestTarget
 from reconciler.statuspage.access import Access
 from reconciler.statuspage.asking import Asking
 from reconciler.statuspage.documents import ViewerDoc, viewer_doc
-from reconciler.statuspage.source import HistoryItem, now_iso
+from reconciler.statuspage.source import now_iso
 from reconciler.store.protocol import JournalEntry
 
 REQUESTS_SHOWN = 50
@@ -54,15 +56,6 @@ class RequestsDoc(TypedDict):
     requests: list[RequestDoc]
 
 
-def _targets(history: Sequence[HistoryItem]) -> dict[str, HistoryItem]:
-    """Each request path's newest record that names its map."""
-    found: dict[str, HistoryItem] = {}
-    for item in history:
-        if item.request is not None and item.map is not None:
-            found[item.request] = item
-    return found
-
-
 def _hosts(outcome: object) -> list[HostOutcome]:
     results = outcome.get("results") if isinstance(outcome, dict) else None
     if not isinstance(results, dict):
@@ -95,20 +88,20 @@ def _verified(identity: object, role: str | None = None) -> bool:
 
 def requests_doc(
     entries: Sequence[JournalEntry],
-    history: Sequence[HistoryItem],
+    target_of: RequestTarget,
     *,
     access: Access,
     asking: Asking,
 ) -> RequestsDoc:
-    targets = _targets(history)
+    """The newest requests; a filtered viewer's, only those whose target it sees
+    (:meth:`~reconciler.policy.visibility.Sight.target`; not known: not seen)."""
     docs: list[RequestDoc] = []
     for entry in entries[:REQUESTS_SHOWN]:
-        target = targets.get(entry.path)
-        if access.filtered and (
-            target is None
-            or target.map is None
-            or not access.may_view(target.map, target.component or "*")
-        ):
+        target = target_of(entry.path)
+        if target is None:
+            if access.filtered:
+                continue
+        elif not access.may_view_target(target.map, target.component):
             continue
         docs.append(
             {
@@ -117,7 +110,7 @@ def requests_doc(
                 "commit_url": asking.commit_url(entry.commit),
                 "map": target.map if target else None,
                 "component": target.component if target else None,
-                "action": target.requested if target else None,
+                "action": target.action if target else None,
                 "requester": entry.requester,
                 "requester_verified": _verified(entry.identity, "requester"),
                 "approver": entry.approver,

@@ -4,11 +4,13 @@
 ``Cache-Control: no-cache``, so a browser revalidates and gets ``304``), and the JSON
 documents ``/api/v1/maps``, ``/api/v1/maps/{map}``,
 ``/api/v1/maps/{map}/components/{component}`` and ``/api/v1/requests``. An unknown map or
-component, or one the viewer may not ``view``, is a ``404`` JSON answer (the same for
-both: the page does not tell what exists to whom may not see it).
+component, or one the viewer may not ``view``, is a ``404`` JSON answer (the same bytes
+for both: the page does not tell what exists to whom may not see it).
 
-The viewer is ``request["viewer"]`` (set by the server's identity middleware; absent:
-everyone sees everything).
+The viewer is ``request["viewer"]`` (set by the server's identity middleware, which also
+refuses a request with no trusted identity while identities are enforced; absent: everyone
+sees everything). Every document is built from what that viewer sees
+(:func:`~reconciler.loop.viewers.seen_by`).
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class PageRoutes:
         user = getattr(viewer, "user", None)
         user = user if isinstance(user, str) else None
         trusted = getattr(viewer, "trusted", user is not None) is True
-        return Access(user, self.source.policies(), filtered=trusted or user is not None)
+        return Access(user, self.source.visibility(), filtered=trusted or user is not None)
 
     def _asking(self, access: Access) -> Asking:
         repo = self.source.repo()
@@ -154,9 +156,9 @@ class PageRoutes:
 
     async def requests(self, request: web.Request) -> web.Response:
         access = self._access(request)
-        entries, history = self.source.recent_requests(REQUESTS_READ), self.source.history()
+        entries, target = self.source.recent_requests(REQUESTS_READ), self.source.request_target
         asking = self._asking(access)
-        return await off_loop(lambda: requests_doc(entries, history, access=access, asking=asking))
+        return await off_loop(lambda: requests_doc(entries, target, access=access, asking=asking))
 
 
 REQUESTS_READ = 50

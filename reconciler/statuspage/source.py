@@ -8,6 +8,7 @@ bounded. The page changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,12 +18,16 @@ from reconciler.audit.outbox import AuditLog
 from reconciler.audit.record import AuditRecord
 from reconciler.clock import Clock
 from reconciler.loop.view import Snapshot
-from reconciler.policy.engine import PolicySet
+from reconciler.loop.viewers import Target
+from reconciler.model.vocabulary import ALL_COMPONENTS
+from reconciler.policy.visibility import Visibility
 from reconciler.repo.loader import MapRepo
 from reconciler.store.protocol import JournalEntry, Outbox
 
 HISTORY_LIMIT = 2000
 """Audit records kept in memory for the component view's history (the newest)."""
+TARGETS_KEPT = 4096
+"""Requests whose target (map, component) is kept, the newest: more than are shown."""
 
 
 class Viewer(Protocol):
@@ -54,8 +59,8 @@ class PageSource(Protocol):
         """The branch the service follows (a request's pull request targets it)."""
         ...
 
-    def policies(self) -> PolicySet | None:
-        """The applied revision's policies (None before the first one)."""
+    def visibility(self) -> Visibility:
+        """Who may view what at the applied revision (no one, before the first one)."""
         ...
 
     def history(self) -> Sequence[HistoryItem]:
@@ -64,6 +69,10 @@ class PageSource(Protocol):
 
     def recent_requests(self, limit: int) -> Sequence[JournalEntry]:
         """The ``limit`` newest requests of the journal, newest first."""
+        ...
+
+    def request_target(self, path: str) -> Target | None:
+        """What the request ``path`` targets (:meth:`AuditHistory.target`)."""
         ...
 
 
@@ -118,16 +127,41 @@ def _summary(action: str, details: dict[str, Any]) -> str:
 
 
 class AuditHistory:
-    """The newest audit records, in memory: the component view's recent history."""
+    """The newest audit records, in memory: the component view's recent history, and what
+    the newest requests target (a viewer limited by the policies sees a request only when
+    it may see its target: the journal does not hold it).
 
-    def __init__(self, limit: int = HISTORY_LIMIT) -> None:
+    Fed on the loop, or from the thread that stores a blocking store's records; read from
+    the loop and from the encoding threads (one dictionary lookup at a time)."""
+
+    def __init__(self, limit: int = HISTORY_LIMIT, *, targets: int = TARGETS_KEPT) -> None:
         self._items: deque[HistoryItem] = deque(maxlen=limit)
+        self._targets: dict[str, Target] = {}
+        self._targets_kept = targets
+        self._writing = threading.Lock()
+        """Held by :meth:`add` (the loop's or a store's thread); readers only look up."""
 
     def add(self, record: AuditRecord) -> None:
-        self._items.append(HistoryItem.of(record))
+        item = HistoryItem.of(record)
+        self._items.append(item)
+        if item.request is None or item.map is None:
+            return
+        target = Target(item.map, item.component or ALL_COMPONENTS, item.requested)
+        with self._writing:
+            targets = self._targets
+            targets.pop(item.request, None)  # the newest last: the oldest is forgotten first
+            targets[item.request] = target
+            if len(targets) > self._targets_kept:
+                del targets[next(iter(targets))]
 
     def items(self) -> Sequence[HistoryItem]:
         return tuple(self._items)
+
+    def target(self, path: str) -> Target | None:
+        """The map, component (``*``: the whole map) and action the request file ``path``
+        names, from its audit records since the service started; None when none named a
+        map."""
+        return self._targets.get(path)
 
 
 class RecordedAuditLog(AuditLog):

@@ -34,7 +34,12 @@ def site(tmp_path_factory: pytest.TempPathFactory, processes: Processes) -> Iter
 @pytest.fixture(scope="module")
 def trusted_site(tmp_path_factory: pytest.TempPathFactory, processes: Processes) -> Iterator[Site]:
     """``opsmap run`` behind a (pretend) authenticating proxy on 127.0.0.1."""
-    started = start_site(tmp_path_factory.mktemp("trusted"), processes, extra_args=TRUSTED)
+    started = start_site(
+        tmp_path_factory.mktemp("trusted"),
+        processes,
+        extra_args=TRUSTED,
+        headers={"X-Forwarded-Email": "root@example.com"},
+    )
     try:
         yield started
     finally:

@@ -79,7 +79,14 @@ class Site:
         return f"http://{self.opsmap.host}:{self.opsmap.port}/"
 
 
-def start_site(base: Path, processes: Processes, *, extra_args: list[str]) -> Site:
+def start_site(
+    base: Path,
+    processes: Processes,
+    *,
+    extra_args: list[str],
+    headers: dict[str, str] | None = None,
+) -> Site:
+    """``headers``: what the helpers send (a person's identity behind the trusted proxy)."""
     listener = Listener().open()
     remote = BareRepo.create(base / "remote.git")
     clone = Clone.create(remote, base / "work")
@@ -91,6 +98,7 @@ def start_site(base: Path, processes: Processes, *, extra_args: list[str]) -> Si
         state_dir=base / "state",
         log=base / "opsmap.log",
         extra_args=extra_args,
+        headers=headers,
     )
     opsmap.wait_applied(sha)
     return Site(opsmap, listener, sha, clone)

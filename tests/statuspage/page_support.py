@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 from reconciler.loop.view import CheckView, ComponentView, HostView, MapView, Snapshot
-from reconciler.policy.engine import PolicySet
+from reconciler.loop.viewers import Target
+from reconciler.policy.visibility import Visibility
 from reconciler.repo.loader import MapRepo, load_repo, read_tree
 from reconciler.statuspage.source import HistoryItem
 from reconciler.store.protocol import JournalEntry
@@ -124,11 +125,18 @@ class StaticSource:
     def branch(self) -> str:
         return self.branch_
 
-    def policies(self) -> PolicySet | None:
-        return PolicySet.from_repo(self.repo_)
+    def visibility(self) -> Visibility:
+        return Visibility(self.repo_)
 
     def history(self) -> Sequence[HistoryItem]:
         return self.items
 
     def recent_requests(self, limit: int) -> Sequence[JournalEntry]:
         return list(self.entries)[:limit]
+
+    def request_target(self, path: str) -> Target | None:
+        found = None
+        for item in self.items:
+            if item.request == path and item.map is not None:
+                found = Target(item.map, item.component or "*", item.requested)
+        return found

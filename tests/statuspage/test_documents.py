@@ -12,13 +12,13 @@ from page_support import HOSTILE, SHA, snapshot, write_repo
 
 from reconciler.audit.record import GENESIS_HASH, AuditRecord
 from reconciler.model.requests import Forge, Request
-from reconciler.policy.engine import PolicySet
+from reconciler.policy.visibility import Visibility
 from reconciler.statuspage.access import Access
 from reconciler.statuspage.asking import Asking
 from reconciler.statuspage.component import component_doc, find_component
 from reconciler.statuspage.documents import find_map, map_doc, overview
 from reconciler.statuspage.requestsdoc import requests_doc
-from reconciler.statuspage.source import HistoryItem
+from reconciler.statuspage.source import AuditHistory, HistoryItem
 from reconciler.store.protocol import JournalEntry
 
 DAY = dt.date(2026, 12, 2)
@@ -26,7 +26,7 @@ DAY = dt.date(2026, 12, 2)
 
 def test_overview_counts_revision_hosts_audit(tmp_path: Path) -> None:
     repo = write_repo(tmp_path / "repo")
-    doc = overview(snapshot(rejected=True), repo, Access(None, PolicySet.from_repo(repo)))
+    doc = overview(snapshot(rejected=True), repo, Access(None, Visibility(repo)))
     assert doc["viewer"] == {"user": None, "filtered": False}
     shop = next(m for m in doc["maps"] if m["name"] == "shop")
     assert shop["counts"]["error"] == 1
@@ -43,23 +43,23 @@ def test_overview_counts_revision_hosts_audit(tmp_path: Path) -> None:
 
 def test_a_filtered_viewer_sees_only_what_it_may_view(tmp_path: Path) -> None:
     repo = write_repo(tmp_path / "repo")
-    olga = Access("olga@example.com", PolicySet.from_repo(repo), filtered=True)
+    olga = Access("olga@example.com", Visibility(repo), filtered=True)
     doc = overview(snapshot(rejected=True), repo, olga)
     assert [m["name"] for m in doc["maps"]] == ["shop"]
     assert doc["hosts"] == [{"name": "h1", "reachable": True}]  # h2 only serves 'secret'
     assert doc["revision"]["errors"] == []
     assert doc["revision"]["error_count"] == 1
     assert find_map(snapshot(), "secret", olga) is None
-    nobody = Access("stranger@example.com", PolicySet.from_repo(repo), filtered=True)
+    nobody = Access("stranger@example.com", Visibility(repo), filtered=True)
     assert overview(snapshot(), repo, nobody)["maps"] == []
-    no_identity = Access(None, PolicySet.from_repo(repo), filtered=True)  # around the proxy
+    no_identity = Access(None, Visibility(repo), filtered=True)  # around the proxy
     assert overview(snapshot(), repo, no_identity)["maps"] == []
     assert overview(snapshot(), repo, no_identity)["hosts"] == []
 
 
 def test_map_graph_nodes_external_impacted_and_layout(tmp_path: Path) -> None:
     repo = write_repo(tmp_path / "repo")
-    a = Access(None, PolicySet.from_repo(repo))
+    a = Access(None, Visibility(repo))
     view = find_map(snapshot(), "shop", a)
     assert view is not None
     doc = map_doc(view, repo, a)
@@ -79,7 +79,7 @@ def test_map_graph_nodes_external_impacted_and_layout(tmp_path: Path) -> None:
 
 def test_component_doc_checks_actions_and_history(tmp_path: Path) -> None:
     repo = write_repo(tmp_path / "repo")
-    olga = Access("olga@example.com", PolicySet.from_repo(repo), filtered=True)
+    olga = Access("olga@example.com", Visibility(repo), filtered=True)
     view = find_map(snapshot(), "shop", olga)
     assert view is not None
     found = find_component(view, "api", olga)
@@ -116,7 +116,7 @@ def test_component_doc_checks_actions_and_history(tmp_path: Path) -> None:
     assert [h["summary"] for h in doc["history"]] == ["ok → error"]
     assert doc["history"][0]["commit_url"] == f"https://github.com/org/maps/commit/{SHA}"
     assert doc["dependents"] == []
-    assert doc["dependencies"] == ["db", "zookeeper"]
+    assert doc["dependencies"] == ["db"]  # the external zookeeper is no component she sees
 
 
 def test_request_text_command_and_forge_links() -> None:
@@ -188,8 +188,10 @@ def test_requests_doc_joins_journal_and_audit(tmp_path: Path) -> None:
         path="requests/old.yaml", commit=SHA, requester=None, approver=None, state="denied",
         rule="no binding", created_at=1.0, finished_at=None, outcome=None,
     )  # fmt: skip
-    items = [HistoryItem.of(record)]
-    everyone = Access(None, PolicySet.from_repo(repo))
+    history = AuditHistory()
+    history.add(record)
+    items = history.target
+    everyone = Access(None, Visibility(repo))
     doc = requests_doc(
         [entry, unknown], items, access=everyone, asking=Asking("main", None, None, DAY)
     )
@@ -200,9 +202,7 @@ def test_requests_doc_joins_journal_and_audit(tmp_path: Path) -> None:
     assert not first["approver_verified"]
     assert doc["requests"][1]["decision"] == "deny"
     assert doc["requests"][1]["map"] is None
-    olga = Access(
-        "olga@example.com", PolicySet.from_repo(repo), filtered=True
-    )  # may not view 'secret'
+    olga = Access("olga@example.com", Visibility(repo), filtered=True)  # may not view 'secret'
     filtered = requests_doc(
         [entry, unknown], items, access=olga, asking=Asking("main", None, None, DAY)
     )

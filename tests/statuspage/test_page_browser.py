@@ -175,6 +175,48 @@ def test_a_user_without_view_does_not_see_the_map(
         browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
 
 
+def test_a_restricted_viewer_finds_nothing_hidden_in_any_view(
+    browser: webdriver.Chrome, trusted_site: Site
+) -> None:
+    """Olga views ``shop`` only: no view of the page, as the browser renders it (every
+    element and attribute), names the ``secret`` map or its ``vault``; without an identity
+    the page says it is not signed in and shows no map."""
+    browser.execute_cdp_cmd("Network.enable", {})
+
+    def rendered(fragment: str, wanted: str) -> str:
+        open_view(browser, trusted_site, fragment)
+        wait_until(
+            lambda: wanted in browser.find_element(By.TAG_NAME, "main").text,
+            what=f"{wanted!r} in {fragment}",
+        )
+        html: str = browser.execute_script("return document.documentElement.outerHTML")
+        return html.lower()
+
+    headers = {"X-Forwarded-Email": "olga@example.com"}
+    browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": headers})
+    try:
+        views = {
+            "#/": "shop",
+            "#/maps/shop": "Web front",
+            "#/maps/shop/components/web": "restart",
+            "#/maps/shop/components/db": "Database",
+            "#/requests": "Requests",
+            "#/maps/secret": "Not found",
+            "#/maps/secret/components/vault": "Not found",
+        }
+        for fragment, wanted in views.items():
+            html = rendered(fragment, wanted)
+            assert "vault" not in html, fragment
+            assert "secret" not in html.replace("#/maps/secret", ""), fragment
+            assert "zookeeper" not in html, fragment  # external: no component she may view
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+        html = rendered("#/", "Not signed in")
+        assert "shop" not in html
+        assert "no trusted identity" in html
+    finally:
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+
+
 def test_a_merged_request_appears_live_in_the_requests_view(
     browser: webdriver.Chrome, site: Site
 ) -> None:

@@ -239,6 +239,9 @@ class Opsmap:
     host: str
     port: int
     first_status: dict[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Sent with every request of the helpers (behind a trusted proxy: a person's identity,
+    without which the status is refused)."""
 
     # HTTP
 
@@ -252,7 +255,7 @@ class Opsmap:
     ) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT_S)
         try:
-            conn.request(method, path, body=body, headers=dict(headers or {}))
+            conn.request(method, path, body=body, headers={**self.headers, **(headers or {})})
             response = conn.getresponse()
             return response.status, response.read()
         finally:
@@ -327,6 +330,7 @@ def start_opsmap(
     timeout: float = WAIT_S,
     extra_args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Opsmap:
     """Start ``opsmap run`` on a free loopback port; wait until ``/api/v1/status`` answers.
 
@@ -335,7 +339,7 @@ def start_opsmap(
 
     The port is chosen here (another process may take it meanwhile: then it is tried again
     on another one). ``extra_args`` follow the usual ones; ``env`` is added to the
-    environment.
+    environment; ``headers`` go with every request of :class:`Opsmap`'s helpers.
     """
     env = {k: v for k, v in os.environ.items() if k != "OPSMAP_WEBHOOK_SECRET"} | dict(env or {})
     if secret is not None:
@@ -351,7 +355,7 @@ def start_opsmap(
             *extra_args,
         ]  # fmt: skip
         proc = processes.start(argv, log=log, env=env)
-        service = Opsmap(proc, log, "127.0.0.1", port)
+        service = Opsmap(proc, log, "127.0.0.1", port, headers=dict(headers or {}))
 
         def serving(service: Opsmap = service) -> bool:
             if service.proc.poll() is not None:

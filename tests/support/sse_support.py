@@ -44,12 +44,15 @@ class EventStream:
         self.status = self.response.status
         self.content_type = self.response.getheader("Content-Type", "")
         self.seen: list[dict[str, Any]] = []
+        self.raw = bytearray()
+        """Every byte of the stream read so far (what a test says no secret is in)."""
 
     def next(self) -> dict[str, Any]:
         """The next event or comment (``retry:`` lines are skipped)."""
         fields: dict[str, Any] = {}
         while True:
             raw = self.response.readline()
+            self.raw += raw
             if not raw:
                 raise EOFError("the server ended the stream")
             line = raw.decode().rstrip("\n")

@@ -89,7 +89,7 @@ async function refresh() {
     const response = await fetch(route.url, { headers: { Accept: "application/json" }, cache: "no-store" });
     const doc = await response.json();
     if (route !== state.route) return; // navigated away meanwhile
-    if (!response.ok) renderMissing(route, doc);
+    if (!response.ok) renderMissing(route, doc, response.status);
     else RENDER[route.view](doc, route);
     renderFooter(doc.viewer);
     window.opsmapRenders = (window.opsmapRenders || 0) + 1; // read by the tests and the benchmark
@@ -168,11 +168,11 @@ function renderFooter(viewer) {
     : el("span", { text: "No user identity: this page is the same for everyone who can reach it (read-only; actions are requested by pull request)." }));
 }
 
-function renderMissing(route, doc) {
+function renderMissing(route, doc, status) {
   document.getElementById("banner").hidden = true;
   setView(
     el("p", { class: "crumbs" }, el("a", { href: "#/", text: "Overview" })),
-    el("h1", { text: "Not found" }),
+    el("h1", { text: status === 403 ? "Not signed in" : "Not found" }),
     el("p", { class: "empty", text: (doc && doc.error) || "Nothing here." }));
 }
 
@@ -209,7 +209,7 @@ function renderOverview(doc) {
     el("tr", {}, el("th", { text: "Host" }), el("th", { text: "Reachable" })),
     doc.hosts.map((h) => el("tr", {}, el("td", { text: h.name }), el("td", { class: h.reachable ? "yes" : "no", text: h.reachable ? "yes" : "no" }))))
     : el("p", { class: "empty", text: "No hosts observed yet." });
-  const audit = doc.audit;
+  const audit = doc.audit; // null for a viewer limited by the policies: the operator's
   setView(
     el("h1", { text: "Maps" }),
     cards.length ? el("div", { class: "cards" }, cards) : el("p", { class: "empty", text: "No map to show." }),
@@ -217,9 +217,9 @@ function renderOverview(doc) {
       el("section", {}, el("h2", { text: "Revision" }), el("dl", { class: "kv" },
         el("dt", { text: "Applied" }), el("dd", {}, el("code", { text: short(r.applied), title: r.applied || "" }), " ", el("span", { class: "muted", text: when(r.applied_at) })),
         el("dt", { text: "Attempted" }), el("dd", { class: r.rejected ? "no" : "" }, el("code", { text: short(r.attempted), title: r.attempted || "" }), r.rejected ? " rejected" : "", " ", el("span", { class: "muted", text: when(r.attempted_at) })),
-        el("dt", { text: "Audit delivery" }), el("dd", { class: audit.delivery_error ? "no" : "" },
+        audit ? [el("dt", { text: "Audit delivery" }), el("dd", { class: audit.delivery_error ? "no" : "" },
           `${audit.pending} pending` + (audit.unstored ? `, ${audit.unstored} not stored yet` : ""),
-          audit.delivery_error ? el("div", { text: "last error: " + audit.delivery_error }) : null))),
+          audit.delivery_error ? el("div", { text: "last error: " + audit.delivery_error }) : null)] : null)),
       el("section", {}, el("h2", { text: "Hosts" }), hosts)));
 }
 
