@@ -70,6 +70,11 @@ class FetchOutcome(Protocol):
 class RepoSource(Protocol):
     """Where revisions come from (a :class:`reconciler.git.source.GitSource`); blocking calls."""
 
+    @property
+    def branch(self) -> str:
+        """The branch followed (the remote's default once looked up, when none was given)."""
+        ...
+
     def fetch(self) -> FetchOutcome: ...
 
     def files_at(self, sha: str) -> list[RepoFile]: ...
@@ -540,6 +545,7 @@ class Reconciler:
             hosts_reachable=self.hosts_reachable,
             actions=self._phases.phases(),
             fetch_error=self.fetch_error,
+            branch=self.source.branch,
             ssh_connections=self.transport.connections,
             state_write_errors=self.store.writes.failing(),
             extra=self._extras.snapshot_extra(),

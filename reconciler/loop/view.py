@@ -227,6 +227,8 @@ class Snapshot:
     hosts: tuple[HostView, ...]
     maps: tuple[MapView, ...]
     fetch_error: str | None = None
+    branch: str | None = None
+    """The branch followed (``--branch``, or the one the remote's HEAD names)."""
     ssh_connections: int = 0
     state_write_errors: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     """What fails to be written now (:meth:`~reconciler.store.writes.StateWrites.failing`)."""
@@ -260,6 +262,7 @@ class Snapshot:
             "validation_error_count": self.validation_error_count,
             "hosts": [h.to_json(replicas=self.fleet is not None) for h in self.hosts],
             "maps": maps,
+            "branch": self.branch,
             **(self._operators() if self.operator else {}),
             **({} if self.fleet is None else {"fleet": self.fleet.to_json()}),
             **self.extra,
@@ -363,6 +366,7 @@ def build_snapshot(
     actions: Mapping[tuple[str, str], ComponentStatus] | None = None,
     hosts_reachable: Mapping[str, bool] | None = None,
     fetch_error: str | None = None,
+    branch: str | None = None,
     ssh_connections: int = 0,
     state_write_errors: Mapping[str, Mapping[str, object]] | None = None,
     extra: Mapping[str, Any] | None = None,
@@ -392,6 +396,7 @@ def build_snapshot(
         hosts=_hosts(scheduled, hosts_reachable or {}, placement),
         maps=tuple(maps),
         fetch_error=fetch_error,
+        branch=branch,
         ssh_connections=ssh_connections,
         state_write_errors=dict(state_write_errors or {}),
         extra=dict(extra or {}),

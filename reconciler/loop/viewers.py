@@ -50,6 +50,7 @@ def seen_by(snapshot: Snapshot, sight: Sight, *, target: RequestTarget) -> Snaps
     hosts = {check.host for m in maps for c in m.components for check in c.checks}
     requests = [r for r in _requests(snapshot.extra) if _request_seen(r, sight, target)]
     return Snapshot(
+        branch=snapshot.branch,
         last_applied_revision=snapshot.last_applied_revision,
         last_attempted_revision=snapshot.last_attempted_revision,
         last_applied_at=snapshot.last_applied_at,

@@ -27,7 +27,7 @@ EXPECTED = (
     '"impacted_by_more":0,"dependencies":["db"],"checks":[{"name":"health","host":"h2",'
     '"type":"command","state":"OK","hard_state":"OK","state_type":"hard","attempt":1,'
     '"max_attempts":3,"flapping":false,"message":"exit 2","value":null,"duration_s":0.25,'
-    '"last_run":"2026-12-01T10:00:00+00:00","last_state_change":null}]}]}],'
+    '"last_run":"2026-12-01T10:00:00+00:00","last_state_change":null}]}]}],"branch":null,'
     '"fetch_error":null,"ssh_connections":2,'
     '"state_write_errors":{"audit":{"reason":"disk full","since":1.0,"failures":3}},'
     '"audit_pending":4,"requests":[]}\n'

@@ -259,6 +259,7 @@ def test_a_plain_git_init_on_master_is_followed_without_a_branch(
 
     service = opsmap(str(work), poll_interval=1)
 
-    service.wait_applied(head)
+    status = service.wait_applied(head)
     service.wait_check("a", "present", "OK")
+    assert status["branch"] == "master"
     assert "following branch master (the remote's default)" in service.stderr()
