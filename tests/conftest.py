@@ -3,7 +3,9 @@
 (see tests/support/pgcluster.py).
 
 Every test also runs under ``asyncio_leaks`` (fails a test that leaves asyncio tasks
-running) and, from pyproject, pytest-timeout and warnings as errors.
+running), ``long_timeouts`` (300 s instead of pyproject's 60 s for a test that runs real
+sshd, PostgreSQL, Chromium or ``opsmap run``) and, from pyproject, pytest-timeout and
+warnings as errors.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pgcluster
 import pytest
 from sshd import SSHD, Fleet
 
-pytest_plugins = ["asyncio_leaks", "pytester"]
+pytest_plugins = ["asyncio_leaks", "long_timeouts", "pytester"]
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,10 @@ MAX_OUTPUT = 400_000
 FOLDERS = ["maps", "policies", "inventory", "requests", "maps/sub", "policies/a/b", "."]
 SETTINGS = dict(max_examples=30, deadline=None, database=None)
 SETTINGS |= dict(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# Each example starts a real `opsmap validate` or `opsmap plan`: up to thirty processes
+# took 14 to 24 s a test on a loaded two-core machine, too close to the unit default of
+# 60 s; the mark leaves them seven times that.
+pytestmark = pytest.mark.timeout(180)
 
 names = st.text(
     alphabet=st.one_of(
