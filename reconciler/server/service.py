@@ -35,6 +35,7 @@ from reconciler.server.http import (
     Mount,
     Snapshots,
     build_app,
+    build_operator_app,
 )
 from reconciler.server.identity import Identity, IpNetwork
 from reconciler.server.operations import (
@@ -78,6 +79,7 @@ async def run_service(
     repo: str,
     branch: str,
     listen: tuple[str, int],
+    metrics_listen: tuple[str, int] | None = None,
     state_dir: Path,
     poll_interval_s: float | None,
     state_url: str | None = None,
@@ -108,6 +110,8 @@ async def run_service(
     may name (see :class:`agentless.ssh.SshSettings`). ``trusted_user_header`` and
     ``trusted_proxies``: see :mod:`reconciler.server.identity`; ``limits``, ``heartbeat_s``
     and ``mount`` (routes added to the application): see :mod:`reconciler.server.http`.
+    ``metrics_listen``: the operator listener, which then serves ``/metrics`` alone (with
+    the probes, which the main listener keeps too).
     ``replica`` (with ``state_url`` only) makes this process a replica of that name among
     others on the same database, with a leader lease of ``lease_s`` seconds
     (:mod:`reconciler.server.fleet`; None: the store's default).
@@ -138,6 +142,7 @@ async def run_service(
         http = _http_endpoint(
             core,
             listen=listen,
+            metrics_listen=metrics_listen,
             endpoints=_endpoints(core, webhook_secret),
             branch=branch,
             identity=Identity(trusted_user_header, trusted_proxies),
@@ -309,6 +314,7 @@ def _http_endpoint(
     core: _Core,
     *,
     listen: tuple[str, int],
+    metrics_listen: tuple[str, int] | None,
     endpoints: Endpoints,
     branch: str,
     identity: Identity,
@@ -343,6 +349,7 @@ def _http_endpoint(
             limits=limits,
             heartbeat_s=heartbeat_s,
             mount=mount_page,
+            metrics=metrics_listen is None,
         )
 
     return HttpEndpoint(
@@ -352,6 +359,8 @@ def _http_endpoint(
         broker=core.broker,
         limits=limits,
         generation=lambda: core.reconciler.check_views.generation,
+        operator_listen=metrics_listen,
+        operator_app=lambda snapshots: build_operator_app(endpoints, snapshots=snapshots),
     )
 
 
