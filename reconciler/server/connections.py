@@ -35,10 +35,13 @@ import struct
 import sys
 import termios
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
+
+from reconciler.inert import for_log
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ _BUSY = (
     b"Content-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY
 )
 
+_STATUSES = frozenset(HTTPStatus)
 _RESET = struct.pack("ii", 1, 0)
 """``SO_LINGER`` on, for 0 s: a close resets the connection, discarding what is queued."""
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
@@ -273,7 +277,22 @@ class GuardedHandler(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        response = super().handle_error(request, status, exc, message)
+        """aiohttp's answer to a request it cannot serve. A malformed request (a 4xx) is
+        the client's mistake: one debug line, not the traceback at error level that aiohttp
+        logs (any client could fill the log with them)."""
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            response = super().handle_error(request, status, exc, message)
+        else:
+            log.debug("malformed request from %s: %s", request.remote, for_log(exc or message))
+            if request.writer is not None and request.writer.output_size > 0:
+                raise ConnectionError("an answer was sent already: cannot send the error")
+            reason = HTTPStatus(status).phrase if status in _STATUSES else "Bad Request"
+            response = web.Response(
+                status=status,
+                body=b'{"error":"' + reason.lower().encode() + b'"}\n',
+                content_type="application/json",
+            )
+            response.force_close()
         response.headers["Server"] = SERVER_NAME
         return response
 
