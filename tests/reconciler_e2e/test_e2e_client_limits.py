@@ -8,6 +8,9 @@ buffer (made small, as a stalled client's fills) is soon full and its window shu
 write deadline (``--send-timeout``) drops each of them, seen as the client's sockets
 closed (reset) without a byte read, and the client has its share again.
 
+Behind the trusted proxy, every person has the proxy's address: each has a share of
+their own. Requests in progress are bounded per client too, the probes never.
+
 With ``--metrics-listen``, ``/metrics`` is served there (with the probes) and no longer
 on the main listener.
 """
@@ -38,6 +41,7 @@ from sse_support import EventStream
 Start = Callable[..., Opsmap]
 STREAMS_PER_CLIENT = 3
 OTHER_CLIENT = "127.0.0.2"  # loopback too, but another address: another client
+PROXY = "127.0.0.3"
 TCP_CLOSE = 7
 """``tcpi_state`` of a socket whose connection was reset (Linux's ``TCP_CLOSE``)."""
 
@@ -177,3 +181,83 @@ def test_metrics_listen_serves_metrics_apart_from_the_page(
     assert code == 404, "the main listener no longer serves /metrics"
     assert answer(service.host, metrics_port, "/api/v1/status")[0] == 404  # nor the page here
     assert answer(service.host, service.port, "/api/v1/status")[0] == 200
+
+
+def test_behind_the_trusted_proxy_each_person_has_a_share_of_their_own(
+    remote: BareRepo, clone: Clone, opsmap: Start, tmp_path: Path
+) -> None:
+    """Everyone behind the proxy has its address: the streams are counted per person."""
+    sha = clone.commit("flappers", author=ALICE, files=flapping_repo(tmp_path / "flags", 1))
+    clone.push()
+    service = opsmap(
+        remote.url,
+        poll_interval=3600,
+        extra_args=[
+            "--max-streams-per-client", "2",
+            "--trusted-user-header", "X-Forwarded-Email", "--trusted-proxy", PROXY,
+        ],
+    )  # fmt: skip
+    service.wait_applied(sha)
+
+    def stream(user: str | None) -> EventStream:
+        headers = {"X-Forwarded-Email": user} if user else {}
+        return EventStream(service.host, service.port, headers=headers, source_address=(PROXY, 0))
+
+    opened: list[EventStream] = []
+    try:
+        opened += [stream("alice@example.com"), stream("alice@example.com")]
+        assert [s.status for s in opened] == [200, 200]
+        extra = stream("alice@example.com")
+        opened.append(extra)
+        assert extra.status == 429  # alice's share is taken…
+        for user in ("bob@example.com", "carol@example.com"):
+            opened.append(stream(user))
+            assert opened[-1].status == 200  # …not the proxy's
+        opened.append(EventStream(service.host, service.port))  # around the proxy: an address
+        assert opened[-1].status == 200
+    finally:
+        for s in opened:
+            s.close()
+
+
+def test_requests_in_progress_are_bounded_per_client(
+    remote: BareRepo, clone: Clone, opsmap: Start, tmp_path: Path
+) -> None:
+    """Webhooks whose body never comes are requests in progress (for the body timeout):
+    their client gets 429 for one more, another client is served, the probes too."""
+    sha = clone.commit("flappers", author=ALICE, files=flapping_repo(tmp_path / "flags", 1))
+    clone.push()
+    service = opsmap(
+        remote.url,
+        poll_interval=3600,
+        secret="s3cret",
+        extra_args=["--max-requests-per-client", "2"],
+    )
+    service.wait_applied(sha)
+    host, port = service.host, service.port
+    held = []
+    try:
+        for _ in range(2):
+            sock = socket.create_connection((host, port), timeout=HTTP_TIMEOUT_S)
+            sock.sendall(b"POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+            held.append(sock)
+
+        def refused() -> bool:
+            code, headers, body = answer(host, port, "/api/v1/status")
+            return code == 429 and "Retry-After" in headers and b"too many requests" in body
+
+        wait_for(refused, what="a third request from the same client refused")
+        for path in ("/healthz", "/readyz"):
+            assert answer(host, port, path)[0] == 200  # probes are nobody's share
+        other = http.client.HTTPConnection(
+            host, port, timeout=HTTP_TIMEOUT_S, source_address=(OTHER_CLIENT, 0)
+        )
+        try:
+            other.request("GET", "/api/v1/status")
+            assert other.getresponse().status == 200
+        finally:
+            other.close()
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: answer(host, port, "/api/v1/status")[0] == 200, what="its share back")
