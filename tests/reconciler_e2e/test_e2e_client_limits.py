@@ -67,6 +67,14 @@ def stalled_stream(host: str, port: int) -> socket.socket:
     return sock
 
 
+def status_code(sock: socket.socket) -> bytes:
+    """The code of the status line ``HTTP/1.1 NNN``, read alone."""
+    head = b""
+    while len(head) < 12 and (chunk := sock.recv(12 - len(head))):
+        head += chunk
+    return head[9:12]
+
+
 def reset(sock: socket.socket) -> bool:
     """Whether the server dropped the connection (read nothing to know it)."""
     info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
@@ -261,3 +269,35 @@ def test_requests_in_progress_are_bounded_per_client(
         for sock in held:
             sock.close()
     wait_for(lambda: answer(host, port, "/api/v1/status")[0] == 200, what="its share back")
+
+
+def test_256_streams_from_one_client_leave_the_probes_and_the_others_served(
+    remote: BareRepo, clone: Clone, opsmap: Start, tmp_path: Path
+) -> None:
+    """The attack as it was reported, with the defaults: 256 streams from one address
+    that never reads used to hold every connection, and the probes answered 503."""
+    sha = clone.commit("flappers", author=ALICE, files=flapping_repo(tmp_path / "flags", 1))
+    clone.push()
+    service = opsmap(remote.url, poll_interval=3600)
+    service.wait_applied(sha)
+    host, port = service.host, service.port
+    wait_for(lambda: answer(host, port, "/readyz")[0] == 200, what="/readyz 200")
+    flood = []
+    try:
+        for _ in range(256):
+            sock = socket.create_connection((host, port), timeout=HTTP_TIMEOUT_S)
+            sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            flood.append(sock)
+        codes = [status_code(sock) for sock in flood]  # read no further
+        assert codes.count(b"200") == 8  # the default share
+        assert codes.count(b"429") == 248
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert answer(host, port, path)[0] == 200, path
+        other = EventStream(host, port, source_address=(OTHER_CLIENT, 0))
+        try:
+            assert other.status == 200
+        finally:
+            other.close()
+    finally:
+        for sock in flood:
+            sock.close()
