@@ -33,6 +33,7 @@ STREAM_RETRY_AFTER_S = 10
 REQUEST_RETRY_AFTER_S = 1
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CLIENT_LIMITS: web.AppKey[ClientLimits] = web.AppKey("client_limits")
 
 
 def client_of(request: web.Request) -> str:
@@ -70,7 +71,8 @@ def refusal(status: HTTPStatus, reason: str, retry_after_s: int) -> web.Response
 
 
 class ClientLimits:
-    """Counts each client's streams and requests in progress, for one application."""
+    """Counts each client's streams and requests in progress, for one application
+    (``app[CLIENT_LIMITS]``)."""
 
     def __init__(
         self,
@@ -86,7 +88,8 @@ class ClientLimits:
         self.reserved = reserved | PROBES
         self.open_streams: dict[str, int] = {}
         self.in_progress: dict[str, int] = {}
-        self.refused = 0
+        self.refused = {"reserved": 0, "client_streams": 0, "client_requests": 0}
+        """Requests refused, by why: not a probe on a reserved slot, or over a share."""
 
     def middleware(self) -> Callable[..., object]:
         """Counts and bounds each request (after the identity middleware: it reads
@@ -97,7 +100,7 @@ class ClientLimits:
             path = request.path
             probe_only = getattr(request.protocol, "probe_only", False) is True
             if probe_only and path not in self.reserved:
-                self.refused += 1
+                self.refused["reserved"] += 1
                 return refusal(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections", 1)
             if path in PROBES:
                 response = await handler(request)
@@ -112,14 +115,14 @@ class ClientLimits:
     async def _counted(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in self.streams:
             table, most, what = self.open_streams, self.limits.streams_per_client, "event streams"
-            retry_after = STREAM_RETRY_AFTER_S
+            retry_after, reason = STREAM_RETRY_AFTER_S, "client_streams"
         else:
             table, most, what = self.in_progress, self.limits.requests_per_client, "requests"
-            retry_after = REQUEST_RETRY_AFTER_S
+            retry_after, reason = REQUEST_RETRY_AFTER_S, "client_requests"
         client = client_of(request)
         held = table.get(client, 0)
         if held >= most:
-            self.refused += 1
+            self.refused[reason] += 1
             log.debug("%s refused to a client over its limit (%d)", what, most)
             return refusal(
                 HTTPStatus.TOO_MANY_REQUESTS,

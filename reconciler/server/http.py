@@ -40,7 +40,7 @@ from reconciler.loop.statusjson import StatusJson
 from reconciler.loop.view import Snapshot, encode_json
 from reconciler.policy.visibility import Visibility
 from reconciler.server.broker import EventBroker
-from reconciler.server.clients import PROBES, ClientLimits
+from reconciler.server.clients import CLIENT_LIMITS, PROBES, ClientLimits
 from reconciler.server.connections import SERVER_NAME, ConnectionCount, GuardedSite, Limits
 from reconciler.server.identity import EVERYONE, Identity, Viewer, VisibleTo, visible_snapshot
 from reconciler.server.identity import visible_to as viewer_filter
@@ -316,6 +316,7 @@ def build_app(
         client_max_size=MAX_WEBHOOK_BODY,
     )
     app.on_response_prepare.append(_server_header)
+    app[CLIENT_LIMITS] = clients
     api = Api(endpoints, snapshots, limits)
     streams = EventStreams(
         broker, endpoints.visibility, heartbeat_s=heartbeat_s, max_age_s=limits.stream_max_age_s
@@ -345,6 +346,7 @@ def build_operator_app(endpoints: Endpoints, *, snapshots: Snapshots) -> web.App
         client_max_size=1024,
     )
     app.on_response_prepare.append(_server_header)
+    app[CLIENT_LIMITS] = clients
     api = Api(endpoints, snapshots, OPERATOR_LIMITS)
     app.router.add_get(METRICS, api.metrics)
     app.router.add_get("/healthz", api.healthz)

@@ -37,6 +37,7 @@ from reconciler.server.http import (
     build_app,
     build_operator_app,
 )
+from reconciler.server.httpmetrics import HttpCollector
 from reconciler.server.identity import Identity, IpNetwork
 from reconciler.server.operations import (
     ActionPhases,
@@ -352,7 +353,7 @@ def _http_endpoint(
             metrics=metrics_listen is None,
         )
 
-    return HttpEndpoint(
+    http = HttpEndpoint(
         *listen,
         app,
         snapshot=core.reconciler.view,
@@ -362,6 +363,8 @@ def _http_endpoint(
         operator_listen=metrics_listen,
         operator_app=lambda snapshots: build_operator_app(endpoints, snapshots=snapshots),
     )
+    endpoints.registry.register(HttpCollector(http))
+    return http
 
 
 async def _serve(

@@ -155,6 +155,10 @@ def test_a_client_that_never_reads_keeps_its_share_only_and_is_dropped(
                 return all(reset(sock) for sock in stalled)
 
             wait_for(dropped, what="the stalled streams dropped", interval=0.5)
+            metrics = answer(host, port, "/metrics")[2].decode()
+            assert sample_value(metrics, "opsmap_http_dropped_total", reason="send_timeout") == 3
+            assert sample_value(metrics, "opsmap_http_refused_total", reason="client_streams") == 1
+            assert sample_value(metrics, "opsmap_http_event_streams") == 1  # the reader's
             before = len(seen)
             # its share is free again, and the reading client was never dropped
             again = EventStream(host, port)
