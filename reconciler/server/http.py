@@ -22,6 +22,7 @@ firewalled apart from the page; the probes stay on the main listener too.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import time
@@ -29,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -373,6 +375,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def overlap(one: tuple[Any, ...], other: tuple[Any, ...]) -> bool:
+    """Whether two bound addresses are the same port on one address, or on a wildcard
+    (both bind with ``SO_REUSEADDR``, and only the second to listen would fail)."""
+    if one[1] != other[1]:
+        return False
+    hosts = (ipaddress.ip_address(one[0]), ipaddress.ip_address(other[0]))
+    return hosts[0] == hosts[1] or any(h.is_unspecified for h in hosts)
+
+
 class Listener:
     """One application served on one bound socket, within its :class:`Limits`."""
 
@@ -433,11 +444,18 @@ class HttpEndpoint:
         self.limits = limits or Limits()
         self.broker = broker
         main = bind(host, port)
-        try:
-            operator = bind(*operator_listen) if operator_listen is not None else None
-        except HttpServerError:
-            main.close()
-            raise
+        operator = None
+        if operator_listen is not None:
+            try:
+                operator = bind(*operator_listen)
+            except HttpServerError:
+                main.close()
+                raise
+            if overlap(main.getsockname(), operator.getsockname()):
+                main.close()
+                operator.close()
+                where = f"{operator_listen[0]}:{operator_listen[1]}"
+                raise HttpServerError(f"cannot listen on {where} for /metrics: it is --listen's")
         self._executor = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="opsmap-encode")
         self.snapshots = Snapshots(snapshot, self._executor, generation=generation)
         self.main = Listener(main, app(self.snapshots), self.limits)
