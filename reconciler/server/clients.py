@@ -82,7 +82,8 @@ class ClientLimits:
         reserved: frozenset[str] = PROBES,
     ) -> None:
         """``streams``: the paths whose answers are event streams; ``reserved``: the
-        paths answered on a reserved (probe-only) connection."""
+        paths answered on a reserved (probe-only) connection (the probes, and on the
+        operator listener ``/metrics``)."""
         self.limits = limits
         self.streams = streams
         self.reserved = reserved | PROBES

@@ -57,8 +57,8 @@ class Limits:
     max_connections: int = 256
     """Open connections at once (event streams included), probes apart."""
     probe_slots: int = 16
-    """Connections past ``max_connections`` kept for ``/healthz``, ``/readyz`` (and
-    ``/metrics`` where it is served): one answer each, then closed."""
+    """Connections past ``max_connections`` kept for ``/healthz`` and ``/readyz``: one
+    answer each, then closed."""
     request_timeout_s: float = 15.0
     """A request must arrive whole within this, from the connection or the last answer."""
     send_timeout_s: float = 15.0

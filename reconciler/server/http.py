@@ -303,11 +303,9 @@ def build_app(
     ``metrics`` False: no ``/metrics`` here (it is on the operator listener)."""
     identity = identity or Identity()
     limits = limits or Limits()
-    clients = ClientLimits(
-        limits,
-        streams=frozenset({EVENTS}),
-        reserved=PROBES | ({METRICS} if metrics else frozenset()),
-    )
+    # the reserved slots answer the probes alone: answered at once, waiting for nothing,
+    # they hold a slot no longer than that (a scrape, encoded in a thread, would)
+    clients = ClientLimits(limits, streams=frozenset({EVENTS}), reserved=PROBES)
     app = web.Application(
         middlewares=[
             errors_as_json,
