@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import ipaddress
 import logging
 import socket
 import struct
@@ -109,6 +110,15 @@ def unacknowledged(transport: asyncio.Transport) -> tuple[int, int] | None:
     acked = int.from_bytes(info[_BYTES_ACKED], sys.byteorder)
     in_kernel = int.from_bytes(queued, sys.byteorder, signed=True)
     return transport.get_write_buffer_size() + max(in_kernel, 0), acked
+
+
+def same_port(one: tuple[Any, ...], other: tuple[Any, ...]) -> bool:
+    """Whether two bound addresses are the same port on one address, or on a wildcard
+    (both bind with ``SO_REUSEADDR``, and only the second to listen would fail)."""
+    if one[1] != other[1]:
+        return False
+    hosts = (ipaddress.ip_address(one[0]), ipaddress.ip_address(other[0]))
+    return hosts[0] == hosts[1] or any(h.is_unspecified for h in hosts)
 
 
 class ConnectionCount:

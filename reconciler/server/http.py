@@ -22,7 +22,6 @@ firewalled apart from the page; the probes stay on the main listener too.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import time
@@ -30,7 +29,6 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -43,7 +41,13 @@ from reconciler.loop.view import Snapshot, encode_json
 from reconciler.policy.visibility import Visibility
 from reconciler.server.broker import EventBroker
 from reconciler.server.clients import CLIENT_LIMITS, PROBES, ClientLimits
-from reconciler.server.connections import SERVER_NAME, ConnectionCount, GuardedSite, Limits
+from reconciler.server.connections import (
+    SERVER_NAME,
+    ConnectionCount,
+    GuardedSite,
+    Limits,
+    same_port,
+)
 from reconciler.server.identity import EVERYONE, Identity, Viewer, VisibleTo, visible_snapshot
 from reconciler.server.identity import visible_to as viewer_filter
 from reconciler.server.sse import HEARTBEAT_S, EventStreams
@@ -373,15 +377,6 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def overlap(one: tuple[Any, ...], other: tuple[Any, ...]) -> bool:
-    """Whether two bound addresses are the same port on one address, or on a wildcard
-    (both bind with ``SO_REUSEADDR``, and only the second to listen would fail)."""
-    if one[1] != other[1]:
-        return False
-    hosts = (ipaddress.ip_address(one[0]), ipaddress.ip_address(other[0]))
-    return hosts[0] == hosts[1] or any(h.is_unspecified for h in hosts)
-
-
 class Listener:
     """One application served on one bound socket, within its :class:`Limits`."""
 
@@ -449,7 +444,7 @@ class HttpEndpoint:
             except HttpServerError:
                 main.close()
                 raise
-            if overlap(main.getsockname(), operator.getsockname()):
+            if same_port(main.getsockname(), operator.getsockname()):
                 main.close()
                 operator.close()
                 where = f"{operator_listen[0]}:{operator_listen[1]}"
