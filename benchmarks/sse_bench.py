@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from reconciler.loop.reconciler import Reconciler
+from reconciler.server.connections import Limits
 from reconciler.server.http import HttpEndpoint
 from reconciler.server.service import run_service
 
@@ -108,6 +109,8 @@ async def bench(args: argparse.Namespace, root: Path) -> None:
             webhook_secret=None,
             stop=stop,
             on_started=on_started,
+            # every client is one process on one address: each stream a share of its own
+            limits=Limits(streams_per_client=args.clients),
         )
     )
     await ready.wait()

@@ -17,6 +17,7 @@ from reconciler.cli.logs import FORMATS, setup_logging
 from reconciler.inert import for_log
 
 if TYPE_CHECKING:
+    from reconciler.server.connections import Limits
     from reconciler.server.identity import IpNetwork
 
 log = logging.getLogger("opsmap")
@@ -45,8 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--listen",
         default=DEFAULT_LISTEN,
         metavar="HOST:PORT",
-        help=f"where to serve /metrics, /healthz, /api/v1/status, /hooks/git ({DEFAULT_LISTEN})",
+        help=f"where to serve the page, /api/v1/*, /hooks/git, /healthz, /readyz and (without "
+        f"--metrics-listen) /metrics ({DEFAULT_LISTEN})",
     )
+    parser.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve /metrics here instead (with /healthz and /readyz), on a port that can be "
+        "firewalled apart from the page's",
+    )
+    add_limit_arguments(parser)
     parser.add_argument(
         "--state-dir",
         type=Path,
@@ -138,6 +147,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The HTTP listener's bounds (:class:`reconciler.server.connections.Limits`)."""
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=256,
+        metavar="N",
+        help="connections open at once, event streams included; 16 more are kept for "
+        "/healthz and /readyz (default 256)",
+    )
+    parser.add_argument(
+        "--max-streams-per-client",
+        type=int,
+        default=8,
+        metavar="N",
+        help="event streams one client may hold open: an address, or a person behind the "
+        "trusted proxy (default 8)",
+    )
+    parser.add_argument(
+        "--max-requests-per-client",
+        type=int,
+        default=16,
+        metavar="N",
+        help="requests one client may have in progress at once, probes apart (default 16)",
+    )
+    parser.add_argument(
+        "--send-timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="a client that reads (acknowledges) nothing it is sent for this long is "
+        "dropped, an idle event stream's too (default 15)",
+    )
+
+
+def limits_argument(args: argparse.Namespace) -> Limits | int:
+    """The listener's :class:`Limits` from the flags, or the usage error's exit status."""
+    counts = {
+        "--max-connections": args.max_connections,
+        "--max-streams-per-client": args.max_streams_per_client,
+        "--max-requests-per-client": args.max_requests_per_client,
+    }
+    for flag, value in counts.items():
+        if not 1 <= value <= 100_000:
+            return usage_error(f"{flag} must be between 1 and 100000")
+    if not 0.1 <= args.send_timeout <= 3600:
+        return usage_error("--send-timeout must be between 0.1 and 3600 seconds")
+    from reconciler.server.connections import Limits  # aiohttp: only for `opsmap run`
+
+    return Limits(
+        max_connections=args.max_connections,
+        streams_per_client=args.max_streams_per_client,
+        requests_per_client=args.max_requests_per_client,
+        send_timeout_s=args.send_timeout,
+    )
+
+
 def add_key_dir_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ssh-key-dir",
@@ -212,10 +278,10 @@ def trusted_arguments(
         return usage_error(str(exc))
 
 
-def parse_listen(value: str) -> tuple[str, int]:
+def parse_listen(value: str, flag: str = "--listen") -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"--listen {value!r}: expected HOST:PORT")
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{flag} {value!r}: expected HOST:PORT")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -227,8 +293,16 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, logging.getLogger().level))
     try:
         listen = parse_listen(args.listen)
+        metrics_listen = (
+            None
+            if args.metrics_listen is None
+            else parse_listen(args.metrics_listen, "--metrics-listen")
+        )
     except ValueError as exc:
         return usage_error(str(exc))
+    limits = limits_argument(args)
+    if isinstance(limits, int):
+        return limits
     if args.poll_interval is not None and args.poll_interval <= 0:
         return usage_error("--poll-interval must be positive")
     if not 0 <= args.stop_grace <= 3600:
@@ -264,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
                 repo=args.repo,
                 branch=args.branch,
                 listen=listen,
+                metrics_listen=metrics_listen,
+                limits=limits,
                 state_dir=args.state_dir.resolve(),
                 state_url=url,
                 poll_interval_s=args.poll_interval,
@@ -300,7 +376,9 @@ def replica_problem(name: str | None, lease_s: float | None, url: str | None) ->
 __all__ = [
     "add_arguments",
     "add_key_dir_argument",
+    "add_limit_arguments",
     "key_dir_argument",
+    "limits_argument",
     "parse_listen",
     "run",
     "state_url",

@@ -9,9 +9,14 @@ HTTP/1.1 with keep-alive, ``HEAD`` and compression, and is one locked dependency
 The loop is never held long: a snapshot of the live state is built on the loop (shared by
 the requests that come while it is fresh, see :class:`Snapshots`), and what takes time
 with it — the metrics exposition, the status JSON — is done in a worker thread from that
-immutable snapshot. Connections are bounded and slow clients dropped (:mod:`.connections`);
-every webhook body is capped and read under a timeout. ``Server:`` says ``opsmap``, no
-version.
+immutable snapshot. Connections are bounded and slow clients dropped (:mod:`.connections`),
+each client has its share of streams and requests (:mod:`.clients`), the probes are
+answered past every bound; every webhook body is capped and read under a timeout.
+``Server:`` says ``opsmap``, no version.
+
+With an operator listener (``opsmap run --metrics-listen``), ``/metrics`` is served there
+only, beside ``/healthz`` and ``/readyz`` (:func:`build_operator_app`), so that it can be
+firewalled apart from the page; the probes stay on the main listener too.
 """
 
 from __future__ import annotations
@@ -37,7 +42,14 @@ from reconciler.loop.view import Snapshot, encode_json
 from reconciler.loop.viewers import RequestTarget, seen_by
 from reconciler.policy.visibility import Visibility
 from reconciler.server.broker import EventBroker
-from reconciler.server.connections import SERVER_NAME, ConnectionCount, GuardedSite, Limits
+from reconciler.server.clients import CLIENT_LIMITS, PROBES, ClientLimits
+from reconciler.server.connections import (
+    SERVER_NAME,
+    ConnectionCount,
+    GuardedSite,
+    Limits,
+    same_port,
+)
 from reconciler.server.identity import EVERYONE, Identity, Viewer, sight_of
 from reconciler.server.sse import HEARTBEAT_S, EventStreams
 from reconciler.server.webhook import MAX_WEBHOOK_BODY, verify_hook
@@ -281,6 +293,8 @@ class Api:
 
 
 Mount = Callable[[web.Application], None]
+EVENTS = "/api/v1/events"
+METRICS = "/metrics"
 
 
 def build_app(
@@ -292,27 +306,61 @@ def build_app(
     limits: Limits | None = None,
     heartbeat_s: float = HEARTBEAT_S,
     mount: Mount | None = None,
+    metrics: bool = True,
 ) -> web.Application:
     """The application: the reconciler's endpoints, and what ``mount`` adds (the page's
-    routes); every request has ``request["viewer"]`` (:class:`~.identity.Viewer`)."""
+    routes); every request has ``request["viewer"]`` (:class:`~.identity.Viewer`).
+    ``metrics`` False: no ``/metrics`` here (it is on the operator listener)."""
     identity = identity or Identity()
     limits = limits or Limits()
+    # the reserved slots answer the probes alone: answered at once, waiting for nothing,
+    # they hold a slot no longer than that (a scrape, encoded in a thread, would)
+    clients = ClientLimits(limits, streams=frozenset({EVENTS}), reserved=PROBES)
     app = web.Application(
-        middlewares=[errors_as_json, identity.middleware(), compress],  # type: ignore[list-item]
+        middlewares=[
+            errors_as_json,
+            identity.middleware(),  # type: ignore[list-item]
+            clients.middleware(),  # type: ignore[list-item]
+            compress,
+        ],
         client_max_size=MAX_WEBHOOK_BODY,
     )
     app.on_response_prepare.append(_server_header)
+    app[CLIENT_LIMITS] = clients
     api = Api(endpoints, snapshots, limits)
-    streams = EventStreams(broker, endpoints.visibility, heartbeat_s=heartbeat_s)
-    app.router.add_get("/metrics", api.metrics)
+    streams = EventStreams(
+        broker, endpoints.visibility, heartbeat_s=heartbeat_s, max_age_s=limits.stream_max_age_s
+    )
+    if metrics:
+        app.router.add_get(METRICS, api.metrics)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/api/v1/status", api.status)
-    app.router.add_get("/api/v1/events", streams.handle)
+    app.router.add_get(EVENTS, streams.handle)
     app.router.add_post("/hooks/git", api.hook)
     app.router.add_get("/hooks/git", api.get_hook)
     if mount is not None:
         mount(app)
+    return app
+
+
+OPERATOR_LIMITS = Limits(max_connections=32, probe_slots=8, requests_per_client=8)
+"""The operator listener's: Prometheus and the probes, a few connections at a time."""
+
+
+def build_operator_app(endpoints: Endpoints, *, snapshots: Snapshots) -> web.Application:
+    """``/metrics``, ``/healthz`` and ``/readyz`` alone: the operator listener's app."""
+    clients = ClientLimits(OPERATOR_LIMITS, reserved=PROBES | {METRICS})
+    app = web.Application(
+        middlewares=[errors_as_json, clients.middleware(), compress],  # type: ignore[list-item]
+        client_max_size=1024,
+    )
+    app.on_response_prepare.append(_server_header)
+    app[CLIENT_LIMITS] = clients
+    api = Api(endpoints, snapshots, OPERATOR_LIMITS)
+    app.router.add_get(METRICS, api.metrics)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
     return app
 
 
@@ -335,33 +383,17 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class HttpEndpoint:
-    """Serves an application on ``host:port`` from the running loop."""
+class Listener:
+    """One application served on one bound socket, within its :class:`Limits`."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        app: Callable[[Snapshots], web.Application],
-        *,
-        snapshot: Callable[[], Snapshot],
-        broker: EventBroker,
-        limits: Limits | None = None,
-        generation: Callable[[], object] = lambda: None,
-    ) -> None:
-        """``generation``: see :class:`Snapshots`."""
-        self.limits = limits or Limits()
-        self.broker = broker
-        self._sock = bind(host, port)
-        self._executor = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="opsmap-encode")
-        self.snapshots = Snapshots(snapshot, self._executor, generation=generation)
-        self.app = app(self.snapshots)
-        self.connections = ConnectionCount(self.limits)
+    def __init__(self, sock: socket.socket, app: web.Application, limits: Limits) -> None:
+        self.sock, self.app, self.limits = sock, app, limits
+        self.connections = ConnectionCount(limits)
         self._runner: web.AppRunner | None = None
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._sock.getsockname()[:2]
+        host, port = self.sock.getsockname()[:2]
         return str(host), int(port)
 
     async def start(self) -> None:
@@ -370,7 +402,7 @@ class HttpEndpoint:
         self._runner = runner
         site = GuardedSite(
             runner,
-            self._sock,
+            self.sock,
             count=self.connections,
             handler_args={
                 "keepalive_timeout": self.limits.request_timeout_s,
@@ -379,12 +411,80 @@ class HttpEndpoint:
             },
         )
         await site.start()
-        log.info("serving on http://%s:%d", *self.address)
 
     async def stop(self) -> None:
-        self.broker.close()  # event streams end first, so that nothing waits for them
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        self._sock.close()
+        self.sock.close()
+
+
+AppFactory = Callable[[Snapshots], web.Application]
+
+
+class HttpEndpoint:
+    """Serves an application on ``host:port`` from the running loop, and the operator's
+    (:func:`build_operator_app`) on ``operator_listen`` when given."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: AppFactory,
+        *,
+        snapshot: Callable[[], Snapshot],
+        broker: EventBroker,
+        limits: Limits | None = None,
+        generation: Callable[[], object] = lambda: None,
+        operator_listen: tuple[str, int] | None = None,
+        operator_app: AppFactory | None = None,
+    ) -> None:
+        """``generation``: see :class:`Snapshots`."""
+        self.limits = limits or Limits()
+        self.broker = broker
+        main = bind(host, port)
+        operator = None
+        if operator_listen is not None:
+            try:
+                operator = bind(*operator_listen)
+            except HttpServerError:
+                main.close()
+                raise
+            if same_port(main.getsockname(), operator.getsockname()):
+                main.close()
+                operator.close()
+                where = f"{operator_listen[0]}:{operator_listen[1]}"
+                raise HttpServerError(f"cannot listen on {where} for /metrics: it is --listen's")
+        self._executor = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="opsmap-encode")
+        self.snapshots = Snapshots(snapshot, self._executor, generation=generation)
+        self.main = Listener(main, app(self.snapshots), self.limits)
+        self.operator: Listener | None = None
+        if operator is not None:
+            assert operator_app is not None, "an operator listener needs its app"
+            self.operator = Listener(operator, operator_app(self.snapshots), OPERATOR_LIMITS)
+
+    @property
+    def app(self) -> web.Application:
+        return self.main.app
+
+    @property
+    def connections(self) -> ConnectionCount:
+        return self.main.connections
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.main.address
+
+    async def start(self) -> None:
+        await self.main.start()
+        log.info("serving on http://%s:%d", *self.address)
+        if self.operator is not None:
+            await self.operator.start()
+            log.info("serving /metrics, /healthz, /readyz on http://%s:%d", *self.operator.address)
+
+    async def stop(self) -> None:
+        self.broker.close()  # event streams end first, so that nothing waits for them
+        await self.main.stop()
+        if self.operator is not None:
+            await self.operator.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -35,7 +35,9 @@ from reconciler.server.http import (
     Mount,
     Snapshots,
     build_app,
+    build_operator_app,
 )
+from reconciler.server.httpmetrics import HttpCollector
 from reconciler.server.identity import Identity, IpNetwork
 from reconciler.server.operations import (
     ActionPhases,
@@ -78,6 +80,7 @@ async def run_service(
     repo: str,
     branch: str | None,
     listen: tuple[str, int],
+    metrics_listen: tuple[str, int] | None = None,
     state_dir: Path,
     poll_interval_s: float | None,
     state_url: str | None = None,
@@ -108,6 +111,8 @@ async def run_service(
     may name (see :class:`agentless.ssh.SshSettings`). ``trusted_user_header`` and
     ``trusted_proxies``: see :mod:`reconciler.server.identity`; ``limits``, ``heartbeat_s``
     and ``mount`` (routes added to the application): see :mod:`reconciler.server.http`.
+    ``metrics_listen``: the operator listener, which then serves ``/metrics`` alone (with
+    the probes, which the main listener keeps too).
     ``replica`` (with ``state_url`` only) makes this process a replica of that name among
     others on the same database, with a leader lease of ``lease_s`` seconds
     (:mod:`reconciler.server.fleet`; None: the store's default).
@@ -138,6 +143,7 @@ async def run_service(
         http = _http_endpoint(
             core,
             listen=listen,
+            metrics_listen=metrics_listen,
             endpoints=_endpoints(core, webhook_secret),
             identity=Identity(trusted_user_header, trusted_proxies),
             limits=limits,
@@ -310,6 +316,7 @@ def _http_endpoint(
     core: _Core,
     *,
     listen: tuple[str, int],
+    metrics_listen: tuple[str, int] | None,
     endpoints: Endpoints,
     identity: Identity,
     limits: Limits | None,
@@ -343,16 +350,21 @@ def _http_endpoint(
             limits=limits,
             heartbeat_s=heartbeat_s,
             mount=mount_page,
+            metrics=metrics_listen is None,
         )
 
-    return HttpEndpoint(
+    http = HttpEndpoint(
         *listen,
         app,
         snapshot=core.reconciler.view,
         broker=core.broker,
         limits=limits,
         generation=lambda: core.reconciler.check_views.generation,
+        operator_listen=metrics_listen,
+        operator_app=lambda snapshots: build_operator_app(endpoints, snapshots=snapshots),
     )
+    endpoints.registry.register(HttpCollector(http))
+    return http
 
 
 async def _serve(

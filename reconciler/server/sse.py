@@ -4,17 +4,22 @@ A stream is a coroutine on the loop and a bounded queue (:mod:`.broker`): no thr
 It sends the events its viewer may see (:func:`~reconciler.server.identity.sees_event`),
 a ``: heartbeat`` comment when nothing was sent for a while (so proxies and browsers
 keep the connection, and a dead client is found), and ends when its client falls too far
-behind, stops reading (:mod:`.connections` aborts it), or the server stops. A client that
-reconnects with ``Last-Event-ID`` gets what it missed, or a ``reset`` event (refetch).
+behind, stops reading (:mod:`.connections` aborts it), reaches the stream's maximum age
+(it reconnects and resumes), or the server stops. A client that reconnects with
+``Last-Event-ID`` gets what it missed, or a ``reset`` event (refetch); a ``Last-Event-ID``
+that is no event id (ASCII digits) is a ``400``. How many streams a client may hold is
+:mod:`.clients`'s to say.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from aiohttp import web
 
+from reconciler.loop.view import encode_json
 from reconciler.policy.visibility import Visibility
 from reconciler.server.broker import Event, EventBroker, wire
 from reconciler.server.identity import EVERYONE, Viewer, sees_event, sight_of
@@ -26,15 +31,26 @@ RETRY_MS = 2000
 """How long a browser waits before it reconnects (the stream's ``retry:``)."""
 MAX_BATCH_BYTES = 256 * 1024
 """Queued events written to the socket at once, at most about this much."""
+MAX_AGE_S = 600.0
+MAX_ID_DIGITS = 19
+"""An event id is below 2**63: at most this many digits."""
+
+
+class BadLastEventId(ValueError):
+    """A ``Last-Event-ID`` that is no event id."""
 
 
 def last_event_id(request: web.Request) -> int | None:
-    """The client's ``Last-Event-ID`` (header, or ``?last_event_id=``); None if absent or bad."""
+    """The client's ``Last-Event-ID`` (header, or ``?last_event_id=``); None if absent or
+    empty; :class:`BadLastEventId` unless ASCII digits (``str.isdigit`` alone takes ``²``
+    and other digits ``int`` refuses)."""
     value = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    if value is None:
+    value = (value or "").strip(" \t")
+    if not value:
         return None
-    value = value.strip()
-    return int(value) if value.isdigit() and len(value) < 20 else None
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS):
+        raise BadLastEventId("Last-Event-ID: expected an event id (decimal digits)")
+    return int(value)
 
 
 class EventStreams:
@@ -46,12 +62,20 @@ class EventStreams:
         visibility: Callable[[], Visibility],
         *,
         heartbeat_s: float = HEARTBEAT_S,
+        max_age_s: float = MAX_AGE_S,
     ) -> None:
         self.broker = broker
         self._visibility = visibility
         self.heartbeat_s = heartbeat_s
+        self.max_age_s = max_age_s
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            last_id = last_event_id(request)
+        except BadLastEventId as exc:
+            return web.Response(
+                status=400, body=encode_json({"error": str(exc)}), content_type="application/json"
+            )
         viewer: Viewer = request.get("viewer", EVERYONE)
         visibility = self._visibility()
         sight = sight_of(viewer, visibility)
@@ -71,7 +95,7 @@ class EventStreams:
             }
         )
         everything = viewer.sees_everything
-        sub = self.broker.subscribe(None if everything else accept, last_id=last_event_id(request))
+        sub = self.broker.subscribe(None if everything else accept, last_id=last_id)
         try:
             await response.prepare(request)
             if request.method == "HEAD":
@@ -80,12 +104,14 @@ class EventStreams:
             if sub.reset is not None:
                 head += wire(self.broker.last_id, "reset", {"reason": sub.reset})
             await response.write(head)
-            while sub.ended is None:
-                if not await sub.wait(self.heartbeat_s):
-                    await response.write(b": heartbeat\n\n")
+            ends = time.monotonic() + self.max_age_s
+            while sub.ended is None and (left := ends - time.monotonic()) > 0:
+                if not await sub.wait(min(self.heartbeat_s, left)):
+                    if time.monotonic() < ends:
+                        await response.write(b": heartbeat\n\n")
                     continue
                 await self._send(response, sub.take())
-            log.debug("event stream to %s ended: %s", request.remote, sub.ended)
+            log.debug("event stream to %s ended: %s", request.remote, sub.ended or "its age")
             response.force_close()  # the connection too: the client reconnects and resumes
         except ConnectionError:
             log.debug("event stream to %s: the client went away", request.remote)

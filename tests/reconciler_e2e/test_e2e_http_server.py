@@ -3,8 +3,9 @@
 
 HTTP/1.1 with keep-alive, HEAD, gzip when accepted, ``Server: opsmap`` on every answer
 (aiohttp's own errors included), ``/readyz`` before and after a revision runs, the bound
-on connections, and slow clients — one that never finishes its request, one that never
-reads its event stream — dropped while the endpoint goes on answering.
+on connections with the probes' reserved slots, and slow clients — one that never
+finishes its request, one that never reads its event stream — dropped while the endpoint
+goes on answering.
 """
 
 from __future__ import annotations
@@ -128,32 +129,78 @@ def test_readyz_answers_503_until_a_revision_runs(
     assert json.loads(body) == {"status": "ready"}
 
 
-def test_connections_are_bounded_and_slow_clients_dropped(
+def test_connections_are_bounded_and_the_probes_keep_their_slots(
     remote: BareRepo, clone: Clone, tmp_path: Path
 ) -> None:
     clone.commit("one map", author=ALICE, files=many_components(2))
     clone.push()
-    limits = Limits(max_connections=3, request_timeout_s=1.0, send_timeout_s=1.0)
+    limits = Limits(max_connections=3, probe_slots=2)
+    service = ServiceThread(**service_kwargs(remote.url, tmp_path / "state", limits=limits))
+    service.start()
+    host, port = service.address
+    assert service.http is not None
+    connections = service.http.connections
+    streams: list[EventStream] = []
+    idle: list[socket.socket] = []
+    try:
+        streams = [EventStream(host, port) for _ in range(3)]  # every ordinary slot, held
+        assert all(s.status == 200 for s in streams)
+        wait_for(lambda: b" 200 " in raw(host, port, request("/readyz")), what="ready")
+        # past the bound, a probe is answered on a reserved slot, then closed
+        probe = raw(host, port, request("/healthz", keep_alive=True))
+        assert probe.startswith(b"HTTP/1.1 200 "), probe
+        assert b"Connection: close" in probe
+        for path in ("/api/v1/status", "/api/v1/events", "/"):
+            refused = raw(host, port, request(path))
+            assert refused.startswith(b"HTTP/1.1 503 "), refused
+            assert b"too many connections" in refused
+            assert b"Retry-After: 1" in refused
+            assert b"Server: opsmap" in refused
+
+        # a flood of connections that send nothing takes no probe's place: each new
+        # connection takes the place of the one that waited longest for a request
+        idle = [socket.create_connection((host, port), timeout=HTTP_TIMEOUT_S) for _ in range(8)]
+        for path in ("/healthz", "/readyz"):
+            assert raw(host, port, request(path)).startswith(b"HTTP/1.1 200 "), path
+        assert raw(host, port, request("/metrics")).startswith(b"HTTP/1.1 503 ")  # no probe
+        assert connections.evicted >= len(idle) - 2
+        assert sum(map(closed, idle)) >= len(idle) - 2  # the oldest were closed for them
+
+        for sock in idle:
+            sock.close()
+        streams.pop().close()
+        assert wait_for(lambda: b" 200 " in raw(host, port, request("/api/v1/status")), what="room")
+    finally:
+        for sock in idle:
+            sock.close()
+        for stream in streams:
+            stream.close()
+        service.stop()
+
+
+def test_refused_only_when_every_connection_is_busy_and_slow_requests_closed(
+    remote: BareRepo, clone: Clone, tmp_path: Path
+) -> None:
+    clone.commit("one map", author=ALICE, files=many_components(1))
+    clone.push()
+    limits = Limits(max_connections=2, probe_slots=0, request_timeout_s=1.0)
     service = ServiceThread(**service_kwargs(remote.url, tmp_path / "state", limits=limits))
     service.start()
     host, port = service.address
     streams: list[EventStream] = []
     try:
-        streams = [EventStream(host, port) for _ in range(3)]  # they stay open
-        assert all(s.status == 200 for s in streams)
-        refused = raw(host, port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        streams = [EventStream(host, port) for _ in range(2)]  # busy: nothing to take over
+        refused = raw(host, port, request("/healthz"))
         assert refused.startswith(b"HTTP/1.1 503 ")
         assert b"too many connections" in refused
-        assert b"Server: opsmap" in refused
-
+        assert b"Retry-After: 1" in refused
         streams.pop().close()
-        assert wait_for(lambda: b" 200 " in raw(host, port, healthz_request()), what="room")
 
         # a client that never finishes its request is closed, the endpoint goes on
         with socket.create_connection((host, port), timeout=HTTP_TIMEOUT_S) as slow:
             slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line, ever
             assert slow.recv(1024) == b""
-        assert http_get(host, port, "/healthz") == 200
+        assert wait_for(lambda: http_get(host, port, "/healthz") == 200, what="room again")
     finally:
         for stream in streams:
             stream.close()
@@ -226,8 +273,20 @@ def test_event_streams_send_heartbeats(remote: BareRepo, clone: Clone, tmp_path:
         service.stop()
 
 
-def healthz_request() -> bytes:
-    return b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+def closed(sock: socket.socket) -> bool:
+    """Whether the server closed ``sock`` already (without waiting to know)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except BlockingIOError:  # nothing to read: still open
+        return False
+
+
+def request(path: str, *, keep_alive: bool = False) -> bytes:
+    close = b"" if keep_alive else b"Connection: close\r\n"
+    return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + close + b"\r\n"
 
 
 def http_get(host: str, port: int, path: str) -> int:
