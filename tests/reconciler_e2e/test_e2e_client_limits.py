@@ -206,8 +206,10 @@ def test_behind_the_trusted_proxy_each_person_has_a_share_of_their_own(
         poll_interval=3600,
         extra_args=[
             "--max-streams-per-client", "2",
-            "--trusted-user-header", "X-Forwarded-Email", "--trusted-proxy", PROXY,
+            "--trusted-user-header", "X-Forwarded-Email",
+            "--trusted-proxy", f"127.0.0.1,{PROXY}",  # the test's own reads: as a person
         ],
+        headers={"X-Forwarded-Email": "ops@example.com"},
     )  # fmt: skip
     service.wait_applied(sha)
 
@@ -225,8 +227,9 @@ def test_behind_the_trusted_proxy_each_person_has_a_share_of_their_own(
         for user in ("bob@example.com", "carol@example.com"):
             opened.append(stream(user))
             assert opened[-1].status == 200  # …not the proxy's
-        opened.append(EventStream(service.host, service.port))  # around the proxy: an address
-        assert opened[-1].status == 200
+        # around the proxy: no person, who sees nothing but liveness (not a share's 429)
+        opened.append(EventStream(service.host, service.port, source_address=("127.0.0.4", 0)))
+        assert opened[-1].status == 403
     finally:
         for s in opened:
             s.close()
