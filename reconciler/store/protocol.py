@@ -290,9 +290,8 @@ def journal_row(
     rule: str,
 ) -> tuple[str | None, ...]:
     """A journal row's text columns as a store writes them (both stores)."""
-    return tuple(
-        None if v is None else to_stored(v) for v in (path, commit, requester, approver, state, rule)
-    )
+    text = (path, commit, requester, approver, state, rule)
+    return tuple(None if v is None else to_stored(v) for v in text)
 
 
 def journal_entry(row: tuple[Any, ...]) -> JournalEntry:

@@ -31,6 +31,7 @@ from typing import Any
 _SPECIAL = re.compile("[\\\\\x00\ud800-\udfff]")
 _ESCAPE = re.compile(r"\\(\\|0|u[0-9a-f]{4})")
 
+
 def _escaped(match: re.Match[str]) -> str:
     char = match.group()
     if char == "\\":

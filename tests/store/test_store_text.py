@@ -65,7 +65,8 @@ def test_bytes_come_back_the_same_bytes(data: bytes) -> None:
 @given(ANY_TEXT)
 def test_json_columns_are_ascii(text: str) -> None:
     stored = to_json({"k": text, text: [text]})
-    assert stored.isascii() and "\0" not in stored
+    assert stored.isascii()
+    assert "\0" not in stored
     assert json.loads(stored) == json_normal({"k": text, text: [text]})
 
 
@@ -115,7 +116,8 @@ def test_check_rows_hold_any_text(store: StateStore, texts: list[str], message: 
 def test_meta_values_and_cursors_hold_any_text(store: StateStore, key: str, value: str) -> None:
     store.set_meta({key: value, "k": [value]})
     meta = store.get_meta()
-    assert meta[key] == json_normal(value) and meta["k"] == json_normal([value])
+    assert meta[key] == json_normal(value)
+    assert meta["k"] == json_normal([value])
     store.set_cursor(key, value)
     assert store.get_cursor(key) == json_normal(value)
 
@@ -144,7 +146,8 @@ def test_the_journal_holds_any_text(
     denied = f"{path}#denied"
     store.journal.denied(denied, "b" * 40, None, None, rule + "\0")
     found = store.journal.get(denied)
-    assert found is not None and found.rule == rule + "\0" and found.state == "denied"
+    assert found is not None
+    assert (found.rule, found.state) == (rule + "\0", "denied")
 
 
 @EXAMPLES
@@ -182,9 +185,7 @@ def _write_old_rows(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -
                 row,
             )
             conn.execute(f"INSERT INTO check_status VALUES ({', '.join(['%s'] * 16)})", check)
-            conn.execute(
-                "UPDATE schema_version SET version = %s", (postgres.SCHEMA_VERSION - 1,)
-            )
+            conn.execute("UPDATE schema_version SET version = %s", (postgres.SCHEMA_VERSION - 1,))
 
 
 def test_rows_written_before_the_encoding_read_back_as_they_were(
@@ -212,8 +213,8 @@ def test_a_value_the_database_cannot_take_is_a_store_error_of_that_call(
 ) -> None:
     """A number past 64 bits (no text can be one any more): StoreError, not the driver's,
     and the store goes on working."""
+    row = _row("m", "c", "k", "h", "x")
     with pytest.raises(StoreError):
-        store.write_check_rows([_row("m", "c", "k", "h", "x")[:7] + (2**70,) + _row(
-            "m", "c", "k", "h", "x")[8:]])  # fmt: skip
+        store.write_check_rows([(*row[:7], 2**70, *row[8:])])
     store.write_check_rows([_row("m", "c", "k", "h", "\0")])
     assert store.load_check_rows() == [_row("m", "c", "k", "h", "\0")]

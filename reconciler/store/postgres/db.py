@@ -66,9 +66,9 @@ TEMPORARY: tuple[type[BaseException], ...] = (
     psycopg.errors.ReadOnlySqlTransaction,  # a standby, or a primary being demoted
 )
 """Failures that pass: writing the same thing again later is safe."""
-UNSENDABLE: tuple[type[Exception], ...] = (UnicodeError, OverflowError)
-"""A value the driver cannot send (text not in the store's encoding, a number out of
-range): a StoreError, that call's (and its record's) only."""
+REFUSED: tuple[type[Exception], ...] = (psycopg.Error, UnicodeError, OverflowError)
+"""Any other failure, or a value the driver cannot send (text not in the store's encoding,
+a number out of range): a StoreError, that call's (and its record's) only."""
 
 
 class _Down(psycopg_pool.PoolTimeout):
@@ -173,7 +173,7 @@ class Database:
         except TEMPORARY as exc:
             self._unreachable(exc)
             raise self._writes.failed(what, _Failure(reason(exc))) from exc
-        except (psycopg.Error, *UNSENDABLE) as exc:
+        except REFUSED as exc:
             raise StoreError(f"cannot write {what} to {self.shown}: {reason(exc)}") from exc
         self._writes.succeeded(what)
 
@@ -188,7 +188,7 @@ class Database:
             if what is not None:
                 raise self._writes.failed(what, _Failure(reason(exc))) from exc
             raise StoreError(f"cannot {doing} from {self.shown}: {reason(exc)}") from exc
-        except (psycopg.Error, *UNSENDABLE) as exc:
+        except REFUSED as exc:
             raise StoreError(f"cannot {doing} from {self.shown}: {reason(exc)}") from exc
 
     @contextmanager

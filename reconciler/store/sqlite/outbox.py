@@ -94,4 +94,3 @@ class SqliteOutbox:
                 f"SELECT record FROM audit_records {where}"  # noqa: S608
             ).fetchall()
         return [decode_record(row[0]) for row in rows]
-
