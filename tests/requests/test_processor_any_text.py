@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,7 +185,7 @@ class Result:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pipeline]:
+def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Pipeline:
     if request.param == "sqlite":
         opener: Callable[[], StateStore] = lambda: SqliteStore(tmp_path / "state")  # noqa: E731
     else:
@@ -202,7 +202,7 @@ def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pipelin
         f"maps/{MAP}.yaml": map_yaml([component("api", restart)]),
     })  # fmt: skip
     clone.push()
-    yield Pipeline(remote, clone, base, tmp_path, opener)
+    return Pipeline(remote, clone, base, tmp_path, opener)
 
 
 def audit_verify(repo: Path) -> subprocess.CompletedProcess[str]:
