@@ -256,9 +256,7 @@ def test_any_text_from_a_pr_or_a_host_is_journaled_audited_and_verifies(
     digest = hashlib.sha256((output + output).encode("utf-8", "surrogateescape")).hexdigest()
     assert values_of(entry.outcome, "output_sha256") == [digest]
     assert values_of(failed.details, "output_sha256") == [digest]
-    assert values_of(entry.outcome, "output_excerpt") == values_of(
-        failed.details, "output_excerpt"
-    )
+    assert values_of(entry.outcome, "output_excerpt") == values_of(failed.details, "output_excerpt")
     for denied in (extra, raw):
         entry = result.journal[denied]
         assert entry.state == "denied"
