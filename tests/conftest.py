@@ -1,6 +1,7 @@
 """Shared fixtures. ``sshd_fleet``: real OpenSSH servers on loopback (see tests/support/sshd.py);
 ``pg_cluster``: a throwaway PostgreSQL cluster, ``pg_url``: a fresh database in it, per test
-(see tests/support/pgcluster.py).
+(see tests/support/pgcluster.py); ``any_store``: a fresh store, SQLite and PostgreSQL
+(tests/support/store_fixtures.py).
 
 Every test also runs under ``asyncio_leaks`` (fails a test that leaves asyncio tasks
 running) and, from pyproject, pytest-timeout and warnings as errors.
@@ -17,7 +18,7 @@ import pgcluster
 import pytest
 from sshd import SSHD, Fleet
 
-pytest_plugins = ["asyncio_leaks", "pytester"]
+pytest_plugins = ["asyncio_leaks", "pytester", "store_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -21,9 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.store import postgres, sqlite
-from reconciler.store.postgres import PostgresStore
 from reconciler.store.protocol import Chained, CheckRow, StateStore, StoreError
-from reconciler.store.sqlite import SqliteStore
 from reconciler.store.text import from_stored, to_json, to_stored
 
 EXAMPLES = settings(
@@ -73,27 +71,6 @@ def test_json_columns_are_ascii(text: str) -> None:
 # -- both stores -----------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def opener(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
-    if kind == "sqlite":
-        yield lambda: SqliteStore(tmp_path / "state")
-    else:
-        url: str = request.getfixturevalue("pg_url")
-        yield lambda: PostgresStore(url)
-
-
-@pytest.fixture
-def store(opener: object) -> Iterator[StateStore]:
-    opened: StateStore = opener()  # type: ignore[operator]
-    yield opened
-    opened.close()
-
-
 def _row(map_: str, component: str, check: str, host: str, message: str) -> CheckRow:
     return (map_, component, check, host, 2, "HARD", 2, 1, message, None, 100.0, 0.2, 90.0, 0,
             [0, 2], 1)  # fmt: skip
@@ -101,25 +78,25 @@ def _row(map_: str, component: str, check: str, host: str, message: str) -> Chec
 
 @EXAMPLES
 @given(texts=st.lists(ANY_TEXT, min_size=5, max_size=5), message=FROM_BYTES)
-def test_check_rows_hold_any_text(store: StateStore, texts: list[str], message: str) -> None:
+def test_check_rows_hold_any_text(any_store: StateStore, texts: list[str], message: str) -> None:
     map_, component, check, host, other = texts
     row = _row(map_, component, check, host, message + other)
-    store.write_check_rows([row])
-    assert store.load_check_rows() == [row]
+    any_store.write_check_rows([row])
+    assert any_store.load_check_rows() == [row]
     second = _row(other, component, check, host, "\0")
-    store.update_check_rows([second], removed=[(map_, component, check, host)])
-    assert store.load_check_rows() == [second]
+    any_store.update_check_rows([second], removed=[(map_, component, check, host)])
+    assert any_store.load_check_rows() == [second]
 
 
 @EXAMPLES
 @given(key=ANY_TEXT, value=ANY_TEXT)
-def test_meta_values_and_cursors_hold_any_text(store: StateStore, key: str, value: str) -> None:
-    store.set_meta({key: value, "k": [value]})
-    meta = store.get_meta()
+def test_meta_values_and_cursors_hold_any_text(any_store: StateStore, key: str, value: str) -> None:
+    any_store.set_meta({key: value, "k": [value]})
+    meta = any_store.get_meta()
     assert meta[key] == json_normal(value)
     assert meta["k"] == json_normal([value])
-    store.set_cursor(key, value)
-    assert store.get_cursor(key) == json_normal(value)
+    any_store.set_cursor(key, value)
+    assert any_store.get_cursor(key) == json_normal(value)
 
 
 _seen = iter(range(10**9))
@@ -128,36 +105,36 @@ _seen = iter(range(10**9))
 @EXAMPLES
 @given(path=ANY_TEXT, people=st.lists(ANY_TEXT, min_size=3, max_size=3), output=FROM_BYTES)
 def test_the_journal_holds_any_text(
-    store: StateStore, path: str, people: list[str], output: str
+    any_store: StateStore, path: str, people: list[str], output: str
 ) -> None:
     requester, approver, rule = people
     path = f"{path}#{next(_seen)}"
     identity = {"requester": {"identity": requester, "verified": False}}
-    store.journal.started(path, "a" * 40, requester, approver, rule, identity)
-    store.journal.finished(path, "failed", {"stdout": output, rule: [approver]})
-    entry = store.journal.get(path)
+    any_store.journal.started(path, "a" * 40, requester, approver, rule, identity)
+    any_store.journal.finished(path, "failed", {"stdout": output, rule: [approver]})
+    entry = any_store.journal.get(path)
     assert entry is not None
     assert (entry.path, entry.requester, entry.approver, entry.rule) == (
         path, requester, approver, rule,
     )  # fmt: skip
     assert entry.outcome == json_normal({"stdout": output, rule: [approver]})
     assert entry.identity == json_normal(identity)
-    assert store.journal.recent(1)[0].path == path
+    assert any_store.journal.recent(1)[0].path == path
     denied = f"{path}#denied"
-    store.journal.denied(denied, "b" * 40, None, None, rule + "\0")
-    found = store.journal.get(denied)
+    any_store.journal.denied(denied, "b" * 40, None, None, rule + "\0")
+    found = any_store.journal.get(denied)
     assert found is not None
     assert (found.rule, found.state) == (rule + "\0", "denied")
 
 
 @EXAMPLES
 @given(text=ANY_TEXT, output=FROM_BYTES)
-def test_the_outbox_holds_any_text(store: StateStore, text: str, output: str) -> None:
+def test_the_outbox_holds_any_text(any_store: StateStore, text: str, output: str) -> None:
     record_id = f"r{next(_seen)}"
     record = {"id": record_id, "details": {text: output, "t": text}}
-    stored = store.outbox.append(record_id, lambda seq, prev: Chained("0" * 64, record))
+    stored = any_store.outbox.append(record_id, lambda seq, prev: Chained("0" * 64, record))
     assert stored == record
-    assert store.outbox.all_records()[-1] == json_normal(record)
+    assert any_store.outbox.all_records()[-1] == json_normal(record)
 
 
 # -- rows written before the encoding --------------------------------------------------
@@ -189,12 +166,14 @@ def _write_old_rows(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
 
 def test_rows_written_before_the_encoding_read_back_as_they_were(
-    kind: str, opener: object, tmp_path: Path, request: pytest.FixtureRequest
+    store_kind: str,
+    open_store: Callable[[], StateStore],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    first: StateStore = opener()  # type: ignore[operator]
-    first.close()
-    _write_old_rows(kind, tmp_path, request)
-    again: StateStore = opener()  # type: ignore[operator]
+    open_store().close()
+    _write_old_rows(store_kind, tmp_path, request)
+    again = open_store()
     try:
         entry = again.journal.get(OLD_PATH)
         assert entry is not None
@@ -209,12 +188,12 @@ def test_rows_written_before_the_encoding_read_back_as_they_were(
 
 
 def test_a_value_the_database_cannot_take_is_a_store_error_of_that_call(
-    store: StateStore,
+    any_store: StateStore,
 ) -> None:
     """A number past 64 bits (no text can be one any more): StoreError, not the driver's,
     and the store goes on working."""
     row = _row("m", "c", "k", "h", "x")
     with pytest.raises(StoreError):
-        store.write_check_rows([(*row[:7], 2**70, *row[8:])])
-    store.write_check_rows([_row("m", "c", "k", "h", "\0")])
-    assert store.load_check_rows() == [_row("m", "c", "k", "h", "\0")]
+        any_store.write_check_rows([(*row[:7], 2**70, *row[8:])])
+    any_store.write_check_rows([_row("m", "c", "k", "h", "\0")])
+    assert any_store.load_check_rows() == [_row("m", "c", "k", "h", "\0")]
