@@ -95,9 +95,10 @@ class Pipeline:
     tmp_path: Path
     open_store: Callable[[], StateStore]
     output: str = ""
-    refuse: set[str] = field(default_factory=set)
-    """Paths whose journal row the journal refuses (StoreError), as a store that cannot
-    take a value would."""
+    refuse: dict[str, set[str]] = field(default_factory=dict)
+    """For each journal call (``started``, ``denied``, ``get``, ``finished``, ``recover``,
+    and ``cursor`` for the cursor's save), the paths (or ``*``) it refuses with a
+    StoreError, as a store that cannot take a value would."""
     prs: int = 0
 
     def merge(self, files: dict[str, str | bytes]) -> str:
@@ -124,13 +125,14 @@ class Pipeline:
             executor=ActionRunner(FakeTransport(handle), clock=clock),
             counters=Counts(),
             cursor=self.cursor,
-            save_cursor=lambda sha: store.set_cursor(CURSOR_KEY, sha),
+            save_cursor=_refusing_cursor(store, self.refuse),
             applied_revision=lambda: head,
             clock=clock,
             state=state,
         )
 
         async def scenario() -> None:
+            await processor.recover()
             task = asyncio.create_task(processor.process(head))
             deadline = time.monotonic() + REAL_WAIT_S
             while not task.done():
@@ -154,10 +156,23 @@ class Pipeline:
         return Result(entries, records)
 
 
-class _Refusing:
-    """The real journal, but a row for a path in ``refuse`` is refused (StoreError)."""
+def _refused(refuse: dict[str, set[str]], call: str, path: str) -> None:
+    if path in refuse.get(call, ()) or "*" in refuse.get(call, ()):
+        raise StoreError(f"cannot {call} journal: value refused for {path!r}")
 
-    def __init__(self, journal: Any, refuse: set[str]) -> None:
+
+def _refusing_cursor(store: StateStore, refuse: dict[str, set[str]]) -> Callable[[str], None]:
+    def save(sha: str) -> None:
+        _refused(refuse, "cursor", sha)
+        store.set_cursor(CURSOR_KEY, sha)
+
+    return save
+
+
+class _Refusing:
+    """The real journal, but the calls and paths ``refuse`` names raise StoreError."""
+
+    def __init__(self, journal: Any, refuse: dict[str, set[str]]) -> None:
         self._journal = journal
         self._refuse = refuse
 
@@ -165,14 +180,25 @@ class _Refusing:
         return getattr(self._journal, name)
 
     def started(self, path: str, *args: Any) -> None:
-        if path in self._refuse:
-            raise StoreError(f"cannot write journal: value refused for {path!r}")
+        _refused(self._refuse, "started", path)
         self._journal.started(path, *args)
 
     def denied(self, path: str, *args: Any) -> None:
-        if path in self._refuse:
-            raise StoreError(f"cannot write journal: value refused for {path!r}")
+        _refused(self._refuse, "denied", path)
         self._journal.denied(path, *args)
+
+    def get(self, path: str) -> Any:
+        _refused(self._refuse, "get", path)
+        return self._journal.get(path)
+
+    def finished(self, path: str, state: str, outcome: dict[str, Any]) -> None:
+        if "error" not in outcome:  # the stand-in outcome is stored
+            _refused(self._refuse, "finished", path)
+        self._journal.finished(path, state, outcome)
+
+    def recover(self, on_unknown: Any = None) -> Any:
+        _refused(self._refuse, "recover", "*")
+        return self._journal.recover(on_unknown)
 
 
 @dataclass
@@ -271,7 +297,7 @@ def test_a_request_whose_journal_row_is_refused_is_denied_and_the_next_one_runs(
     pipeline: Pipeline,
 ) -> None:
     bad, good = "requests/a-refused.yaml", "requests/b-later.yaml"
-    pipeline.refuse.add(bad)
+    pipeline.refuse = {"started": {bad}, "denied": {bad}}
     head = pipeline.merge({bad: request_yaml("api", "restart")})
     first = pipeline.process(head)
     assert bad not in first.journal  # it could not be journaled: it did not run
@@ -283,3 +309,33 @@ def test_a_request_whose_journal_row_is_refused_is_denied_and_the_next_one_runs(
     assert second.journal[good].state == "failed"  # it ran (the command exits 1)
     verified = audit_verify(pipeline.remote.path)
     assert verified.returncode == 0, verified.stderr
+
+
+def test_a_journal_row_that_cannot_be_read_is_never_run_and_is_audited(
+    pipeline: Pipeline,
+) -> None:
+    unread, good = "requests/a-unread.yaml", "requests/b-read.yaml"
+    pipeline.refuse = {"get": {unread}, "recover": {"*"}, "cursor": {"*"}}
+    head = pipeline.merge({unread: request_yaml("api", "restart"), good: request_yaml(
+        "api", "restart")})  # fmt: skip
+    result = pipeline.process(head)  # recovery and the cursor refused too: it goes on
+    assert result.journal[unread].state == "denied"
+    assert "its journal row cannot be read" in result.journal[unread].rule
+    assert result.actions_of(unread) == ["request.denied"]
+    assert result.journal[good].state == "failed"  # it ran (the command exits 1)
+
+
+def test_an_outcome_the_journal_refuses_is_recorded_as_its_result_and_why(
+    pipeline: Pipeline,
+) -> None:
+    path, later = "requests/a-outcome.yaml", "requests/b-after.yaml"
+    pipeline.refuse = {"finished": {path}}
+    head = pipeline.merge({path: request_yaml("api", "restart")})
+    first = pipeline.process(head)
+    entry = first.journal[path]
+    assert entry.state == "failed"
+    assert entry.outcome["result"] == "failed"
+    assert "the outcome was not stored: cannot finished journal" in entry.outcome["error"]
+    assert first.actions_of(path) == ["request.authorized", "action.started", "action.failed"]
+    second = pipeline.process(pipeline.merge({later: request_yaml("api", "restart")}))
+    assert second.journal[later].state == "failed"  # it ran
