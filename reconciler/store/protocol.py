@@ -42,6 +42,10 @@ CHECK_COLUMNS = (
 )  # fmt: skip
 """The ``check_status`` table's columns, in :data:`CheckRow`'s order (both stores)."""
 _HISTORY = CHECK_COLUMNS.index("history")
+_TEXT_FIELDS = tuple(
+    CHECK_COLUMNS.index(c)
+    for c in ("map", "component", "check_name", "host", "state_type", "message")
+)
 
 CheckId = tuple[str, str, str, str]
 """A check row's key: map, component, check, host."""
@@ -262,10 +266,12 @@ def encode_check_row(row: CheckRow) -> tuple[Any, ...]:
     (:mod:`reconciler.store.text`), the history as JSON."""
     if len(row) != len(CHECK_COLUMNS):
         raise ValueError(f"a check row has {len(CHECK_COLUMNS)} fields, not {len(row)}")
-    return tuple(
-        to_json(v) if i == _HISTORY else to_stored(v) if isinstance(v, str) else v
-        for i, v in enumerate(row)
-    )
+    out = list(row)
+    for i in _TEXT_FIELDS:
+        if isinstance(out[i], str):
+            out[i] = to_stored(out[i])
+    out[_HISTORY] = to_json(out[_HISTORY])
+    return tuple(out)
 
 
 def encode_check_id(check: CheckId) -> tuple[str, ...]:
@@ -275,10 +281,12 @@ def encode_check_id(check: CheckId) -> tuple[str, ...]:
 
 def decode_check_row(row: tuple[Any, ...]) -> CheckRow:
     """A stored check row (in :data:`CHECK_COLUMNS`' order), its history a list again."""
-    return tuple(
-        from_json(v) if i == _HISTORY else from_stored(v) if isinstance(v, str) else v
-        for i, v in enumerate(row)
-    )
+    out = list(row)
+    for i in _TEXT_FIELDS:
+        if isinstance(out[i], str):
+            out[i] = from_stored(out[i])
+    out[_HISTORY] = from_json(out[_HISTORY])
+    return tuple(out)
 
 
 def journal_row(

@@ -52,6 +52,8 @@ def _unescaped(match: re.Match[str]) -> str:
 
 def to_stored(text: str) -> str:
     """``text`` as a text column holds it: no NUL, no lone surrogate, reversible."""
+    if text.isascii() and "\\" not in text and "\0" not in text:
+        return text  # the common case, without the regex (isascii is a flag, not a scan)
     return _SPECIAL.sub(_escaped, text)
 
 
