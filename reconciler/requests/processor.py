@@ -16,6 +16,10 @@ which and why) and processing goes on from the cursor where it stopped, with bac
 when the state can be written again: requests already journaled are not run again, none
 after it is skipped. An outcome that cannot be recorded is retried until it is; a cursor
 that cannot be saved is saved later (the journal alone keeps requests from running twice).
+A row the store refuses (a :class:`~reconciler.store.protocol.StoreError`: a value it does
+not take, a row it cannot read) is that request's error alone: it does not run, it is
+denied with the reason and audited (an outcome it refuses is stored as its result and
+why), and the requests after it go on.
 
 Every call of the journal, the audit outbox and the cursor goes through
 :class:`~reconciler.store.calls.StateCalls`: on the loop for SQLite, in a worker thread for

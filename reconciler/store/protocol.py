@@ -9,7 +9,13 @@ one that replicas share; :mod:`reconciler.store.calls` is how the event loop cal
 Errors are the store's own. A write that fails for a while (disk full, I/O error, locked)
 is a :class:`~reconciler.store.writes.StateWriteError`, retried; any other failure of the
 database is a :class:`StoreError`; a store that cannot be opened at all (not OpsMap's, in
-use, written by a newer OpsMap) is a :class:`StateError`.
+use, written by a newer OpsMap) is a :class:`StateError`. A StoreError from a write is
+that call's record's: callers fail that record (a request denied, a check row left out of
+a save, an audit record replaced by a stand-in), never the process.
+
+Text crosses the edge in one encoding, the same in both stores
+(:mod:`reconciler.store.text`): :func:`encode_check_row`, :func:`journal_row` and their
+inverses apply it, so any str and any bytes read with ``surrogateescape`` round-trip.
 """
 
 from __future__ import annotations
