@@ -24,7 +24,11 @@ from __future__ import annotations
 import logging
 import re
 
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+"""Escaped wherever text is shown: controls, line breaks and bidi overrides, and lone
+surrogates (a byte that was not UTF-8, read with ``surrogateescape``: no output takes it)."""
 _KEPT_ON_TERMINAL = {"\n", "\t"}
 _LINE_BREAKS = re.compile("\r\n|[\n\r\x0b\x0c\x85\u2028\u2029]")
 _ZWSP = "&#8203;"

@@ -1,6 +1,7 @@
 """Shared fixtures. ``sshd_fleet``: real OpenSSH servers on loopback (see tests/support/sshd.py);
 ``pg_cluster``: a throwaway PostgreSQL cluster, ``pg_url``: a fresh database in it, per test
-(see tests/support/pgcluster.py).
+(see tests/support/pgcluster.py); ``any_store``: a fresh store, SQLite and PostgreSQL
+(tests/support/store_fixtures.py).
 
 Every test also runs under ``asyncio_leaks`` (fails a test that leaves asyncio tasks
 running), ``long_timeouts`` (300 s instead of pyproject's 60 s for a test that runs real
@@ -19,7 +20,7 @@ import pgcluster
 import pytest
 from sshd import SSHD, Fleet
 
-pytest_plugins = ["asyncio_leaks", "long_timeouts", "pytester"]
+pytest_plugins = ["asyncio_leaks", "long_timeouts", "pytester", "store_fixtures"]
 
 
 @pytest.fixture(scope="session")

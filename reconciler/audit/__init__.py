@@ -29,7 +29,13 @@ from reconciler.audit.errors import (
 from reconciler.audit.notes import NOTES_REF, NotesPublisher
 from reconciler.audit.outbox import AuditLog
 from reconciler.audit.reader import AuditNotes, BadLine, NotesReader
-from reconciler.audit.record import ACTIONS, GENESIS_HASH, AuditRecord, canonical_json
+from reconciler.audit.record import (
+    ACTIONS,
+    GENESIS_HASH,
+    AuditRecord,
+    canonical_json,
+    shown_json,
+)
 
 __all__ = [
     "ACTIONS",
@@ -49,5 +55,6 @@ __all__ = [
     "NotesPublisher",
     "NotesReader",
     "canonical_json",
+    "shown_json",
     "verify_chain",
 ]

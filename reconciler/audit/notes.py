@@ -167,7 +167,7 @@ class NotesPublisher:
 def _ids(note: str) -> set[str]:
     """The ids of the records a note holds (lines that are not records are kept, unread)."""
     ids = set()
-    for line in note.splitlines():
+    for line in note.split("\n"):  # not splitlines(): see reader.NotesReader.read
         try:
             data = json.loads(line)
         except ValueError:

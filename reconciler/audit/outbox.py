@@ -7,7 +7,10 @@
 A record that cannot be stored (disk full, I/O error, locked: a
 :class:`~reconciler.store.writes.StateWriteError`) is kept in memory, in order, with its id
 and timestamp fixed, and stored by :meth:`AuditLog.flush` (the delivery loop retries it
-with backoff): never dropped, chained when it is stored, stored once by its id.
+with backoff): never dropped, chained when it is stored, stored once by its id. A record
+the store refuses (a :class:`~reconciler.store.protocol.StoreError`: a value it does not
+take) is that record's error alone: a stand-in takes its place in the chain (what, when,
+which commit, why, and the digest of what it held), and the records after it go on.
 
 Records are delivered (as git notes) by someone else; :meth:`AuditLog.mark_delivered`
 is called only after they were pushed. A lock serializes this class's own use of the
@@ -27,20 +30,30 @@ are chained in the order they were appended.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.audit.errors import AuditFormatError, AuditStoreError
-from reconciler.audit.record import GENESIS_HASH, AuditRecord
+from reconciler.audit.record import GENESIS_HASH, AuditRecord, canonical_json
 from reconciler.clock import Clock, RealClock
+from reconciler.inert import for_log
 from reconciler.store.protocol import Chained, JsonObject, Outbox, StoreError
 from reconciler.store.writes import StateWriteError
+
+log = logging.getLogger(__name__)
+
+STAND_IN_REASON = 500
+"""Characters of the store's reason that a stand-in record keeps."""
+STAND_IN_RETRY_S = 5.0
+"""Seconds before a record whose stand-in was refused too is tried again."""
 
 
 def utc_timestamp(wall: float) -> str:
@@ -61,6 +74,15 @@ class _Unstored:
     details: dict[str, Any]
     commit: str
     revision: str | None
+
+    def stand_in(self, reason: str) -> _Unstored:
+        """This record as far as a store that refused it can be told: what, when, which
+        commit, why it was refused, and the sha256 of its canonical JSON (who and on what
+        are in it: a verifier holding the original can match it)."""
+        content = {"actor": self.actor, "target": self.target, "details": self.details}
+        digest = hashlib.sha256(canonical_json(content).encode()).hexdigest()
+        details = {"stand_in": True, "reason": reason[:STAND_IN_REASON], "sha256": digest}
+        return replace(self, actor="unknown", target={}, details=details)
 
     def chained(self, seq: int, prev_hash: str) -> AuditRecord:
         return AuditRecord.create(
@@ -166,9 +188,25 @@ class AuditLog:
                 if not self._backlog:
                     return stored
                 entry = self._backlog[0]
-            stored.append(self._store_one(entry))
+            stored.append(self._store_or_stand_in(entry))
             with self._kept_lock:
                 self._backlog.popleft()
+
+    def _store_or_stand_in(self, entry: _Unstored) -> AuditRecord:
+        """Store ``entry``; when the store refuses it (a :class:`StoreError`, not a write
+        to retry), a stand-in in its place: that record's error alone, the chain and the
+        records after it go on. StateWriteError (retried) if the stand-in is refused too:
+        then the database refuses everything, and nothing is dropped."""
+        try:
+            return self._store_one(entry)
+        except AuditStoreError as exc:
+            refused = str(exc)
+        log.error("audit: record %s (%s) refused by the state store, a stand-in stored: %s",
+                  entry.id, entry.action, for_log(refused))  # fmt: skip
+        try:
+            return self._store_one(entry.stand_in(refused))
+        except AuditStoreError as exc:
+            raise StateWriteError("audit", str(exc), delay=STAND_IN_RETRY_S) from exc
 
     def _store_one(self, entry: _Unstored) -> AuditRecord:
         """Chain ``entry`` after the last stored record, once by its id (see

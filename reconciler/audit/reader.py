@@ -57,7 +57,9 @@ class NotesReader:
         _, tar = self._git("archive", "--format=tar", tip)
         records, bad = [], []
         for note_of, text in _notes(tar):
-            for number, line in enumerate(text.splitlines(), start=1):
+            # "\n" alone ends a line: a value may hold U+2028 or U+0085 (notes written
+            # before they were escaped), which str.splitlines() would split at
+            for number, line in enumerate(text.split("\n"), start=1):
                 if not line.strip():
                     continue
                 try:

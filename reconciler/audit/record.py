@@ -1,9 +1,11 @@
 """One audit record: what it holds, its canonical JSON, and the hash that chains it.
 
 A record's ``hash`` is the hex sha256 of the canonical JSON (sorted keys, no spaces,
-UTF-8) of every other field, ``prev_hash`` included; the first record's ``prev_hash`` is
-:data:`GENESIS_HASH`. Changing any field of any record therefore shows, either in its
-own hash or, if that was recomputed too, in the next record's ``prev_hash``.
+UTF-8, a lone surrogate as its ``\\uXXXX`` escape: :func:`canonical_json`) of every other
+field, ``prev_hash`` included; the first record's ``prev_hash`` is :data:`GENESIS_HASH`.
+Changing any field of any record therefore shows, either in its own hash or, if that was
+recomputed too, in the next record's ``prev_hash``. Text without a lone surrogate hashes
+as it always did, so chains written before still verify.
 """
 
 from __future__ import annotations
@@ -53,24 +55,50 @@ FIELDS: Final = (
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+_UNSHOWN = re.compile("[\ud800-\udfff\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""What a JSON line shows as a ``\\uXXXX`` escape: lone surrogates (not UTF-8), and the
+controls that would break or reorder a line on a terminal (C0 ones JSON escapes itself)."""
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def canonical_json(value: object) -> str:
-    """The one JSON text of ``value`` that hashes are computed over."""
-    return json.dumps(
+    """The one JSON text of ``value`` that hashes are computed over: sorted keys, no
+    spaces, characters as they are but a lone surrogate (a byte that was not UTF-8, read
+    with ``surrogateescape``), which is its ``\\uXXXX`` escape, so the text is UTF-8."""
+    text = json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
+    return _LONE_SURROGATES.sub(_escaped, text)
+
+
+def shown_json(value: object, **options: Any) -> str:
+    """``value`` as JSON to write in a note or on a terminal: characters as they are, but
+    lone surrogates and the controls that break a line or reorder it, escaped (JSON reads
+    them back the same)."""
+    return _UNSHOWN.sub(_escaped, json.dumps(value, ensure_ascii=False, **options))
 
 
 def json_object(value: dict[str, Any], what: str) -> dict[str, Any]:
-    """A detached, JSON-only copy of ``value``; ValueError if it is not plain JSON."""
+    """A detached, JSON-only copy of ``value``; ValueError if it is not plain JSON. The
+    copy is the value as JSON reads it back (a high surrogate followed by a low one is the
+    one character they encode), so that a record read from a note hashes the same."""
     try:
         text = canonical_json(value)
-        text.encode()
-    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"audit {what} is not plain JSON: {exc}") from exc
     copy = json.loads(text)
     if not isinstance(copy, dict):
         raise ValueError(f"audit {what} must be a JSON object")
     return copy
+
+
+def _json_text(text: str) -> str:
+    """``text`` as JSON reads it back (see :func:`json_object`)."""
+    return str(json.loads(canonical_json(text)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +132,9 @@ class AuditRecord:
         return {name: getattr(self, name) for name in FIELDS}
 
     def to_line(self) -> str:
-        """One line of JSON (no newline), fields in :data:`FIELDS` order: a note's line."""
-        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
+        """One line of JSON (no newline), fields in :data:`FIELDS` order: a note's line
+        (:func:`shown_json`: valid UTF-8, no line break but its end)."""
+        return shown_json(self.to_json(), separators=(",", ":"))
 
     @classmethod
     def create(
@@ -134,7 +163,7 @@ class AuditRecord:
             id=id,
             timestamp=timestamp,
             action=action,
-            actor=actor,
+            actor=_json_text(actor),
             target=json_object(target, "target"),
             details=json_object(details, "details"),
             commit=commit,

@@ -9,7 +9,6 @@ broken record; both exit 2 when the path is not a git repo or has no audit notes
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from reconciler.audit import (
     AuditError,
     AuditRecord,
     NotesReader,
+    shown_json,
     verify_chain,
 )
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error
@@ -80,8 +80,7 @@ def _list(reader: NotesReader, args: argparse.Namespace) -> int:
             return usage_error(f"--commit {args.commit!r}: no such commit in {args.repo}")
         records = [r for r in records if r.commit == commit]
     if args.format == "json":
-        json.dump([r.to_json() for r in records], sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        sys.stdout.write(shown_json([r.to_json() for r in records], indent=2) + "\n")
     else:
         sys.stdout.write(_table(records))
     return EXIT_OK
@@ -124,7 +123,7 @@ def target_of(record: AuditRecord) -> str:
         return str(t["request"])
     if isinstance(t.get("revision"), str):
         return f"revision {t['revision'][:12]}"
-    return json.dumps(t, sort_keys=True, ensure_ascii=False) if t else "-"
+    return shown_json(t, sort_keys=True) if t else "-"
 
 
 def summary_of(record: AuditRecord) -> str:
@@ -151,7 +150,7 @@ def summary_of(record: AuditRecord) -> str:
     for key in ("reason", "rule", "error"):
         if d.get(key):
             return str(d[key])
-    return json.dumps(d, sort_keys=True, ensure_ascii=False) if d else ""
+    return shown_json(d, sort_keys=True) if d else ""
 
 
 def _time(timestamp: str) -> str:

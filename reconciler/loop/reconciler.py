@@ -10,7 +10,6 @@ a fetch now.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -40,7 +39,7 @@ from reconciler.loop.events import (
 from reconciler.loop.metrics import SCRAPED, Metrics, SnapshotCollector
 from reconciler.loop.placement import Placement
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
-from reconciler.loop.state import check_rows, load_checks
+from reconciler.loop.state import check_rows, load_checks, refused, save_check_rows
 from reconciler.loop.targets import scheduled_checks
 from reconciler.loop.view import CheckViews, Revisions, Snapshot, build_snapshot
 from reconciler.model.masking import Masker
@@ -49,7 +48,7 @@ from reconciler.model.runtime import PersistenceSettings
 from reconciler.model.status import component_status
 from reconciler.repo.loader import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo
-from reconciler.store.protocol import CheckRow, StateStore
+from reconciler.store.protocol import CheckRow, StateStore, StoreError
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)
@@ -473,8 +472,17 @@ class Reconciler:
         """Save the revisions' state; when it cannot be written, or the store blocks (not on
         the loop) and not ``now``, the next periodic save writes it (in a thread)."""
         if now or not self.store.blocks:
-            with contextlib.suppress(StateWriteError):
-                self.store.set_meta(self._meta())
+            self._save_meta(self._meta())
+
+    def _save_meta(self, meta: dict[str, object]) -> None:
+        """The revisions' state; a failure is the store's to report (StateWriteError: logged,
+        counted, on /healthz) or this save's (StoreError: logged), never the loop's."""
+        try:
+            self.store.set_meta(meta)
+        except StateWriteError:
+            pass  # reported by the store; written by the next save
+        except StoreError as exc:
+            log.error("state: revisions not saved: %s", exc)
 
     def _meta(self) -> dict[str, object]:
         """The revisions' state; and which hosts were reached, by one process (replicas
@@ -502,7 +510,7 @@ class Reconciler:
         self.persist_meta(now=True)
         rows, removed = self._take_changes()
         try:
-            self.store.update_check_rows(rows, removed=removed)
+            refused(save_check_rows(self.store, rows, removed=removed), self.store.writes)
         except StateWriteError as exc:
             log.error("check states not saved on the way out: %s", exc)
 
@@ -516,13 +524,12 @@ class Reconciler:
             if not self.store.blocks:
                 self.persist_meta()
             else:
-                with contextlib.suppress(StateWriteError):
-                    await asyncio.to_thread(self.store.set_meta, self._meta())
+                await asyncio.to_thread(self._save_meta, self._meta())
             rows, removed = self._take_changes()
-            write = functools.partial(self.store.update_check_rows, rows, removed=removed)
+            write = functools.partial(save_check_rows, self.store, rows, removed=removed)
             try:
                 async with asyncio.timeout(self.options.persistence.timeout_s):
-                    await asyncio.to_thread(write)
+                    refused(await asyncio.to_thread(write), self.store.writes)
             except TimeoutError:
                 log.warning(
                     "saving check states took over %g s; still trying",

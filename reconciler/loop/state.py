@@ -6,13 +6,22 @@ is given when they are loaded or saved). The store itself is
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from agentless.result import CheckState
+from reconciler.inert import for_log
+from reconciler.logcontext import context
 from reconciler.loop.checkstate import FLAP_WINDOW, CheckStatus, StateType
 from reconciler.loop.scheduler import CheckKey
-from reconciler.store.protocol import CheckRow, StateStore
+from reconciler.store.protocol import CheckId, CheckRow, StateStore, StoreError
+from reconciler.store.writes import StateWrites
+
+log = logging.getLogger(__name__)
+
+LOGGED_REFUSALS = 10
+"""Refused rows named in the log per save (a database that refuses them all is one error)."""
 
 
 def load_checks(store: StateStore, *, wall_offset: float) -> dict[CheckKey, CheckStatus]:
@@ -93,3 +102,49 @@ def check_rows(
         )
         for key, s in statuses.items()
     ]
+
+
+def save_check_rows(
+    store: StateStore, rows: Sequence[CheckRow], *, removed: Sequence[CheckId]
+) -> list[tuple[CheckRow, str]]:
+    """Store ``rows`` and remove ``removed`` (:meth:`StateStore.update_check_rows`); the
+    rows the store refused, and why. A row it cannot take (a :class:`StoreError`: a value
+    it does not hold) fails alone: the batch is halved until the bad rows are found, so
+    the others are stored (k bad rows of n cost k·log n writes, and only when one fails).
+    :class:`~reconciler.store.writes.StateWriteError` as the store raises it (retry)."""
+    try:
+        store.update_check_rows(rows, removed=removed)
+        return []
+    except StoreError as exc:
+        if len(rows) == 1 and not removed:
+            return [(rows[0], str(exc))]
+        failed = str(exc)
+    refused: list[tuple[CheckRow, str]] = []
+    if removed:
+        try:
+            store.update_check_rows([], removed=removed)
+        except StoreError as exc:
+            log.error("check states: removed checks not removed: %s", for_log(exc))
+    if not rows:
+        return refused
+    if len(rows) == 1:
+        return [(rows[0], failed)]
+    half = len(rows) // 2
+    refused += save_check_rows(store, rows[:half], removed=())
+    refused += save_check_rows(store, rows[half:], removed=())
+    return refused
+
+
+def refused(rows: Sequence[tuple[CheckRow, str]], writes: StateWrites) -> None:
+    """Report the rows the store refused (:func:`save_check_rows`): each that check's
+    error alone (logged, the first :data:`LOGGED_REFUSALS` of a save by name; counted as
+    a failed write of ``checks``); saved again when the check next changes."""
+    for row, reason in rows[:LOGGED_REFUSALS]:
+        key = CheckKey(*row[:4])
+        about = context(map=key.map, component=key.component, check=key.check, host=key.host)
+        log.error("check state not saved: %s", for_log(reason), extra=about)
+    if len(rows) > LOGGED_REFUSALS:
+        log.error("check states not saved: %d more", len(rows) - LOGGED_REFUSALS)
+    for _ in rows:
+        if writes.on_failure is not None:
+            writes.on_failure("checks")

@@ -16,6 +16,10 @@ which and why) and processing goes on from the cursor where it stopped, with bac
 when the state can be written again: requests already journaled are not run again, none
 after it is skipped. An outcome that cannot be recorded is retried until it is; a cursor
 that cannot be saved is saved later (the journal alone keeps requests from running twice).
+A row the store refuses (a :class:`~reconciler.store.protocol.StoreError`: a value it does
+not take, a row it cannot read) is that request's error alone: it does not run, it is
+denied with the reason and audited (an outcome it refuses is stored as its result and
+why), and the requests after it go on.
 
 Every call of the journal, the audit outbox and the cursor goes through
 :class:`~reconciler.store.calls.StateCalls`: on the loop for SQLite, in a worker thread for
@@ -50,6 +54,7 @@ from reconciler.repo.loader import load_repo
 from reconciler.repo.source import YamlError, parse_yaml
 from reconciler.requests.journal import JournalEntry, RequestJournal, RequestState
 from reconciler.store.calls import IMMEDIATE, StateCalls
+from reconciler.store.protocol import StoreError
 from reconciler.store.writes import StateWriteError, wait_written
 
 log = logging.getLogger(__name__)
@@ -156,7 +161,7 @@ class RequestProcessor:
                 return
             try:
                 self._save_cursor(sha)
-            except StateWriteError:
+            except (StateWriteError, StoreError):
                 self._cursor_unsaved = True  # reported by the store; saved by process()
 
     async def recover(self) -> None:
@@ -172,7 +177,10 @@ class RequestProcessor:
             def report(entry: JournalEntry) -> None:
                 loop.call_soon_threadsafe(self._report_unknown, entry)
 
-        await self._until_written(self.journal.recover, report, step="recovery")
+        try:
+            await self._until_written(self.journal.recover, report, step="recovery")
+        except StoreError as exc:  # a row it cannot read: that request is not run again
+            log.error("requests left running by the last process not all marked: %s", exc)
         self._resumed()
 
     async def _until_written(self, write: Any, *args: object, step: str) -> Any:
@@ -255,6 +263,9 @@ class RequestProcessor:
             await self._state("cursor", self._save_cursor, sha)
         except StateWriteError:
             self._cursor_unsaved = True  # reported by the store; the journal keeps requests once
+        except StoreError as exc:
+            log.error("requests' cursor not saved: %s", exc)
+            self._cursor_unsaved = True
         else:
             self._cursor_unsaved = False
 
@@ -273,7 +284,7 @@ class RequestProcessor:
         for commit in commits:
             if self.stop_requested:  # the cursor stays before this commit: it runs next start
                 return
-            paths = [p for p in commit.added_requests if await self._new(p)]
+            paths = [p for p in commit.added_requests if await self._new(commit, p)]
             if not paths:
                 continue
             await self._handle_commit(commit, paths)
@@ -286,8 +297,15 @@ class RequestProcessor:
             self.cursor = commits[-1].sha
             await self._store_cursor(self.cursor)
 
-    async def _new(self, path: str) -> bool:
-        previous = await self._state("journal", self.journal.get, path)
+    async def _new(self, commit: Commit, path: str) -> bool:
+        try:
+            previous = await self._state("journal", self.journal.get, path)
+        except StoreError as exc:  # whether it ran is unknown: never run it
+            self._handling = (path, commit.sha)
+            nobody = Attribution(None, None).to_json()
+            rule = f"not run: its journal row cannot be read: {exc}"
+            await self._deny(commit, path, None, None, rule, {}, identity=nobody)
+            return False
         if previous is not None:
             log.info(
                 "request %s was already processed (%s): not again",
@@ -383,10 +401,16 @@ class RequestProcessor:
         # committed (fenced by the leader's term, for replicas): either raises
         # StateWriteError, and the request waits.
         await self._state("audit", self.auditor.flush)
-        await self._state(
-            "journal", self.journal.started, path, commit.sha, requester, approver,
-            verdict.rule, identity,
-        )  # fmt: skip
+        try:
+            await self._state(
+                "journal", self.journal.started, path, commit.sha, requester, approver,
+                verdict.rule, identity,
+            )  # fmt: skip
+        except StoreError as exc:  # this request's row alone: it does not run
+            rule = f"not run: the journal cannot store it: {exc}"
+            await self._deny(commit, path, requester, approver, rule, target, details,
+                             identity=identity)  # fmt: skip
+            return
         self.counters.request("authorized")
         audit = {"commit": commit.sha, "revision": self._applied_revision()}
         self.auditor.append(
@@ -426,7 +450,7 @@ class RequestProcessor:
             raise
         result: RequestState = outcome.result
         recorded = outcome.to_json()
-        await self._until_written(self.journal.finished, path, result, recorded, step="outcome")
+        await self._record_outcome(path, result, recorded)
         self._resumed()
         for step in verdict.steps:
             self.counters.action(verdict.map.name, step.component.id, step.action.name, result)
@@ -442,6 +466,23 @@ class RequestProcessor:
         about.log(
             logging.INFO if outcome.succeeded else logging.ERROR, "request %s: %s", path, result
         )
+
+    async def _record_outcome(
+        self, path: str, result: RequestState, recorded: dict[str, Any]
+    ) -> None:
+        """The outcome in the journal (retried while the state cannot be written); one the
+        store refuses (a value it does not take) is recorded as its result and why."""
+        try:
+            await self._until_written(self.journal.finished, path, result, recorded, step="outcome")
+            return
+        except StoreError as exc:
+            log.error("request %s: outcome not stored as it is: %s", path, exc,
+                      extra=context(request=path))  # fmt: skip
+            recorded = {"result": result, "error": f"the outcome was not stored: {exc}"}
+        try:
+            await self._until_written(self.journal.finished, path, result, recorded, step="outcome")
+        except StoreError as exc:  # left running: the next start reports it unknown
+            log.error("request %s: outcome not stored: %s", path, exc, extra=context(request=path))
 
     async def _stored(self) -> None:
         """A deferred audit log's records stored now, as an immediate one stores them at
@@ -463,7 +504,8 @@ class RequestProcessor:
         reason = "OpsMap was stopped while the action ran; it is not run again"
         log.error("request %s: outcome unknown (%s)", path, reason, extra=context(request=path))
         unknown = {"result": "unknown", "reason": reason}
-        await self._state("journal", self.journal.finished, path, "unknown", unknown)
+        with contextlib.suppress(StoreError):  # left running: the next start says unknown
+            await self._state("journal", self.journal.finished, path, "unknown", unknown)
         assert verdict.map is not None
         for step in verdict.steps:
             self.counters.action(verdict.map.name, step.component.id, step.action.name, "unknown")
@@ -495,9 +537,14 @@ class RequestProcessor:
             component=target.get("component"),
         )
         log.warning("request %s denied: %s", path, rule, extra=about)
-        await self._state(
-            "journal", self.journal.denied, path, commit.sha, requester, approver, rule, identity
-        )
+        try:
+            await self._state(
+                "journal", self.journal.denied, path, commit.sha, requester, approver, rule,
+                identity,
+            )  # fmt: skip
+        except StoreError as exc:  # audited all the same, with why the journal lacks it
+            log.error("request %s: denial not journaled: %s", path, exc, extra=about)
+            details = {**(details or {}), "journal": f"not recorded: {exc}"}
         self.counters.request("denied")
         self.auditor.append(
             action="request.denied",

@@ -9,16 +9,28 @@ one that replicas share; :mod:`reconciler.store.calls` is how the event loop cal
 Errors are the store's own. A write that fails for a while (disk full, I/O error, locked)
 is a :class:`~reconciler.store.writes.StateWriteError`, retried; any other failure of the
 database is a :class:`StoreError`; a store that cannot be opened at all (not OpsMap's, in
-use, written by a newer OpsMap) is a :class:`StateError`.
+use, written by a newer OpsMap) is a :class:`StateError`. A StoreError from a write is
+that call's record's: callers fail that record (a request denied, a check row left out of
+a save, an audit record replaced by a stand-in), never the process.
+
+Text crosses the edge in one encoding, the same in both stores
+(:mod:`reconciler.store.text`): :func:`encode_check_row`, :func:`journal_row` and their
+inverses apply it, so any str and any bytes read with ``surrogateescape`` round-trip.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from reconciler.store.text import (
+    from_json,
+    from_stored,
+    optional_from_stored,
+    to_json,
+    to_stored,
+)
 from reconciler.store.writes import StateWrites
 
 RequestState = Literal["denied", "running", "succeeded", "failed", "unknown"]
@@ -36,6 +48,10 @@ CHECK_COLUMNS = (
 )  # fmt: skip
 """The ``check_status`` table's columns, in :data:`CheckRow`'s order (both stores)."""
 _HISTORY = CHECK_COLUMNS.index("history")
+_TEXT_FIELDS = tuple(
+    CHECK_COLUMNS.index(c)
+    for c in ("map", "component", "check_name", "host", "state_type", "message")
+)
 
 CheckId = tuple[str, str, str, str]
 """A check row's key: map, component, check, host."""
@@ -252,38 +268,72 @@ class StateStore(Protocol):
 
 
 def encode_check_row(row: CheckRow) -> tuple[Any, ...]:
-    """A check row as a store writes it: the history as JSON text (both stores)."""
+    """A check row as a store writes it (both stores): its text in the store's encoding
+    (:mod:`reconciler.store.text`), the history as JSON."""
     if len(row) != len(CHECK_COLUMNS):
         raise ValueError(f"a check row has {len(CHECK_COLUMNS)} fields, not {len(row)}")
-    return (*row[:_HISTORY], json.dumps(row[_HISTORY]), *row[_HISTORY + 1 :])
+    out = list(row)
+    for i in _TEXT_FIELDS:
+        if isinstance(out[i], str):
+            out[i] = to_stored(out[i])
+    out[_HISTORY] = to_json(out[_HISTORY])
+    return tuple(out)
+
+
+def encode_check_id(check: CheckId) -> tuple[str, ...]:
+    """A check row's key as the store holds it (to find the row)."""
+    return tuple(to_stored(part) for part in check)
 
 
 def decode_check_row(row: tuple[Any, ...]) -> CheckRow:
     """A stored check row (in :data:`CHECK_COLUMNS`' order), its history a list again."""
-    return (*row[:_HISTORY], json.loads(str(row[_HISTORY])), *row[_HISTORY + 1 :])
+    out = list(row)
+    for i in _TEXT_FIELDS:
+        if isinstance(out[i], str):
+            out[i] = from_stored(out[i])
+    out[_HISTORY] = from_json(out[_HISTORY])
+    return tuple(out)
+
+
+def journal_row(
+    path: str,
+    commit: str,
+    requester: str | None,
+    approver: str | None,
+    state: RequestState,
+    rule: str,
+) -> tuple[str | None, ...]:
+    """A journal row's text columns as a store writes them (both stores)."""
+    text = (path, commit, requester, approver, state, rule)
+    return tuple(None if v is None else to_stored(v) for v in text)
 
 
 def journal_entry(row: tuple[Any, ...]) -> JournalEntry:
     """A journal row, in the ``requests`` table's column order, as an entry (both stores)."""
     path, commit, requester, approver, state, rule, created, finished, outcome, identity = row
+    try:
+        outcome = None if outcome is None else from_json(outcome)
+        identity = None if identity is None else from_json(identity)
+    except ValueError as exc:
+        raise StoreError(f"the journal holds a malformed row: {exc}") from exc
     return JournalEntry(
-        path=str(path),
-        commit=str(commit),
-        requester=None if requester is None else str(requester),
-        approver=None if approver is None else str(approver),
-        state=str(state),  # type: ignore[arg-type]  # the table's CHECK holds the states
-        rule=str(rule),
+        path=from_stored(str(path)),
+        commit=from_stored(str(commit)),
+        requester=optional_from_stored(requester),
+        approver=optional_from_stored(approver),
+        state=from_stored(str(state)),  # type: ignore[arg-type]  # the table's CHECK holds the states
+        rule=from_stored(str(rule)),
         created_at=float(created),
         finished_at=None if finished is None else float(finished),
-        outcome=None if outcome is None else json.loads(str(outcome)),
-        identity=None if identity is None else json.loads(str(identity)),
+        outcome=outcome,
+        identity=identity,
     )
 
 
 def decode_record(text: object) -> JsonObject:
     """An audit record as stored (JSON text); StoreError if it is not a JSON object."""
     try:
-        value = json.loads(str(text))
+        value = from_json(text)
     except ValueError as exc:
         raise StoreError(f"audit outbox holds a malformed record: {exc}") from exc
     if not isinstance(value, dict):

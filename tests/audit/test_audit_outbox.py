@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from audit_support import append
 
-from reconciler.audit import GENESIS_HASH, AuditLog, AuditStoreError, verify_chain
+from reconciler.audit import GENESIS_HASH, AuditLog, verify_chain
 from reconciler.store.sqlite import SqliteStore
+from reconciler.store.writes import StateWriteError
 
 SHA = "c" * 40
 
@@ -80,12 +81,18 @@ def test_timestamps_are_utc_iso8601(log: AuditLog) -> None:
     assert stamp[10] == "T"
 
 
-def test_a_closed_database_is_an_audit_error(tmp_path: Path) -> None:
+def test_a_database_that_refuses_every_record_keeps_them_to_retry(tmp_path: Path) -> None:
+    """A closed database refuses the record and its stand-in alike: nothing is dropped,
+    the record is kept and the flush is a write to retry (not the process's end)."""
     store = SqliteStore(tmp_path / "state")
     log = AuditLog(store.outbox)
     store.close()
-    with pytest.raises(AuditStoreError, match="cannot write an audit record"):
-        append(log, SHA)
+    kept = log.append(action="action.succeeded", actor="a", target={}, details={},
+                      commit=SHA, revision=SHA)  # fmt: skip
+    assert kept is None
+    assert log.unstored == 1
+    with pytest.raises(StateWriteError, match="cannot write an audit record"):
+        log.flush()
 
 
 def test_a_deferred_log_keeps_appends_in_order_until_a_flush_in_a_thread_stores_them(

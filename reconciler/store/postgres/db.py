@@ -67,6 +67,9 @@ TEMPORARY: tuple[type[BaseException], ...] = (
     psycopg.errors.ReadOnlySqlTransaction,  # a standby, or a primary being demoted
 )
 """Failures that pass: writing the same thing again later is safe."""
+REFUSED: tuple[type[Exception], ...] = (psycopg.Error, UnicodeError, OverflowError)
+"""Any other failure, or a value the driver cannot send (text not in the store's encoding,
+a number out of range): a StoreError, that call's (and its record's) only."""
 
 
 class _Down(psycopg_pool.PoolTimeout):
@@ -173,7 +176,7 @@ class Database:
         except TEMPORARY as exc:
             self._unreachable(exc)
             raise self._writes.failed(what, _Failure(reason(exc, self._hidden))) from exc
-        except psycopg.Error as exc:
+        except REFUSED as exc:
             raise StoreError(
                 f"cannot write {what} to {self.shown}: {reason(exc, self._hidden)}"
             ) from exc
@@ -192,7 +195,7 @@ class Database:
             raise StoreError(
                 f"cannot {doing} from {self.shown}: {reason(exc, self._hidden)}"
             ) from exc
-        except psycopg.Error as exc:
+        except REFUSED as exc:
             raise StoreError(
                 f"cannot {doing} from {self.shown}: {reason(exc, self._hidden)}"
             ) from exc

@@ -15,7 +15,6 @@ with the last value read meanwhile.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
@@ -26,7 +25,9 @@ from reconciler.store.protocol import (
     RequestState,
     StoreError,
     journal_entry,
+    journal_row,
 )
+from reconciler.store.text import to_json, to_stored
 from reconciler.store.writes import StateWriteError
 
 _COLUMNS = (
@@ -67,7 +68,7 @@ class PostgresJournal(JournalRows):
 
     def get(self, path: str) -> JournalEntry | None:
         with self._db.read("read the journal", what="journal") as cur:
-            row = cur.execute(f"{_SELECT} WHERE path = %s", (path,)).fetchone()
+            row = cur.execute(f"{_SELECT} WHERE path = %s", (to_stored(path),)).fetchone()
         return journal_entry(row) if row else None
 
     def entries(self) -> list[JournalEntry]:
@@ -79,7 +80,7 @@ class PostgresJournal(JournalRows):
         with self._db.write("journal") as cur:
             cur.execute(
                 "UPDATE requests SET state = %s, finished_at = %s, outcome = %s WHERE path = %s",
-                (state, self._wall(), json.dumps(outcome, sort_keys=True), path),
+                (to_stored(state), self._wall(), to_json(outcome, sort_keys=True), to_stored(path)),
             )
 
     def recover(
@@ -92,7 +93,7 @@ class PostgresJournal(JournalRows):
             rows = cur.execute(f"{_SELECT} WHERE state = 'running' ORDER BY created_at, added")
             stale = [journal_entry(r) for r in rows.fetchall()]
         marked = []
-        outcome = json.dumps(
+        outcome = to_json(
             {"result": "unknown", "reason": "OpsMap stopped while the action ran"},
             sort_keys=True,
         )
@@ -101,7 +102,7 @@ class PostgresJournal(JournalRows):
                 cur.execute(
                     "UPDATE requests SET state = 'unknown', finished_at = %s, outcome = %s"
                     " WHERE path = %s AND state = 'running'",
-                    (self._wall(), outcome, entry.path),
+                    (self._wall(), outcome, to_stored(entry.path)),
                 )
                 changed = cur.rowcount == 1
             if changed:
@@ -121,22 +122,20 @@ class PostgresJournal(JournalRows):
         identity: dict[str, object] | None,
     ) -> None:
         now = self._wall()
-        people = None if identity is None else json.dumps(identity, sort_keys=True)
+        people = None if identity is None else to_json(identity, sort_keys=True)
+        text = journal_row(path, commit, requester, approver, state, rule)
         with self._db.write("journal") as cur:
             cur.execute(
                 "INSERT INTO requests (path, commit_sha, requester, approver, state, rule,"
                 " created_at, finished_at, identity) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (path) DO NOTHING",
-                (
-                    path, commit, requester, approver, state, rule, now,
-                    None if state == "running" else now, people,
-                ),
-            )  # fmt: skip
+                (*text, now, None if state == "running" else now, people),
+            )
             if cur.rowcount == 1:
                 return
             row = cur.execute(
-                "SELECT commit_sha, state FROM requests WHERE path = %s", (path,)
+                "SELECT commit_sha, state FROM requests WHERE path = %s", (text[0],)
             ).fetchone()
-        if row is None or (row[0], row[1]) != (commit, state):
+        if row is None or (row[0], row[1]) != (text[1], text[4]):
             raise StoreError(f"the journal holds request {path} already (as {row})")
         # else: this very write, committed once already (its answer was lost)

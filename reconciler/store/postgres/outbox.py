@@ -12,12 +12,12 @@ with no record (delivery waits) and :meth:`pending_count` with the last count re
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 
 from reconciler.store.postgres.db import Database
 from reconciler.store.protocol import Chained, JsonObject, decode_record
+from reconciler.store.text import to_json
 from reconciler.store.writes import StateWriteError
 
 CHAIN_LOCK = 0x4F70734D0002
@@ -48,7 +48,7 @@ class PostgresOutbox:
             cur.execute(
                 "INSERT INTO audit_records (seq, id, hash, record, created_at)"
                 " VALUES (%s, %s, %s, %s, %s)",
-                (seq, record_id, made.hash, json.dumps(made.record), self._wall()),
+                (seq, record_id, made.hash, to_json(made.record), self._wall()),
             )
         return made.record
 

@@ -22,6 +22,7 @@ transaction, or it sees the new term: the row lock orders them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -105,8 +106,12 @@ class Owner:
             )
 
     def release(self) -> None:
-        """Let go of the database (closing the session ends its lock)."""
+        """Let go of the database: its lock first (a session that is closed releases it
+        only when the server's backend exits, after this returns: a successor at once
+        would find it still held), then the session."""
         if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
             self._conn.close()
             self._conn = None
 

@@ -85,6 +85,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 2 -> 3: whether each check's host was reached on its last run, so that every replica
     # shows the hosts the others check as they found them (old rows: reached).
     ("ALTER TABLE check_status ADD COLUMN reachable integer NOT NULL DEFAULT 1",),
+    # 3 -> 4: text columns in the store's encoding (reconciler.store.text), where a
+    # backslash is two: those written before are doubled (E'' strings: whatever
+    # standard_conforming_strings says).
+    (
+        r"UPDATE meta SET key = replace(key, E'\\', E'\\\\')",
+        r"UPDATE check_status SET map = replace(map, E'\\', E'\\\\'),"
+        r" component = replace(component, E'\\', E'\\\\'),"
+        r" check_name = replace(check_name, E'\\', E'\\\\'),"
+        r" host = replace(host, E'\\', E'\\\\'),"
+        r" state_type = replace(state_type, E'\\', E'\\\\'),"
+        r" message = replace(message, E'\\', E'\\\\')",
+        r"UPDATE requests SET path = replace(path, E'\\', E'\\\\'),"
+        r" commit_sha = replace(commit_sha, E'\\', E'\\\\'),"
+        r" requester = replace(requester, E'\\', E'\\\\'),"
+        r" approver = replace(approver, E'\\', E'\\\\'),"
+        r" state = replace(state, E'\\', E'\\\\'), rule = replace(rule, E'\\', E'\\\\')",
+    ),
 )
 """For each version ``i``, the statements that take a database at ``i`` to ``i + 1``."""
 

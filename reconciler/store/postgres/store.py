@@ -18,7 +18,6 @@ SQLite. The URL's password is never shown: errors and logs name the masked URL.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -40,8 +39,10 @@ from reconciler.store.protocol import (
     StateError,
     StoreError,
     decode_check_row,
+    encode_check_id,
     encode_check_row,
 )
+from reconciler.store.text import from_json, from_stored, to_json, to_stored
 from reconciler.store.writes import StateWrites
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ class PostgresStore:
                 cur.executemany(
                     "DELETE FROM check_status"
                     " WHERE map = %s AND component = %s AND check_name = %s AND host = %s",
-                    removed,
+                    [encode_check_id(check) for check in removed],
                 )
             if not rows:
                 return
@@ -173,12 +174,12 @@ class PostgresStore:
     def get_meta(self) -> dict[str, object]:
         with self._db.read("read meta values") as cur:
             rows = cur.execute("SELECT key, value FROM meta").fetchall()
-        return {str(key): json.loads(str(value)) for key, value in rows}
+        return {from_stored(str(key)): from_json(value) for key, value in rows}
 
     def set_meta(self, values: Mapping[str, object], *, what: str = "meta") -> None:
         """Fenced as a cursor (it decides which requests are history), not as meta: the
         revisions' state is every replica's observation, as the check rows are."""
-        encoded = [(key, json.dumps(value)) for key, value in values.items()]
+        encoded = [(to_stored(key), to_json(value)) for key, value in values.items()]
         with self._db.write(what, fenced=what == "cursor") as cur:
             cur.executemany(
                 "INSERT INTO meta (key, value) VALUES (%s, %s)"
@@ -188,8 +189,10 @@ class PostgresStore:
 
     def get_cursor(self, name: str) -> str | None:
         with self._db.read("read a cursor") as cur:
-            row = cur.execute("SELECT value FROM meta WHERE key = %s", (name,)).fetchone()
-        value = None if row is None else json.loads(str(row[0]))
+            row = cur.execute(
+                "SELECT value FROM meta WHERE key = %s", (to_stored(name),)
+            ).fetchone()
+        value = None if row is None else from_json(row[0])
         return value if isinstance(value, str) else None
 
     def set_cursor(self, name: str, sha: str) -> None:

@@ -7,12 +7,19 @@ A write that fails (disk full, I/O error, locked) raises
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Callable
 
-from reconciler.store.protocol import JournalEntry, JournalRows, RequestState, journal_entry
+from reconciler.store.protocol import (
+    JournalEntry,
+    JournalRows,
+    RequestState,
+    journal_entry,
+    journal_row,
+)
+from reconciler.store.sqlite.errors import translated
+from reconciler.store.text import to_json, to_stored
 from reconciler.store.writes import StateWrites
 
 
@@ -29,28 +36,33 @@ class SqliteJournal(JournalRows):
 
     def recent(self, limit: int) -> list[JournalEntry]:
         """The ``limit`` newest requests, newest first (a bounded read for the status)."""
-        rows = self._db.execute(
-            "SELECT * FROM requests ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
-        )
+        with translated("read the journal"):
+            rows = self._db.execute(
+                "SELECT * FROM requests ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [journal_entry(r) for r in rows]
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+        with translated("count the journal"):
+            return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
 
     def get(self, path: str) -> JournalEntry | None:
-        row = self._db.execute("SELECT * FROM requests WHERE path = ?", (path,)).fetchone()
+        with translated("read the journal"):
+            row = self._db.execute(
+                "SELECT * FROM requests WHERE path = ?", (to_stored(path),)
+            ).fetchone()
         return journal_entry(row) if row else None
 
     def entries(self) -> list[JournalEntry]:
-        return [
-            journal_entry(r) for r in self._db.execute("SELECT * FROM requests ORDER BY created_at")
-        ]
+        with translated("read the journal"):
+            rows = self._db.execute("SELECT * FROM requests ORDER BY created_at").fetchall()
+        return [journal_entry(r) for r in rows]
 
     def finished(self, path: str, state: RequestState, outcome: dict[str, object]) -> None:
-        with self._writes.guard("journal"), self._db:
+        with translated("write the journal"), self._writes.guard("journal"), self._db:
             self._db.execute(
                 "UPDATE requests SET state = ?, finished_at = ?, outcome = ? WHERE path = ?",
-                (state, self._wall(), json.dumps(outcome, sort_keys=True), path),
+                (to_stored(state), self._wall(), to_json(outcome, sort_keys=True), to_stored(path)),
             )
 
     def recover(
@@ -61,10 +73,9 @@ class SqliteJournal(JournalRows):
         ``on_unknown`` is told of each as soon as it is marked. :class:`StateWriteError`
         if one cannot be marked: those marked before it were told of and are not found
         again; it and the rest are, by the next call."""
-        stale = [
-            journal_entry(r)
-            for r in self._db.execute("SELECT * FROM requests WHERE state = 'running'")
-        ]
+        with translated("read the journal"):
+            rows = self._db.execute("SELECT * FROM requests WHERE state = 'running'").fetchall()
+        stale = [journal_entry(r) for r in rows]
         for entry in stale:
             reason = "OpsMap stopped while the action ran"
             self.finished(entry.path, "unknown", {"result": "unknown", "reason": reason})
@@ -83,13 +94,11 @@ class SqliteJournal(JournalRows):
         identity: dict[str, object] | None,
     ) -> None:
         now = self._wall()
-        people = None if identity is None else json.dumps(identity, sort_keys=True)
-        with self._writes.guard("journal"), self._db:
+        people = None if identity is None else to_json(identity, sort_keys=True)
+        text = journal_row(path, commit, requester, approver, state, rule)
+        with translated("write the journal"), self._writes.guard("journal"), self._db:
             self._db.execute(
                 "INSERT INTO requests (path, commit_sha, requester, approver, state, rule,"
                 " created_at, finished_at, identity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    path, commit, requester, approver, state, rule, now,
-                    None if state == "running" else now, people,
-                ),
-            )  # fmt: skip
+                (*text, now, None if state == "running" else now, people),
+            )

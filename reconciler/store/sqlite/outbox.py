@@ -15,14 +15,14 @@ that a call from a worker thread cannot interleave with one from the event loop.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 
-from reconciler.store.protocol import Chained, JsonObject, StoreError, decode_record
+from reconciler.store.protocol import Chained, JsonObject, decode_record
+from reconciler.store.sqlite.errors import translated as _store
+from reconciler.store.text import to_json
 from reconciler.store.writes import StateWrites
 
 
@@ -59,7 +59,7 @@ class SqliteOutbox:
                 self._db.execute(
                     "INSERT INTO audit_records (seq, id, hash, record, created_at) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (seq, record_id, made.hash, json.dumps(made.record), self._wall()),
+                    (seq, record_id, made.hash, to_json(made.record), self._wall()),
                 )
             return made.record
 
@@ -94,13 +94,3 @@ class SqliteOutbox:
                 f"SELECT record FROM audit_records {where}"  # noqa: S608
             ).fetchall()
         return [decode_record(row[0]) for row in rows]
-
-
-@contextmanager
-def _store(doing: str) -> Iterator[None]:
-    """Turns sqlite3's errors into :class:`StoreError` (a failed write is already a
-    :class:`~reconciler.store.writes.StateWriteError` by then, and passes)."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot {doing}: {exc}") from exc

@@ -15,11 +15,12 @@ Connect = Callable[..., sqlite3.Connection]
 
 APPLICATION_ID = 0x4F70734D
 """``PRAGMA application_id`` of OpsMap's database ("OpsM"): tells it from another program's."""
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """``PRAGMA user_version`` of the schema below. Version 1 (the first release) set no
 application_id and created the journal and audit tables lazily; version 3 keeps each
 request's identities (who asked and approved, verified or claimed) in the journal;
-version 4 whether each check's host was reached on its last run (as PostgreSQL's)."""
+version 4 whether each check's host was reached on its last run (as PostgreSQL's);
+version 5 text columns in the store's encoding (:mod:`reconciler.store.text`)."""
 
 _TABLES_NOW = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -79,11 +80,23 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE requests ADD COLUMN identity TEXT",),
     # Version 3 kept no reachability: old rows read as reached (as before, by default).
     3: ("ALTER TABLE check_status ADD COLUMN reachable INTEGER NOT NULL DEFAULT 1",),
+    # Version 4 wrote text as it was (reconciler.store.text): a backslash is two now.
+    4: (
+        r"UPDATE meta SET key = replace(key, '\', '\\')",
+        r"UPDATE check_status SET map = replace(map, '\', '\\'),"
+        r" component = replace(component, '\', '\\'),"
+        r" check_name = replace(check_name, '\', '\\'), host = replace(host, '\', '\\'),"
+        r" state_type = replace(state_type, '\', '\\'), message = replace(message, '\', '\\')",
+        r"UPDATE requests SET path = replace(path, '\', '\\'),"
+        r" commit_sha = replace(commit_sha, '\', '\\'),"
+        r" requester = replace(requester, '\', '\\'), approver = replace(approver, '\', '\\'),"
+        r" state = replace(state, '\', '\\'), rule = replace(rule, '\', '\\')",
+    ),
 }
 """For each version, the statements that take a database of that version to the next."""
 
 _TABLES = frozenset({"meta", "check_status", "requests", "audit_records"})
-"""The tables of a database at SCHEMA_VERSION; versions 1 to 3 had the same (1: the last two
+"""The tables of a database at SCHEMA_VERSION; versions 1 to 4 had the same (1: the last two
 lazily)."""
 
 

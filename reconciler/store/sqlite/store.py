@@ -17,7 +17,6 @@ locked) is a :class:`~reconciler.store.writes.StateWriteError` to retry later.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
@@ -31,11 +30,14 @@ from reconciler.store.protocol import (
     CheckRow,
     StateError,
     decode_check_row,
+    encode_check_id,
     encode_check_row,
 )
+from reconciler.store.sqlite.errors import translated
 from reconciler.store.sqlite.journal import SqliteJournal
 from reconciler.store.sqlite.outbox import SqliteOutbox
 from reconciler.store.sqlite.schema import Connect, connect_full, open_database
+from reconciler.store.text import from_json, from_stored, to_json, to_stored
 from reconciler.store.writes import StateWrites
 
 _COLUMNS = ", ".join(CHECK_COLUMNS)
@@ -119,15 +121,16 @@ class SqliteStore:
         self._claim.release()
 
     def get_meta(self) -> dict[str, object]:
-        rows = self._db.execute("SELECT key, value FROM meta").fetchall()
-        return {key: json.loads(value) for key, value in rows}
+        with translated("read meta values"):
+            rows = self._db.execute("SELECT key, value FROM meta").fetchall()
+        return {from_stored(key): from_json(value) for key, value in rows}
 
     def set_meta(self, values: Mapping[str, object], *, what: str = "meta") -> None:
-        with self._writes.guard(what), self._db:
+        with translated(f"write {what}"), self._writes.guard(what), self._db:
             self._db.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [(key, json.dumps(value)) for key, value in values.items()],
+                [(to_stored(key), to_json(value)) for key, value in values.items()],
             )
 
     def get_cursor(self, name: str) -> str | None:
@@ -138,19 +141,20 @@ class SqliteStore:
         self.set_meta({name: sha}, what="cursor")
 
     def load_check_rows(self) -> list[CheckRow]:
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM check_status")  # noqa: S608
+        with translated("read check statuses"):
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM check_status").fetchall()  # noqa: S608
         return [decode_check_row(row) for row in rows]
 
     def update_check_rows(self, rows: Sequence[CheckRow], *, removed: Sequence[CheckId]) -> None:
         """As :meth:`write_check_rows`, on the same connection of its own."""
-        with self._rows_lock, self._writes.guard("checks"):
+        with self._rows_lock, translated("write checks"), self._writes.guard("checks"):
             db = self._rows_connection()
             encoded = [encode_check_row(row) for row in rows]
             with db:
                 db.executemany(
                     "DELETE FROM check_status"
                     " WHERE map = ? AND component = ? AND check_name = ? AND host = ?",
-                    removed,
+                    [encode_check_id(check) for check in removed],
                 )
                 db.executemany(_INSERT_CHECK.replace("INSERT", "INSERT OR REPLACE", 1), encoded)
 
@@ -164,7 +168,7 @@ class SqliteStore:
     def write_check_rows(self, rows: Sequence[CheckRow]) -> None:
         """Safe from a worker thread: on a connection of its own (SQLite lets one writer at
         a time, so a write on the loop meanwhile waits for this one transaction at most)."""
-        with self._rows_lock, self._writes.guard("checks"):
+        with self._rows_lock, translated("write checks"), self._writes.guard("checks"):
             db = self._rows_connection()
             encoded = [encode_check_row(row) for row in rows]
             with db:
