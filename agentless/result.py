@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import TYPE_CHECKING, NewType
+
+if TYPE_CHECKING:
+    from agentless.output import OutputSink
 
 HostName = NewType("HostName", str)
 
@@ -25,6 +28,74 @@ class CommandResult:
     exit status came back, so how the command ended is not known (its remote ``timeout``
     should still end it). False when its end was seen: the remote ``timeout``'s own exit
     status, or a local kill."""
+    stdout_dropped: int = 0
+    """Bytes of stdout the host sent past the transport's cap: counted, never kept
+    (:mod:`agentless.output`); ``stdout`` holds the first ``output_cap`` bytes."""
+    stderr_dropped: int = 0
+    """The same for stderr."""
+    output_cap: int | None = None
+    """The cap in force per stream (None: the whole output is here, as from a fake)."""
+    streams: tuple[OutputSink, OutputSink] | None = field(default=None, repr=False, compare=False)
+    """The sinks stdout and stderr were read into (None: a result built from text), for
+    their digests: taken only when asked (:attr:`stdout_sha256`)."""
+
+    @classmethod
+    def of(
+        cls,
+        host: HostName,
+        command: str,
+        exit_status: int | None,
+        out: OutputSink,
+        err: OutputSink,
+        duration_s: float,
+        *,
+        timed_out: bool = False,
+        abandoned: bool = False,
+    ) -> CommandResult:
+        """The result of a command whose streams were read into ``out`` and ``err``."""
+        return cls(
+            host,
+            command,
+            exit_status,
+            out.text(),
+            err.text(),
+            duration_s,
+            timed_out=timed_out,
+            abandoned=abandoned,
+            stdout_dropped=out.dropped,
+            stderr_dropped=err.dropped,
+            output_cap=out.cap,
+            streams=(out, err),
+        )
+
+    @property
+    def stdout_sha256(self) -> str | None:
+        """sha256 (hex) of every byte of stdout the host sent, kept or not; None for a
+        result built from text (whose ``stdout`` is then the whole stream)."""
+        return self.streams[0].sha256() if self.streams is not None else None
+
+    @property
+    def stderr_sha256(self) -> str | None:
+        """The same for stderr."""
+        return self.streams[1].sha256() if self.streams is not None else None
+
+    @property
+    def truncated(self) -> bool:
+        """The host sent more than the cap on either stream: the rest was dropped."""
+        return bool(self.stdout_dropped or self.stderr_dropped)
+
+    @property
+    def over_cap(self) -> str | None:
+        """ "output over N bytes: …" when :attr:`truncated`, else None."""
+        if not self.truncated:
+            return None
+        cap = self.output_cap or 0
+        sizes = [
+            f"{name} {cap + dropped} bytes"
+            for name, dropped in (("stdout", self.stdout_dropped), ("stderr", self.stderr_dropped))
+            if dropped
+        ]
+        return f"output over {cap} bytes ({', '.join(sizes)}; the rest was dropped)"
 
     @property
     def ok(self) -> bool:

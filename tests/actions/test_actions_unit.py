@@ -87,7 +87,9 @@ def test_success_on_every_host_with_digest_and_excerpt() -> None:
     assert [h.host for h in outcome.hosts] == ["h1", "h2"]
     first = outcome.hosts[0]
     assert first.exit_status == 0
-    assert first.output_sha256 == hashlib.sha256(b"hello from h1\nwarn\n").hexdigest()
+    assert first.stdout_sha256 == hashlib.sha256(b"hello from h1\n").hexdigest()
+    assert first.stderr_sha256 == hashlib.sha256(b"warn\n").hexdigest()
+    assert (first.stdout_bytes, first.stderr_bytes, first.output_truncated) == (14, 5, False)
     assert first.output_excerpt == "hello from h1\n\n--- stderr ---\nwarn\n"
     assert sorted(fake.calls) == [("h1", "x", 300.0), ("h2", "x", 300.0)]
     json.dumps(outcome.to_json())
@@ -130,7 +132,7 @@ def test_an_unreachable_host_fails_with_its_reason_and_the_others_still_run() ->
     fake = FakeTransport(respond)
     outcome = run_now(ActionRunner(fake, clock=VirtualClock()), ASYNC_START, [H1, H2])
     h1, h2 = outcome.hosts
-    assert (h1.unreachable, h1.output_sha256, h1.completion) == ("connection refused", None, None)
+    assert (h1.unreachable, h1.stdout_sha256, h1.completion) == ("connection refused", None, None)
     assert h1.reason == "not started: host unreachable: connection refused"
     assert h2.succeeded
     assert not outcome.succeeded
