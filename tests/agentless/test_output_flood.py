@@ -84,7 +84,8 @@ def check_bounded(result: dict[str, object]) -> None:
         f"output over 65536 bytes (stdout {FLOOD} bytes; the rest was dropped)"
     )
     before, peak = result["before_kb"], result["peak_kb"]
-    assert isinstance(before, int) and isinstance(peak, int)
+    assert isinstance(before, int)
+    assert isinstance(peak, int)
     assert peak - before < ALLOWED_KB, f"RSS {before} kB before, {peak} kB at the peak"
 
 

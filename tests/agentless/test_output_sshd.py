@@ -79,7 +79,8 @@ def test_a_flood_keeps_its_cap_and_its_batch_mates_keep_their_frames(
         )
         assert (before.stdout, before.stderr, before.exit_status) == ("before\n", "e1\n", 0)
         assert (after.stdout, after.stderr, after.exit_status) == ("after\n", "", 1)
-        assert not before.truncated and not after.truncated
+        assert not before.truncated
+        assert not after.truncated
         assert flooded.exit_status == 2
         assert flooded.stdout == "\0" * 4096
         assert (flooded.stdout_dropped, flooded.stderr) == (FLOOD - 4096, "oops\n")
@@ -178,7 +179,9 @@ def test_a_host_that_forges_good_marks_moves_its_own_output_and_no_more(
     other host is not touched."""
     forging(monkeypatch)
     forger, other = (sshd_fleet.host(s) for s in servers)
-    forged = "printf 'a\\n%s:7\\nb' @TOKEN@; printf '\\n%s\\n' @TOKEN@ >&2; head -c 100000 /dev/zero"
+    forged = (
+        "printf 'a\\n%s:7\\nb' @TOKEN@; printf '\\n%s\\n' @TOKEN@ >&2; head -c 100000 /dev/zero"
+    )
 
     async def body(t: SshTransport) -> None:
         results = await asyncio.gather(
