@@ -80,19 +80,36 @@ class CommandResult:
         return self.streams[1].sha256() if self.streams is not None else None
 
     @property
+    def stdout_bytes(self) -> int:
+        """How many bytes of stdout the host sent, kept or not."""
+        if self.streams is not None:
+            return self.streams[0].total
+        return len(self.stdout.encode("utf-8", "surrogateescape")) + self.stdout_dropped
+
+    @property
+    def stderr_bytes(self) -> int:
+        """The same for stderr."""
+        if self.streams is not None:
+            return self.streams[1].total
+        return len(self.stderr.encode("utf-8", "surrogateescape")) + self.stderr_dropped
+
+    @property
     def truncated(self) -> bool:
         """The host sent more than the cap on either stream: the rest was dropped."""
         return bool(self.stdout_dropped or self.stderr_dropped)
 
     @property
     def over_cap(self) -> str | None:
-        """ "output over N bytes: …" when :attr:`truncated`, else None."""
+        """``output over N bytes (…)`` when :attr:`truncated`, else None."""
         if not self.truncated:
             return None
         cap = self.output_cap or 0
         sizes = [
-            f"{name} {cap + dropped} bytes"
-            for name, dropped in (("stdout", self.stdout_dropped), ("stderr", self.stderr_dropped))
+            f"{name} {size} bytes"
+            for name, size, dropped in (
+                ("stdout", self.stdout_bytes, self.stdout_dropped),
+                ("stderr", self.stderr_bytes, self.stderr_dropped),
+            )
             if dropped
         ]
         return f"output over {cap} bytes ({', '.join(sizes)}; the rest was dropped)"

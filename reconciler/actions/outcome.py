@@ -57,10 +57,6 @@ def stream_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _stream_size(text: str, dropped: int) -> int:
-    return len(text.encode("utf-8", "surrogateescape")) + dropped
-
-
 def excerpt(stdout: str, stderr: str, *, limit: int = DEFAULT_OUTPUT_LIMIT) -> str:
     """stdout, then stderr after a ``--- stderr ---`` line, cut to ``limit`` bytes.
 
@@ -164,8 +160,8 @@ class HostOutcome:
             stderr_sha256=result.stderr_sha256 or stream_digest(result.stderr),
             output_excerpt=cut,
             completion=completion,
-            stdout_bytes=_stream_size(result.stdout, result.stdout_dropped),
-            stderr_bytes=_stream_size(result.stderr, result.stderr_dropped),
+            stdout_bytes=result.stdout_bytes,
+            stderr_bytes=result.stderr_bytes,
             output_truncated=result.truncated,
         )
 
