@@ -196,3 +196,22 @@ def test_a_host_that_forges_good_marks_moves_its_own_output_and_no_more(
         assert (await t.run(other, "echo still", timeout=30)).stdout == "still\n"
 
     with_transport(sshd_fleet, body, per_host_limit=1, max_output=4096)
+
+
+def test_a_host_that_floods_without_end_stalls_no_other_host(
+    sshd_fleet: Fleet, servers: list[Sshd]
+) -> None:
+    """While one host sends zeros without end, another host's command comes back (and
+    the flooding one is still running: it holds its cap, not the loop)."""
+    flooder, other = (sshd_fleet.host(s) for s in servers)
+
+    async def body(t: SshTransport) -> None:
+        flooding = asyncio.ensure_future(t.run(flooder, "cat /dev/zero", timeout=120))
+        await t.run(flooder, ":", timeout=30)  # sent in the same frame, just before the flood
+        await asyncio.sleep(0.5)  # the flood runs meanwhile (no assertion on time)
+        answers = [await t.run(other, f"echo {i}", timeout=30) for i in range(3)]
+        assert [a.stdout for a in answers] == ["0\n", "1\n", "2\n"]
+        assert not flooding.done()
+        flooding.cancel()
+
+    with_transport(sshd_fleet, body)
