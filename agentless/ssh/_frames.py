@@ -36,11 +36,21 @@ class MarkScanner:
     """Splits one stream at ``mark``; ``with_status``: a status and a newline follow it.
 
     :attr:`statuses` holds one entry per mark passed since :meth:`reset` (the status, or
-    0 for stderr); bytes past the last command's mark (or while no batch runs) are
-    counted in :attr:`stray` and dropped.
+    0 for stderr), at most one per sink; bytes and marks past the last command's mark (or
+    while no batch runs) are counted in :attr:`stray` and :attr:`stray_marks`, and
+    dropped.
     """
 
-    __slots__ = ("_digits", "_sinks", "_tail", "mark", "statuses", "stray", "with_status")
+    __slots__ = (
+        "_digits",
+        "_sinks",
+        "_tail",
+        "mark",
+        "statuses",
+        "stray",
+        "stray_marks",
+        "with_status",
+    )
 
     def __init__(self, mark: bytes, *, with_status: bool) -> None:
         if mark[:1] != b"\n" or b"\n" in mark[1:-1]:
@@ -49,6 +59,7 @@ class MarkScanner:
         self.with_status = with_status
         self.statuses: list[int] = []
         self.stray = 0
+        self.stray_marks = 0
         self._sinks: Sequence[OutputSink] = ()
         self._tail = b""
         self._digits: bytes | None = None
@@ -82,7 +93,7 @@ class MarkScanner:
             if self.with_status:
                 self._digits = b""
             else:
-                self.statuses.append(0)
+                self._mark(0)
 
     def _status(self, data: bytes, pos: int) -> int:
         """Read the status after a stdout mark; the position after it (or the end)."""
@@ -98,8 +109,16 @@ class MarkScanner:
         if not (digits.isdigit() and len(digits) <= _STATUS_DIGITS):  # ASCII digits only
             raise FramingError("an end mark with no valid status")
         self._digits = None
-        self.statuses.append(int(digits))
+        self._mark(int(digits))
         return newline + 1
+
+    def _mark(self, status: int) -> None:
+        """A mark passed: the next sink's turn. Marks past the last sink (forged, or while
+        no batch runs) are not kept: a host that sends nothing but marks holds nothing."""
+        if len(self.statuses) < len(self._sinks):
+            self.statuses.append(status)
+        else:
+            self.stray_marks += 1
 
     def _partial_mark(self, data: bytes, pos: int) -> int:
         """How many bytes at the end of ``data`` may begin a mark (kept for the next

@@ -153,8 +153,18 @@ def test_a_host_that_forges_marks_moves_bytes_or_breaks_the_framing_and_no_more(
     assert all(len(sink.kept) <= 16 for sink in sinks)
     assert len(scanner._tail) < len(scanner.mark)
     assert all(0 <= status <= 999 for status in scanner.statuses)
+    assert len(scanner.statuses) <= len(sinks)
     counted = sum(sink.total for sink in sinks) + scanner.stray + len(scanner._tail)
     assert counted <= len(stream)
+
+
+def test_marks_with_no_command_to_end_are_counted_not_kept() -> None:
+    """An idle shell (no sinks) fed nothing but marks holds nothing."""
+    scanner = MarkScanner(OUT_MARK, with_status=True)
+    scanner.reset(())
+    for _ in range(1000):
+        scanner.feed(OUT_MARK + b"0\n" + b"x" * 10)
+    assert (scanner.statuses, scanner.stray_marks, scanner.stray) == ([], 1000, 10_000)
 
 
 @pytest.mark.parametrize(
