@@ -43,14 +43,13 @@ class OutputSink:
     (:meth:`sha256`), so a check, which never asks, does not pay for hashing its output.
     """
 
-    __slots__ = ("_digest", "_hash", "cap", "kept", "total")
+    __slots__ = ("_hash", "cap", "kept", "total")
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.kept = bytearray()
         self.total = 0
         self._hash: hashlib._Hash | None = None
-        self._digest: str | None = None
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         size = len(data)
@@ -73,13 +72,11 @@ class OutputSink:
     def text(self) -> str:
         """What was kept, decoded as UTF-8 (invalid bytes replaced; a character the cap
         cut in two is dropped)."""
-        if self.dropped:  # an incomplete sequence at the cut is left undecoded
+        if self.total != len(self.kept):  # an incomplete sequence at the cut is left undecoded
             return codecs.getincrementaldecoder("utf-8")("replace").decode(self.kept)
         return self.kept.decode("utf-8", "replace")
 
     def sha256(self) -> str:
         """sha256 (hex) of every byte received, kept or not."""
-        if self._digest is None:
-            whole = self._hash if self._hash is not None else hashlib.sha256(self.kept)
-            self._digest = whole.hexdigest()
-        return self._digest
+        whole = self._hash if self._hash is not None else hashlib.sha256(self.kept)
+        return whole.hexdigest()

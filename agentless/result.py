@@ -28,16 +28,12 @@ class CommandResult:
     exit status came back, so how the command ended is not known (its remote ``timeout``
     should still end it). False when its end was seen: the remote ``timeout``'s own exit
     status, or a local kill."""
-    stdout_dropped: int = 0
-    """Bytes of stdout the host sent past the transport's cap: counted, never kept
-    (:mod:`agentless.output`); ``stdout`` holds the first ``output_cap`` bytes."""
-    stderr_dropped: int = 0
-    """The same for stderr."""
-    output_cap: int | None = None
-    """The cap in force per stream (None: the whole output is here, as from a fake)."""
     streams: tuple[OutputSink, OutputSink] | None = field(default=None, repr=False, compare=False)
-    """The sinks stdout and stderr were read into (None: a result built from text), for
-    their digests: taken only when asked (:attr:`stdout_sha256`)."""
+    """The sinks stdout and stderr were read into, which know how much the host sent,
+    how much was dropped past the cap and the digests (taken only when asked); None for a
+    result built from text, whose ``stdout`` and ``stderr`` are then the whole streams.
+    One field, not one per figure: a frozen dataclass pays for each field it sets, on
+    every check."""
 
     @classmethod
     def of(
@@ -53,25 +49,33 @@ class CommandResult:
         abandoned: bool = False,
     ) -> CommandResult:
         """The result of a command whose streams were read into ``out`` and ``err``."""
+        # below the cap (every check but a flood), decoded here: one call fewer each
+        stdout = out.kept.decode("utf-8", "replace") if out.total == len(out.kept) else out.text()
+        stderr = err.kept.decode("utf-8", "replace") if err.total == len(err.kept) else err.text()
         return cls(
-            host,
-            command,
-            exit_status,
-            out.text(),
-            err.text(),
-            duration_s,
-            timed_out=timed_out,
-            abandoned=abandoned,
-            stdout_dropped=out.dropped,
-            stderr_dropped=err.dropped,
-            output_cap=out.cap,
-            streams=(out, err),
+            host, command, exit_status, stdout, stderr, duration_s, timed_out, abandoned, (out, err)
         )
+
+    @property
+    def output_cap(self) -> int | None:
+        """The cap in force per stream (None: the whole output is here)."""
+        return self.streams[0].cap if self.streams is not None else None
+
+    @property
+    def stdout_dropped(self) -> int:
+        """Bytes of stdout the host sent past the cap: counted, never kept
+        (:mod:`agentless.output`); ``stdout`` holds the first ``output_cap`` bytes."""
+        return self.streams[0].dropped if self.streams is not None else 0
+
+    @property
+    def stderr_dropped(self) -> int:
+        """The same for stderr."""
+        return self.streams[1].dropped if self.streams is not None else 0
 
     @property
     def stdout_sha256(self) -> str | None:
         """sha256 (hex) of every byte of stdout the host sent, kept or not; None for a
-        result built from text (whose ``stdout`` is then the whole stream)."""
+        result built from text."""
         return self.streams[0].sha256() if self.streams is not None else None
 
     @property
@@ -84,14 +88,14 @@ class CommandResult:
         """How many bytes of stdout the host sent, kept or not."""
         if self.streams is not None:
             return self.streams[0].total
-        return len(self.stdout.encode("utf-8", "surrogateescape")) + self.stdout_dropped
+        return len(self.stdout.encode("utf-8", "surrogateescape"))
 
     @property
     def stderr_bytes(self) -> int:
         """The same for stderr."""
         if self.streams is not None:
             return self.streams[1].total
-        return len(self.stderr.encode("utf-8", "surrogateescape")) + self.stderr_dropped
+        return len(self.stderr.encode("utf-8", "surrogateescape"))
 
     @property
     def truncated(self) -> bool:

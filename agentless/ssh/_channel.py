@@ -88,15 +88,6 @@ class Job:
     future: asyncio.Future[CommandResult]
 
 
-@dataclass(eq=False, slots=True)
-class _Run:
-    """A job of the running batch and the sinks its two streams are read into."""
-
-    job: Job
-    out: OutputSink
-    err: OutputSink
-
-
 class ChannelLost(Exception):
     """The channel or its connection closed; ``started`` says whether the command was sent."""
 
@@ -138,7 +129,10 @@ class ShellChannel(_Session):
         self.conn: asyncssh.SSHClientConnection | None = None
         self.on_done: Callable[[ShellChannel], None] | None = None
         self._host: Host | None = None
-        self._runs: list[_Run] = []
+        # the running batch: its jobs, and the sinks their stdout and stderr go to
+        self._jobs: list[Job] = []
+        self._outs: list[OutputSink] = []
+        self._errs: list[OutputSink] = []
         self._head = 0
         self._started = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -156,7 +150,7 @@ class ShellChannel(_Session):
 
     @property
     def busy(self) -> bool:
-        return self._head < len(self._runs)
+        return self._head < len(self._jobs)
 
     def _write(self, data: bytes) -> None:
         assert self.chan is not None
@@ -182,10 +176,12 @@ class ShellChannel(_Session):
             raise ChannelLost(f"writing to the shell failed: {exc}", started=False) from exc
         self._host = host
         cap = self.max_output
-        self._runs = [_Run(job, OutputSink(cap), OutputSink(cap)) for job in jobs]
+        self._jobs = list(jobs)
+        self._outs = [OutputSink(cap) for _ in jobs]
+        self._errs = [OutputSink(cap) for _ in jobs]
         self._head = 0
-        self._out.reset([run.out for run in self._runs])
-        self._err.reset([run.err for run in self._runs])
+        self._out.reset(self._outs)
+        self._err.reset(self._errs)
         self._next_job(time.monotonic())
 
     def _next_job(self, now: float) -> None:
@@ -196,7 +192,7 @@ class ShellChannel(_Session):
         self._started = now
         if self.busy:
             loop = asyncio.get_running_loop()
-            timeout = self._runs[self._head].job.timeout
+            timeout = self._jobs[self._head].timeout
             self._timer = loop.call_later(timeout + CLIENT_GRACE_S, self._expire)
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
@@ -214,57 +210,61 @@ class ShellChannel(_Session):
 
     def _advance(self) -> None:
         """Resolve every job whose marks have come on both streams, in order."""
-        done = min(len(self._out.statuses), len(self._err.statuses), len(self._runs))
+        statuses = self._out.statuses
+        done = min(len(statuses), len(self._err.statuses), len(self._jobs))
         while self._head < done:
-            run = self._runs[self._head]
-            status = self._out.statuses[self._head]
-            self._head += 1
+            head = self._head
+            job, status = self._jobs[head], statuses[head]
+            self._head = head + 1
             now = time.monotonic()
             duration = now - self._started
             assert self._host is not None
-            timed_out = is_remote_timeout(status, duration, run.job.timeout)
+            timed_out = is_remote_timeout(status, duration, job.timeout)
             result = CommandResult.of(
                 self._host.name,
-                run.job.command,
+                job.command,
                 None if timed_out else status,
-                run.out,
-                run.err,
+                self._outs[head],
+                self._errs[head],
                 duration,
                 timed_out=timed_out,
             )
-            if not run.job.future.done():
-                run.job.future.set_result(result)
+            if not job.future.done():
+                job.future.set_result(result)
             self._next_job(now)
         if not self.busy:  # the batch is done: drop its sinks
-            self._runs = []
-            self._head = 0
-            self._out.reset(())
-            self._err.reset(())
+            self._clear()
             self._done()
+
+    def _clear(self) -> None:
+        self._jobs, self._outs, self._errs, self._head = [], [], [], 0
+        self._out.reset(())
+        self._err.reset(())
 
     def _expire(self) -> None:
         """The head job outlived its timeout and the grace: give up on this shell."""
         self._timer = None
         if not self.busy or self._host is None:
             return
-        run = self._runs[self._head]
-        self._head += 1
+        head = self._head
+        job = self._jobs[head]
+        self._head = head + 1
         log.warning(
             "no reply %gs after timeout on %s; closing shell", CLIENT_GRACE_S, self._host.name
         )
-        if not run.job.future.done():
+        if not job.future.done():
             duration = time.monotonic() - self._started
             result = CommandResult.of(
                 self._host.name,
-                run.job.command,
+                job.command,
                 None,
-                run.out,
-                run.err,
+                self._outs[head],
+                self._errs[head],
                 duration,
                 timed_out=True,
                 abandoned=True,
             )
-            run.job.future.set_result(result)
+            job.future.set_result(result)
         self.close()
         self._fail("the shell stopped answering")
 
@@ -278,16 +278,14 @@ class ShellChannel(_Session):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        runs, head = self._runs, self._head
-        self._runs, self._head = [], 0
-        self._out.reset(())
-        self._err.reset(())
-        for index in range(head, len(runs)):
-            run = runs[index]
-            if not run.job.future.done() and self._host is not None:
-                out, err = (run.out.text(), run.err.text()) if index == head else ("", "")
-                lost = ConnectionLost(self._host.name, reason, stdout=out, stderr=err)
-                run.job.future.set_exception(lost)
+        jobs, outs, errs, head = self._jobs, self._outs, self._errs, self._head
+        self._clear()
+        for index in range(head, len(jobs)):
+            job = jobs[index]
+            if not job.future.done() and self._host is not None:
+                text = (outs[index].text(), errs[index].text()) if index == head else ("", "")
+                lost = ConnectionLost(self._host.name, reason, stdout=text[0], stderr=text[1])
+                job.future.set_exception(lost)
         self._done()
 
     def _done(self) -> None:

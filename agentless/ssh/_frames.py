@@ -72,28 +72,50 @@ class MarkScanner:
         self._digits = None
 
     def feed(self, data: bytes) -> None:
-        """Route ``data`` (the stream's next bytes) to the sinks; raises FramingError."""
+        """Route ``data`` (the stream's next bytes) to the sinks; raises FramingError.
+
+        Runs once per packet for every check, so it is written for the usual packet (a
+        few commands' output, each whole mark and status within it): locals, no calls
+        but the sink's.
+        """
         if self._tail:
             data = self._tail + data
             self._tail = b""
-        mark, end, pos = self.mark, len(data), 0
+        mark, size, end, pos = self.mark, len(self.mark), len(data), 0
+        statuses, sinks = self.statuses, self._sinks
+        if self._digits is not None:
+            pos = self._status(data, 0)
         while pos < end:
-            if self._digits is not None:
-                pos = self._status(data, pos)
-                continue
             at = data.find(mark, pos)
             if at < 0:
-                keep = self._partial_mark(data, pos)
+                # keep what may begin a mark for the next packet: a mark's only newline
+                # within any shorter prefix is its first byte
+                newline = data.rfind(b"\n", max(pos, end - size + 1))
+                keep = end - newline if newline >= 0 and mark.startswith(data[newline:]) else 0
                 self._emit(data, pos, end - keep)
                 if keep:
                     self._tail = data[end - keep :]
                 return
-            self._emit(data, pos, at)
-            pos = at + len(mark)
-            if self.with_status:
-                self._digits = b""
+            if at > pos:
+                if len(statuses) < len(sinks):
+                    sinks[len(statuses)].feed(memoryview(data)[pos:at])
+                else:
+                    self.stray += at - pos
+            pos = at + size
+            if not self.with_status:
+                if len(statuses) < len(sinks):
+                    statuses.append(0)
+                else:
+                    self.stray_marks += 1
+                continue
+            newline = data.find(b"\n", pos, pos + _STATUS_DIGITS + 1)
+            digits = data[pos:newline] if newline > pos else b""
+            if digits.isdigit() and len(statuses) < len(sinks):  # the usual case
+                statuses.append(int(digits))
+                pos = newline + 1
             else:
-                self._mark(0)
+                self._digits = b""
+                pos = self._status(data, pos)
 
     def _status(self, data: bytes, pos: int) -> int:
         """Read the status after a stdout mark; the position after it (or the end)."""
@@ -120,20 +142,12 @@ class MarkScanner:
         else:
             self.stray_marks += 1
 
-    def _partial_mark(self, data: bytes, pos: int) -> int:
-        """How many bytes at the end of ``data`` may begin a mark (kept for the next
-        packet). A mark's only newline within any shorter prefix is its first byte."""
-        start = max(pos, len(data) - len(self.mark) + 1)
-        newline = data.rfind(b"\n", start)
-        if newline >= 0 and self.mark.startswith(data[newline:]):
-            return len(data) - newline
-        return 0
-
     def _emit(self, data: bytes, start: int, stop: int) -> None:
         if stop <= start:
             return
         index = len(self.statuses)
         if index < len(self._sinks):
-            self._sinks[index].feed(memoryview(data)[start:stop])
+            whole = start == 0 and stop == len(data)
+            self._sinks[index].feed(data if whole else memoryview(data)[start:stop])
         else:
             self.stray += stop - start
