@@ -3,8 +3,12 @@
 For the demo's ``localhost`` host and for tests. Each command starts in a new session
 (its own process group); on timeout the whole group is killed with SIGKILL, and the
 partial output read until then is returned with ``timed_out=True`` (see
-:mod:`agentless.transport` for the contract). A command gets the environment of
-:func:`agentless.childenv.child_environment`: an allow-list, never OpsMap's secrets.
+:mod:`agentless.transport` for the contract). Each pipe is read 64 KiB at a time into
+an :class:`~agentless.output.OutputSink`: at most ``max_output`` bytes kept per stream,
+the rest counted and dropped as it arrives (asyncio's pipe reader stops reading the
+pipe while its own buffer holds 128 KiB, so a flood waits in the child, not here). A
+command gets the environment of :func:`agentless.childenv.child_environment`: an
+allow-list, never OpsMap's secrets.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from agentless._inert import for_log
 from agentless.childenv import child_environment
 from agentless.inventory import Host
+from agentless.output import DEFAULT_MAX_OUTPUT, OutputSink, check_max_output
 from agentless.result import CommandResult
 
 log = logging.getLogger(__name__)
@@ -27,11 +32,15 @@ log = logging.getLogger(__name__)
 _DRAIN_AFTER_KILL_S = 2.0
 
 
-async def _pump(stream: asyncio.StreamReader | None, sink: bytearray) -> None:
+#: Most bytes taken from a pipe's reader at once.
+_CHUNK = 65536
+
+
+async def _pump(stream: asyncio.StreamReader | None, sink: OutputSink) -> None:
     if stream is None:
         return
-    while chunk := await stream.read(65536):
-        sink += chunk
+    while chunk := await stream.read(_CHUNK):
+        sink.feed(chunk)
 
 
 def _kill_group(pid: int) -> None:
@@ -42,8 +51,9 @@ def _kill_group(pid: int) -> None:
 class LocalTransport:
     """A :class:`~agentless.transport.Transport` for ``transport: local`` hosts."""
 
-    def __init__(self, *, max_concurrency: int = 16) -> None:
+    def __init__(self, *, max_concurrency: int = 16, max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._max_output = check_max_output(max_output)
 
     async def run(self, host: Host, command: str, *, timeout: float) -> CommandResult:  # noqa: ASYNC109 (seam)
         async with self._slots:
@@ -61,7 +71,7 @@ class LocalTransport:
             start_new_session=True,
             env=child_environment(),
         )
-        out, err = bytearray(), bytearray()
+        out, err = OutputSink(self._max_output), OutputSink(self._max_output)
         timed_out = False
         try:
             async with asyncio.timeout(timeout):
@@ -83,18 +93,12 @@ class LocalTransport:
                 _kill_group(proc.pid)
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-        return CommandResult(
-            host=host.name,
-            command=command,
-            exit_status=None if timed_out else proc.returncode,
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
-            duration_s=time.monotonic() - started,
-            timed_out=timed_out,
-        )
+        status = None if timed_out else proc.returncode
+        duration = time.monotonic() - started
+        return CommandResult.of(host.name, command, status, out, err, duration, timed_out=timed_out)
 
     async def _drain(
-        self, proc: asyncio.subprocess.Process, out: bytearray, err: bytearray
+        self, proc: asyncio.subprocess.Process, out: OutputSink, err: OutputSink
     ) -> None:
         """Collect what is left in the pipes once the group is dead (bounded in time)."""
         try:

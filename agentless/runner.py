@@ -5,6 +5,10 @@
 
 - the probe ran → the parser's outcome;
 - it outlived its timeout → UNKNOWN "timed out after Ns" (the transport killed it);
+- it printed more than the transport's cap on either stream → UNKNOWN "output over N
+  bytes (…)": what was kept is not the whole answer, so no parser reads it and the
+  exit status is not believed either (as Nagios reads a plugin it could not read whole:
+  the state is not known, which is not the same as critical);
 - its host could not be reached (refused, timed out, login or host key failure) →
   UNKNOWN with that reason and ``host_unreachable=True``, never CRITICAL. A host that
   failed once is not tried again by the other checks of the same call.
@@ -87,8 +91,11 @@ async def _run_check(
     except AgentlessError as exc:
         outcome = CheckOutcome(CheckState.UNKNOWN, str(exc))
     else:
+        over = result.over_cap
         if result.timed_out:
             outcome = CheckOutcome(CheckState.UNKNOWN, f"timed out after {target.timeout_s:g}s")
+        elif over is not None:
+            outcome = CheckOutcome(CheckState.UNKNOWN, over)
         else:
             outcome = parse(target.config, result)
     duration = time.monotonic() - started

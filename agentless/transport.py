@@ -10,6 +10,10 @@ Contract of :meth:`Transport.run`:
 - ``command`` is shell text, run by ``/bin/sh -c`` on the target with stdin at
   ``/dev/null``. stdout and stderr are returned separately, decoded as UTF-8 (invalid
   bytes replaced).
+- **Output is bounded while it is read**: each stream keeps at most the transport's
+  ``max_output`` bytes (:mod:`agentless.output`); the rest is counted
+  (``stdout_dropped``, ``stderr_dropped``) and hashed (``stdout_sha256``…) as it arrives,
+  never held, and :attr:`~agentless.result.CommandResult.truncated` says so.
 - **Timeouts return, they do not raise.** When the command outlives ``timeout`` seconds,
   it is killed together with its children (its whole process group), and ``run``
   returns a result with ``timed_out=True``, ``exit_status=None`` and whatever it printed

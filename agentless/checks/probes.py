@@ -281,7 +281,11 @@ def _comm_filter(name: str) -> str:
 #: because the client's milliseconds are shared by the whole fleet (one reconciler for
 #: thousands of hosts: they bound how many it serves) and so are its received bytes
 #: (~85 KB per check at 1,500), where the host's are its own and a small share there.
-PROCESS_FILTER_MIN = 1500
+#: It is 1,000, not 1,500: the whole listing (55-61 bytes a process, with pids of up to
+#: 7 digits) must fit the transport's default output cap of 64 KiB
+#: (:data:`~agentless.output.DEFAULT_MAX_OUTPUT`), past which a check is UNKNOWN; at
+#: 1,000-1,500 processes the host pays the filter's ~12-20% for it.
+PROCESS_FILTER_MIN = 1000
 
 #: The kept shell's function that lists the stat files it is given (its own positional
 #: parameters: the caller's, the kept shell's, are the shell's again when it returns).

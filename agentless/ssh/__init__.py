@@ -3,7 +3,8 @@
 :mod:`~agentless.ssh.transport` pools one connection per host and batches a tick's
 commands into one shell (or one exec channel each); :mod:`~agentless.ssh._connect` opens
 and verifies connections (:class:`SshSettings`); :mod:`~agentless.ssh._channel` frames
-commands on a channel and reads their results.
+commands on a channel and reads their results, each stream split at its end marks as it
+arrives and bounded by the output cap (:mod:`~agentless.ssh._frames`).
 """
 
 import warnings

@@ -18,8 +18,12 @@ Inline`), reads ``/dev/null``, so it cannot swallow the next frame, and runs in 
 ``sh -c``, so ``exit`` or ``cd`` in it do not affect the shell. The channel is driven by
 asyncssh's callbacks, not by a waiting coroutine: each command's future is resolved as
 its frame arrives, so a caller that is cancelled does not disturb the others of its
-batch. A client-side backstop (the command's timeout plus :data:`CLIENT_GRACE_S`,
-re-armed as each command of the batch starts) closes a shell that stopped answering.
+batch. Each command's stdout and stderr are split at their marks as packets arrive
+(:class:`~agentless.ssh._frames.MarkScanner`) into sinks that keep at most
+``max_output`` bytes each: a command that floods costs its cap, and its batch-mates'
+frames are read as before. A client-side backstop (the command's timeout plus
+:data:`CLIENT_GRACE_S`, re-armed as each command of the batch starts) closes a shell
+that stopped answering.
 
 asyncssh sends an SSH_MSG_IGNORE packet before every data packet, each with its own
 ``send()``; on Linux the frame is written with ``TCP_CORK`` set so both leave in one TCP
@@ -35,7 +39,6 @@ import logging
 import secrets
 import socket
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,7 +46,9 @@ import asyncssh
 
 from agentless.errors import ConnectionLost
 from agentless.inventory import Host
+from agentless.output import DEFAULT_MAX_OUTPUT, OutputSink
 from agentless.result import CommandResult
+from agentless.ssh._frames import FramingError, MarkScanner
 from agentless.transport import KILL_AFTER_S, Inline, is_remote_timeout, remote_command
 
 log = logging.getLogger(__name__)
@@ -91,39 +96,16 @@ class ChannelLost(Exception):
         self.started = started
 
 
-class _Collector(asyncssh.SSHClientSession[bytes]):
-    """Buffers stdout/stderr of one channel and wakes a waiter on a condition."""
+class _Session(asyncssh.SSHClientSession[bytes]):
+    """The channel, whether it closed, and a waiter woken when it is finished."""
 
     def __init__(self) -> None:
         self.chan: asyncssh.SSHClientChannel[bytes] | None = None
-        self.out = bytearray()
-        self.err = bytearray()
         self.closed = False
         self.waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:
         self.chan = chan
-
-    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        if datatype == asyncssh.EXTENDED_DATA_STDERR:
-            self.err += data
-        else:
-            self.out += data
-        self.poke()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(ChannelLost(str(exc or "channel closed"), started=True))
-
-    def poke(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done() and self.finished():
-            waiter.set_result(None)
-
-    def finished(self) -> bool:
-        return self.closed
 
     def close(self) -> None:
         self.closed = True
@@ -131,28 +113,36 @@ class _Collector(asyncssh.SSHClientSession[bytes]):
             self.chan.close()
 
 
-class ShellChannel(_Collector):
+class ShellChannel(_Session):
     """A long-lived ``/bin/sh`` on one channel, running one batch of framed commands at a
-    time. ``on_done`` is called once the batch has finished or the channel has closed."""
+    time. ``on_done`` is called once the batch has finished or the channel has closed.
+    Each command's streams are read into sinks of ``max_output`` bytes
+    (:mod:`agentless.ssh._frames`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         super().__init__()
         self.token = b"OPSMAP-" + secrets.token_hex(12).encode()
-        self._out_marker = b"\n" + self.token + b":"
-        self._err_marker = b"\n" + self.token + b"\n"
+        self.max_output = max_output
+        self._out = MarkScanner(b"\n" + self.token + b":", with_status=True)
+        self._err = MarkScanner(b"\n" + self.token + b"\n", with_status=False)
         self._sock: socket.socket | None = None
         self.conn: asyncssh.SSHClientConnection | None = None
         self.on_done: Callable[[ShellChannel], None] | None = None
         self._host: Host | None = None
-        self._jobs: deque[Job] = deque()
-        self._status: int | None = None
-        self._out_at = self._out_scan = self._out_pos = self._err_pos = 0
+        # the running batch: its jobs, and the sinks their stdout and stderr go to
+        self._jobs: list[Job] = []
+        self._outs: list[OutputSink] = []
+        self._errs: list[OutputSink] = []
+        self._head = 0
         self._started = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
-    async def open(cls, conn: asyncssh.SSHClientConnection) -> ShellChannel:
-        _chan, session = await conn.create_session(cls, "exec /bin/sh", encoding=None)
+    async def open(
+        cls, conn: asyncssh.SSHClientConnection, *, max_output: int = DEFAULT_MAX_OUTPUT
+    ) -> ShellChannel:
+        factory = functools.partial(cls, max_output)
+        _chan, session = await conn.create_session(factory, "exec /bin/sh", encoding=None)
         assert isinstance(session, ShellChannel)
         session.conn = conn
         session._sock = conn.get_extra_info("socket") if _CORK is not None else None
@@ -160,7 +150,7 @@ class ShellChannel(_Collector):
 
     @property
     def busy(self) -> bool:
-        return bool(self._jobs)
+        return self._head < len(self._jobs)
 
     def _write(self, data: bytes) -> None:
         assert self.chan is not None
@@ -176,7 +166,7 @@ class ShellChannel(_Collector):
 
     def start(self, host: Host, jobs: Sequence[Job]) -> None:
         """Send ``jobs`` in one frame. Raises ChannelLost (not started) if it cannot."""
-        if self.closed or self.chan is None or self._jobs:
+        if self.closed or self.chan is None or self.busy:
             raise ChannelLost("shell channel is closed or busy", started=False)
         frame = b"".join(_frame(job.command, job.timeout, self.token) for job in jobs)
         try:
@@ -185,7 +175,13 @@ class ShellChannel(_Collector):
             self.close()
             raise ChannelLost(f"writing to the shell failed: {exc}", started=False) from exc
         self._host = host
-        self._jobs.extend(jobs)
+        cap = self.max_output
+        self._jobs = list(jobs)
+        self._outs = [OutputSink(cap) for _ in jobs]
+        self._errs = [OutputSink(cap) for _ in jobs]
+        self._head = 0
+        self._out.reset(self._outs)
+        self._err.reset(self._errs)
         self._next_job(time.monotonic())
 
     def _next_job(self, now: float) -> None:
@@ -194,75 +190,80 @@ class ShellChannel(_Collector):
             self._timer.cancel()
             self._timer = None
         self._started = now
-        self._status = None
-        if self._jobs:
+        if self.busy:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self._jobs[0].timeout + CLIENT_GRACE_S, self._expire)
+            timeout = self._jobs[self._head].timeout
+            self._timer = loop.call_later(timeout + CLIENT_GRACE_S, self._expire)
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
-        if datatype == asyncssh.EXTENDED_DATA_STDERR:
-            self.err += data
-        else:
-            self.out += data
-        if self._jobs:
+        """asyncssh calls this once per data packet and tops the window up after it
+        returns (this session never pauses reading): nothing waits in asyncssh's buffers,
+        and nothing is kept here beyond what the sinks keep."""
+        try:
+            (self._err if datatype == asyncssh.EXTENDED_DATA_STDERR else self._out).feed(data)
+        except FramingError as exc:
+            self.close()
+            self._fail(f"{exc} (the host broke the command framing)")
+            return
+        if self.busy:
             self._advance()
 
     def _advance(self) -> None:
-        """Resolve every job whose frame is complete on both streams."""
-        out, err = self.out, self.err
-        while self._jobs:
-            if self._status is None:
-                at = out.find(self._out_marker, self._out_scan)
-                if at < 0:
-                    self._out_scan = max(self._out_pos, len(out) - len(self._out_marker))
-                    return
-                newline = out.find(b"\n", at + len(self._out_marker))
-                if newline < 0:
-                    self._out_scan = at
-                    return
-                self._status = int(out[at + len(self._out_marker) : newline])
-                self._out_at = at
-                self._out_scan = newline + 1
-            end_err = err.find(self._err_marker, self._err_pos)
-            if end_err < 0:
-                return
-            job = self._jobs.popleft()
+        """Resolve every job whose marks have come on both streams, in order."""
+        statuses = self._out.statuses
+        done = min(len(statuses), len(self._err.statuses), len(self._jobs))
+        while self._head < done:
+            head = self._head
+            job, status = self._jobs[head], statuses[head]
+            self._head = head + 1
             now = time.monotonic()
             duration = now - self._started
-            stdout = out[self._out_pos : self._out_at].decode("utf-8", "replace")
-            stderr = err[self._err_pos : end_err].decode("utf-8", "replace")
-            self._out_pos = self._out_scan
-            self._err_pos = end_err + len(self._err_marker)
             assert self._host is not None
-            if is_remote_timeout(self._status, duration, job.timeout):
-                result = _timed_out(self._host, job.command, stdout, stderr, duration)
-            else:
-                result = CommandResult(
-                    self._host.name, job.command, self._status, stdout, stderr, duration
-                )
+            timed_out = is_remote_timeout(status, duration, job.timeout)
+            result = CommandResult.of(
+                self._host.name,
+                job.command,
+                None if timed_out else status,
+                self._outs[head],
+                self._errs[head],
+                duration,
+                timed_out=timed_out,
+            )
             if not job.future.done():
                 job.future.set_result(result)
             self._next_job(now)
-        # The batch is done: start the next one on empty buffers.
-        out.clear()
-        err.clear()
-        self._out_scan = self._out_pos = self._err_pos = 0
-        self._done()
+        if not self.busy:  # the batch is done: drop its sinks
+            self._clear()
+            self._done()
+
+    def _clear(self) -> None:
+        self._jobs, self._outs, self._errs, self._head = [], [], [], 0
+        self._out.reset(())
+        self._err.reset(())
 
     def _expire(self) -> None:
         """The head job outlived its timeout and the grace: give up on this shell."""
         self._timer = None
-        if not self._jobs or self._host is None:
+        if not self.busy or self._host is None:
             return
-        job = self._jobs.popleft()
+        head = self._head
+        job = self._jobs[head]
+        self._head = head + 1
         log.warning(
             "no reply %gs after timeout on %s; closing shell", CLIENT_GRACE_S, self._host.name
         )
         if not job.future.done():
-            out = self.out[self._out_pos :]
-            err = self.err[self._err_pos :]
             duration = time.monotonic() - self._started
-            result = _timed_out(self._host, job.command, out, err, duration, abandoned=True)
+            result = CommandResult.of(
+                self._host.name,
+                job.command,
+                None,
+                self._outs[head],
+                self._errs[head],
+                duration,
+                timed_out=True,
+                abandoned=True,
+            )
             job.future.set_result(result)
         self.close()
         self._fail("the shell stopped answering")
@@ -277,14 +278,14 @@ class ShellChannel(_Collector):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        out = self.out[self._out_pos :].decode("utf-8", "replace")
-        err = self.err[self._err_pos :].decode("utf-8", "replace")
-        while self._jobs:
-            job = self._jobs.popleft()
+        jobs, outs, errs, head = self._jobs, self._outs, self._errs, self._head
+        self._clear()
+        for index in range(head, len(jobs)):
+            job = jobs[index]
             if not job.future.done() and self._host is not None:
-                lost = ConnectionLost(self._host.name, reason, stdout=out, stderr=err)
+                text = (outs[index].text(), errs[index].text()) if index == head else ("", "")
+                lost = ConnectionLost(self._host.name, reason, stdout=text[0], stderr=text[1])
                 job.future.set_exception(lost)
-            out = err = ""
         self._done()
 
     def _done(self) -> None:
@@ -292,14 +293,20 @@ class ShellChannel(_Collector):
             self.on_done(self)
 
 
-class ExecChannel(_Collector):
-    """One exec request per command: a new channel and a new remote shell each time."""
+class ExecChannel(_Session):
+    """One exec request per command: a new channel and a new remote shell each time, its
+    streams read into sinks of ``max_output`` bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         super().__init__()
+        self.out = OutputSink(max_output)
+        self.err = OutputSink(max_output)
         self.status: int | None = None
         self.signal: str | None = None
         self.eof = False
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        (self.err if datatype == asyncssh.EXTENDED_DATA_STDERR else self.out).feed(data)
 
     def exit_status_received(self, status: int) -> None:
         self.status = status
@@ -309,7 +316,6 @@ class ExecChannel(_Collector):
 
     def eof_received(self) -> bool:
         self.eof = True
-        self.poke()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -329,12 +335,15 @@ class ExecChannel(_Collector):
         command: str,
         *,
         timeout: float,  # noqa: ASYNC109
+        max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> CommandResult:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         try:
             _chan, session = await conn.create_session(
-                cls, remote_command(command, timeout=timeout), encoding=None
+                functools.partial(cls, max_output),
+                remote_command(command, timeout=timeout),
+                encoding=None,
             )
         except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError) as exc:
             raise ChannelLost(str(exc), started=False) from exc
@@ -342,38 +351,25 @@ class ExecChannel(_Collector):
         session.waiter = loop.create_future()
         if session.closed:
             session.waiter.set_result(None)
+        out, err = session.out, session.err
         try:
             async with asyncio.timeout(timeout + CLIENT_GRACE_S):
                 await session.waiter
         except TimeoutError:
             session.close()
             duration = time.monotonic() - started
-            return _timed_out(host, command, session.out, session.err, duration, abandoned=True)
+            return CommandResult.of(
+                host.name, command, None, out, err, duration, timed_out=True, abandoned=True
+            )
         duration = time.monotonic() - started
-        stdout = session.out.decode("utf-8", "replace")
-        stderr = session.err.decode("utf-8", "replace")
         if session.status is None and session.signal is None:
             # closed without telling how the command ended: it may have run on
             raise ConnectionLost(
-                host.name, "channel closed without an exit status", stdout=stdout, stderr=stderr
+                host.name,
+                "channel closed without an exit status",
+                stdout=out.text(),
+                stderr=err.text(),
             )
-        if is_remote_timeout(session.status, duration, timeout):
-            return _timed_out(host, command, stdout, stderr, duration)
-        return CommandResult(host.name, command, session.status, stdout, stderr, duration)
-
-
-def _timed_out(
-    host: Host,
-    command: str,
-    out: bytes | bytearray | str,
-    err: bytes | bytearray | str,
-    duration: float,
-    *,
-    abandoned: bool = False,
-) -> CommandResult:
-    """A timed-out result; ``abandoned`` when the client gave up before any exit status."""
-    stdout = out.decode("utf-8", "replace") if isinstance(out, bytes | bytearray) else out
-    stderr = err.decode("utf-8", "replace") if isinstance(err, bytes | bytearray) else err
-    return CommandResult(
-        host.name, command, None, stdout, stderr, duration, timed_out=True, abandoned=abandoned
-    )
+        timed_out = is_remote_timeout(session.status, duration, timeout)
+        status = None if timed_out else session.status
+        return CommandResult.of(host.name, command, status, out, err, duration, timed_out=timed_out)

@@ -43,6 +43,12 @@ when the machine is busiest) and ``max_connecting`` handshakes at once (handshak
 CPU-heavy part of a cold run; connect + one batch to 50 local sshd measured
 1.66/1.35/1.20/1.06/0.98/1.10 s with 2/4/8/16/32/64, hence the default 32).
 
+Output: each command's stdout and stderr are read as they arrive into sinks of
+``max_output`` bytes each (default 64 KiB, :mod:`agentless.output`); the rest is counted,
+hashed and dropped, never held (a shell's batch is split at its end marks packet by
+packet, :mod:`agentless.ssh._frames`). asyncssh hands each data packet to the channel
+and tops its window (2 MiB) up when half is used, so it holds no more than that either.
+
 Timeouts: ``host.connect_timeout_s`` bounds the TCP connect, ``host.login_timeout_s`` the
 handshake and authentication (and a channel open), the ``timeout`` of :meth:`run` the
 command: the target kills it (and its process group) with coreutils ``timeout``; the
@@ -82,6 +88,7 @@ from agentless._inert import for_log
 from agentless.backoff import Backoff, Clock, ReconnectGate
 from agentless.errors import AgentlessError, ConnectionLost, HostUnreachable
 from agentless.inventory import DEFAULT_SSH_PORT, Host
+from agentless.output import DEFAULT_MAX_OUTPUT, check_max_output
 from agentless.result import CommandResult, HostName
 from agentless.ssh._channel import ChannelLost, ExecChannel, Job, ShellChannel
 from agentless.ssh._connect import SshSettings, connect
@@ -234,6 +241,7 @@ class SshTransport:
         per_host_limit: int = 4,
         max_inflight: int = 256,
         max_connecting: int = 32,
+        max_output: int = DEFAULT_MAX_OUTPUT,
         backoff: Backoff | None = None,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
@@ -246,6 +254,7 @@ class SshTransport:
         self._per_host = per_host_limit
         self._inflight = _Budget(max_inflight)
         self._connecting = asyncio.Semaphore(max_connecting)
+        self._max_output = check_max_output(max_output)
         self._backoff = backoff or Backoff()
         self._clock = clock
         self._rng = rng or random.Random()
@@ -327,7 +336,9 @@ class SshTransport:
         for attempt in (0, 1):
             conn = await self._connection(pool, generation)
             try:
-                return await ExecChannel.run(conn, pool.host, command, timeout=timeout)
+                return await ExecChannel.run(
+                    conn, pool.host, command, timeout=timeout, max_output=self._max_output
+                )
             except ChannelLost as exc:
                 pool.drop(conn)
                 if exc.started:
@@ -426,7 +437,7 @@ class SshTransport:
     ) -> ShellChannel:
         try:
             async with asyncio.timeout(pool.host.login_timeout_s):
-                return await ShellChannel.open(conn)
+                return await ShellChannel.open(conn, max_output=self._max_output)
         except TimeoutError as exc:
             raise ChannelLost("opening a shell channel timed out", started=False) from exc
         except (asyncssh.Error, OSError) as exc:

@@ -12,7 +12,7 @@ from reconciler.actions.outcome import (
     Step,
     StepStatus,
     excerpt,
-    output_digest,
+    stream_digest,
 )
 from reconciler.actions.runner import (
     PHASES,
@@ -41,7 +41,7 @@ __all__ = [
     "action_command",
     "dependency_order",
     "excerpt",
-    "output_digest",
     "phase_of",
+    "stream_digest",
     "whole_map_plan",
 ]

@@ -1,7 +1,11 @@
 """What an action did: per host, per whole-map step, and as JSON for audit records.
 
-Raw output never leaves this module: a :class:`HostOutcome` keeps the sha256 of what the
-command printed and a truncated excerpt (:func:`excerpt`), nothing more.
+Raw output never leaves this module: a :class:`HostOutcome` keeps, per stream, the sha256
+and the size of every byte the host sent (taken by the transport as the bytes arrived,
+the kept ones and those past its cap alike, :mod:`agentless.output`) and a truncated
+excerpt of what was kept (:func:`excerpt`), nothing more. When the host sent more than
+the cap, the excerpt ends with a line that says so: its tail is the tail of what was
+read, not of what the command printed.
 
 **Results.** Each host's action ends ``succeeded``, ``failed`` or ``unknown``
 (:data:`Result`):
@@ -47,9 +51,10 @@ def fold(results: list[Result]) -> Result:
     return "succeeded"
 
 
-def output_digest(stdout: str, stderr: str) -> str:
-    """sha256 (hex) of stdout followed by stderr, both UTF-8."""
-    return hashlib.sha256((stdout + stderr).encode("utf-8", "surrogateescape")).hexdigest()
+def stream_digest(text: str) -> str:
+    """sha256 (hex) of ``text`` as UTF-8: the digest of a stream a transport did not
+    hash itself (a fake's result, whose text is the whole output)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def excerpt(stdout: str, stderr: str, *, limit: int = DEFAULT_OUTPUT_LIMIT) -> str:
@@ -100,8 +105,10 @@ class HostOutcome:
     exit_status: int | None
     timed_out: bool
     duration_s: float
-    output_sha256: str | None
-    """None when the command did not run (host unreachable)."""
+    stdout_sha256: str | None
+    """sha256 of every byte of stdout the host sent, kept or not; None when the command
+    has no result (host unreachable, connection lost…)."""
+    stderr_sha256: str | None
     output_excerpt: str
     unreachable: str | None = None
     """Why the host could not be reached (the command never started); None when it was."""
@@ -114,6 +121,11 @@ class HostOutcome:
     """With ``timed_out``: the client gave up before any exit status came back."""
     completion: CompletionOutcome | None = None
     """The completion check's outcome; None when there is none or the command failed."""
+    stdout_bytes: int = 0
+    """How many bytes of stdout the host sent (the excerpt holds at most the cap's)."""
+    stderr_bytes: int = 0
+    output_truncated: bool = False
+    """The host sent more than the transport's cap on a stream: the rest was dropped."""
 
     @classmethod
     def from_result(
@@ -133,15 +145,24 @@ class HostOutcome:
         if mask is not None and len(stdout) + len(stderr) <= MASK_FIRST_CHARS:
             stdout, stderr = mask(stdout), mask(stderr)
         cut = excerpt(stdout, stderr, limit=output_limit)
+        if mask is not None:
+            cut = mask(cut)
+        over = result.over_cap
+        if over is not None:
+            cut += f"\n--- {over} ---\n"
         return cls(
             host=str(result.host),
             exit_status=result.exit_status,
             timed_out=result.timed_out,
             abandoned=result.abandoned,
             duration_s=result.duration_s,
-            output_sha256=output_digest(result.stdout, result.stderr),
-            output_excerpt=mask(cut) if mask is not None else cut,
+            stdout_sha256=result.stdout_sha256 or stream_digest(result.stdout),
+            stderr_sha256=result.stderr_sha256 or stream_digest(result.stderr),
+            output_excerpt=cut,
             completion=completion,
+            stdout_bytes=result.stdout_bytes,
+            stderr_bytes=result.stderr_bytes,
+            output_truncated=result.truncated,
         )
 
     @property
@@ -212,7 +233,11 @@ class HostOutcome:
             "timed_out": self.timed_out,
             "abandoned": self.abandoned,
             "duration_s": round(self.duration_s, 3),
-            "output_sha256": self.output_sha256,
+            "stdout_sha256": self.stdout_sha256,
+            "stderr_sha256": self.stderr_sha256,
+            "stdout_bytes": self.stdout_bytes,
+            "stderr_bytes": self.stderr_bytes,
+            "output_truncated": self.output_truncated,
             "output_excerpt": self.output_excerpt,
             "unreachable": self.unreachable,
             "lost": self.lost,

@@ -14,7 +14,12 @@ from agentless.runner import CheckRun, CheckTarget, run_checks
 from reconciler.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage_error, verbosity
 from reconciler.cli.loading import load_valid_repo
 from reconciler.cli.progress import Progress
-from reconciler.cli.run import add_key_dir_argument, key_dir_argument
+from reconciler.cli.run import (
+    add_key_dir_argument,
+    add_max_output_argument,
+    key_dir_argument,
+    max_output_argument,
+)
 from reconciler.cli.table import output_width, render_table
 from reconciler.inert import one_line
 from reconciler.loop.scheduler import CheckKey
@@ -33,12 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--concurrency", type=int, default=256, help="checks in flight at once (default 256)"
     )
     add_key_dir_argument(parser)
+    add_max_output_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     key_dir = key_dir_argument(args.ssh_key_dir)
     if isinstance(key_dir, int):
         return key_dir
+    max_output = max_output_argument(args.max_output)
+    if max_output is None:
+        return EXIT_USAGE
     repo = load_valid_repo(args.repo)
     if repo is None:
         return EXIT_USAGE
@@ -62,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                 targets,
                 repo_root=args.repo.resolve(),
                 key_dir=key_dir,
+                max_output=max_output,
                 concurrency=args.concurrency,
                 on_result=progress.done,
             )
@@ -97,6 +107,7 @@ async def _run(
     *,
     repo_root: Path,
     key_dir: Path | None,
+    max_output: int,
     concurrency: int,
     on_result: Callable[[CheckRun], None],
 ) -> list[CheckRun]:
@@ -108,10 +119,11 @@ async def _run(
     if any(t.host.transport == "ssh" for t in targets):
         from agentless.ssh import SshSettings, SshTransport
 
-        ssh = SshTransport(SshSettings(base_dir=repo_root, key_dir=key_dir))
+        settings = SshSettings(base_dir=repo_root, key_dir=key_dir)
+        ssh = SshTransport(settings, max_output=max_output)
     else:
-        ssh = LocalTransport()
-    transport = TransportRouter(ssh=ssh, local=LocalTransport())
+        ssh = LocalTransport(max_output=max_output)
+    transport = TransportRouter(ssh=ssh, local=LocalTransport(max_output=max_output))
     try:
         return await run_checks(
             targets, transport=transport, concurrency=concurrency, on_result=on_result

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentless.childenv import SECRET_ENV, secret_names
-from reconciler.cli import EXIT_OK, usage_error, verbosity
+from agentless.output import DEFAULT_MAX_OUTPUT, MAX_MAX_OUTPUT, MIN_MAX_OUTPUT
+from reconciler.cli import EXIT_OK, EXIT_USAGE, usage_error, verbosity
 from reconciler.cli.logs import FORMATS, setup_logging
 from reconciler.inert import for_log
 
@@ -115,6 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "webhooks are refused",
     )
     add_key_dir_argument(parser)
+    add_max_output_argument(parser)
     parser.add_argument(
         "--trusted-user-header",
         metavar="HEADER",
@@ -214,6 +216,34 @@ def add_key_dir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_SIZE = re.compile(r"([0-9]{1,9})([KkMm]?)")
+
+
+def add_max_output_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-output",
+        default=str(DEFAULT_MAX_OUTPUT // 1024) + "K",
+        metavar="BYTES",
+        help="bytes kept of each stream (stdout, stderr) of a check or action, e.g. 256K or "
+        "1M; the rest is counted and dropped as it arrives, and a check over it is UNKNOWN "
+        f"(default {DEFAULT_MAX_OUTPUT // 1024}K)",
+    )
+
+
+def max_output_argument(value: str) -> int | None:
+    """``--max-output`` in bytes, or None once its usage error is printed."""
+    match = _SIZE.fullmatch(value.strip())
+    scale = {"": 1, "k": 1024, "m": 1024 * 1024}
+    size = int(match[1]) * scale[match[2].lower()] if match else 0
+    if not MIN_MAX_OUTPUT <= size <= MAX_MAX_OUTPUT:
+        usage_error(
+            f"--max-output {value}: expected {MIN_MAX_OUTPUT // 1024}K to "
+            f"{MAX_MAX_OUTPUT // (1024 * 1024)}M (a number of bytes, or with K or M)"
+        )
+        return None
+    return size
+
+
 def key_dir_argument(value: Path | None) -> Path | int | None:
     """``--ssh-key-dir`` resolved, or the usage error's exit status when it is no folder."""
     if value is None:
@@ -310,6 +340,9 @@ def run(args: argparse.Namespace) -> int:
     key_dir = key_dir_argument(args.ssh_key_dir)
     if isinstance(key_dir, int):
         return key_dir
+    max_output = max_output_argument(args.max_output)
+    if max_output is None:
+        return EXIT_USAGE
     trusted = trusted_arguments(args.trusted_user_header, args.trusted_proxy)
     if isinstance(trusted, int):
         return trusted
@@ -330,6 +363,7 @@ def run(args: argparse.Namespace) -> int:
     problem = replica_problem(args.replica, args.lease, url)
     if problem is not None:
         return usage_error(problem)
+    from reconciler.model.runtime import RuntimeSettings, SshLimits
     from reconciler.server.service import ServiceError, run_service
 
     try:
@@ -351,6 +385,7 @@ def run(args: argparse.Namespace) -> int:
                 lease_s=args.lease,
                 trusted_user_header=trusted[0],
                 trusted_proxies=trusted[1],
+                settings=RuntimeSettings(ssh=SshLimits(max_output=max_output)),
             )
         )
     except ServiceError as exc:
@@ -377,8 +412,10 @@ __all__ = [
     "add_arguments",
     "add_key_dir_argument",
     "add_limit_arguments",
+    "add_max_output_argument",
     "key_dir_argument",
     "limits_argument",
+    "max_output_argument",
     "parse_listen",
     "run",
     "state_url",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agentless.output import DEFAULT_MAX_OUTPUT
+
 
 @dataclass(frozen=True, slots=True)
 class GitSettings:
@@ -28,6 +30,9 @@ class SshLimits:
     """Commands at once over every host."""
     max_connecting: int = 32
     """Connections being opened at once."""
+    max_output: int = DEFAULT_MAX_OUTPUT
+    """Bytes kept of each stream (stdout, stderr) of one command, over SSH and locally;
+    the rest is counted and dropped as it arrives (``opsmap run --max-output``)."""
 
 
 @dataclass(frozen=True, slots=True)

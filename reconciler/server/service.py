@@ -236,8 +236,10 @@ async def _assemble(
         per_host_limit=settings.ssh.per_host_limit,
         max_inflight=settings.ssh.max_inflight,
         max_connecting=settings.ssh.max_connecting,
+        max_output=settings.ssh.max_output,
     )
-    transport = TransportRouter(ssh=ssh, local=LocalTransport())
+    local = LocalTransport(max_output=settings.ssh.max_output)
+    transport = TransportRouter(ssh=ssh, local=local)
     metrics = Metrics(registry or CollectorRegistry())
     phases = ActionPhases()
     broker = EventBroker()

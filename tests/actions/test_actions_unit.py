@@ -13,6 +13,7 @@ from actions_support import Phases, action, host, load_map
 
 from agentless.errors import HostUnreachable
 from agentless.inventory import Host
+from agentless.output import OutputSink
 from agentless.result import CommandResult
 from agentless.testing import FakeTransport, reply, succeed
 from reconciler.actions import (
@@ -87,10 +88,41 @@ def test_success_on_every_host_with_digest_and_excerpt() -> None:
     assert [h.host for h in outcome.hosts] == ["h1", "h2"]
     first = outcome.hosts[0]
     assert first.exit_status == 0
-    assert first.output_sha256 == hashlib.sha256(b"hello from h1\nwarn\n").hexdigest()
+    assert first.stdout_sha256 == hashlib.sha256(b"hello from h1\n").hexdigest()
+    assert first.stderr_sha256 == hashlib.sha256(b"warn\n").hexdigest()
+    assert (first.stdout_bytes, first.stderr_bytes, first.output_truncated) == (14, 5, False)
     assert first.output_excerpt == "hello from h1\n\n--- stderr ---\nwarn\n"
     assert sorted(fake.calls) == [("h1", "x", 300.0), ("h2", "x", 300.0)]
     json.dumps(outcome.to_json())
+
+
+def test_an_action_over_the_output_cap_ends_by_its_status_and_says_what_it_dropped() -> None:
+    """The audit record gives each stream's size and the sha256 of every byte the host
+    sent; the excerpt says where reading stopped."""
+    flood = b"\xff" + b"y" * 99_999
+
+    async def respond(h: Host, command: str, limit: float) -> CommandResult:
+        out, err = OutputSink(4096), OutputSink(4096)
+        for at in range(0, len(flood), 30_000):
+            out.feed(flood[at : at + 30_000])
+        err.feed(b"warn\n")
+        return CommandResult.of(h.name, command, 0, out, err, 0.5)
+
+    outcome = run_now(
+        ActionRunner(FakeTransport(respond), clock=VirtualClock()),
+        action(name="dump", command="x"),
+        [H1],
+    )
+    assert outcome.succeeded, outcome
+    record = outcome.to_json()["hosts"][0]  # type: ignore[index]
+    assert record["stdout_bytes"] == 100_000
+    assert record["stderr_bytes"] == 5
+    assert record["output_truncated"] is True
+    assert record["stdout_sha256"] == hashlib.sha256(flood).hexdigest()
+    assert record["stderr_sha256"] == hashlib.sha256(b"warn\n").hexdigest()
+    note = "output over 4096 bytes (stdout 100000 bytes; the rest was dropped)"
+    assert record["output_excerpt"].endswith(f"\n--- {note} ---\n")
+    assert len(record["output_excerpt"].encode()) < 4096 + 200
 
 
 def test_the_actions_timeout_is_passed_and_a_timed_out_host_fails() -> None:
@@ -130,7 +162,7 @@ def test_an_unreachable_host_fails_with_its_reason_and_the_others_still_run() ->
     fake = FakeTransport(respond)
     outcome = run_now(ActionRunner(fake, clock=VirtualClock()), ASYNC_START, [H1, H2])
     h1, h2 = outcome.hosts
-    assert (h1.unreachable, h1.output_sha256, h1.completion) == ("connection refused", None, None)
+    assert (h1.unreachable, h1.stdout_sha256, h1.completion) == ("connection refused", None, None)
     assert h1.reason == "not started: host unreachable: connection refused"
     assert h2.succeeded
     assert not outcome.succeeded

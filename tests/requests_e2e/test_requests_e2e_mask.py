@@ -39,8 +39,8 @@ def test_mask_hides_a_pattern_in_every_audit_record_and_the_journal(
     notes = world.wait_notes(merge, ["request.authorized", "action.started", "action.succeeded"])
     [host] = one(notes, "action.succeeded")["details"]["hosts"]
     assert host["output_excerpt"] == "login ok *** rest\n\n--- stderr ---\n***\n", host
-    raw = hashlib.sha256((OUTPUT + ERRORS).encode()).hexdigest()
-    assert host["output_sha256"] == raw
+    assert host["stdout_sha256"] == hashlib.sha256(OUTPUT.encode()).hexdigest()
+    assert host["stderr_sha256"] == hashlib.sha256(ERRORS.encode()).hexdigest()
 
     everything = json.dumps(notes) + json.dumps(world.outbox())
     everything += json.dumps(world.query("SELECT * FROM requests"))
