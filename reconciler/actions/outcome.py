@@ -126,6 +126,9 @@ class HostOutcome:
     stderr_bytes: int = 0
     output_truncated: bool = False
     """The host sent more than the transport's cap on a stream: the rest was dropped."""
+    output_sha256: str | None = None
+    """sha256 of stdout followed by stderr as read (what was kept, when over the cap): the
+    audit field of earlier releases, kept beside the per-stream digests of every byte."""
 
     @classmethod
     def from_result(
@@ -163,6 +166,7 @@ class HostOutcome:
             stdout_bytes=result.stdout_bytes,
             stderr_bytes=result.stderr_bytes,
             output_truncated=result.truncated,
+            output_sha256=stream_digest(result.stdout + result.stderr),
         )
 
     @property
@@ -238,6 +242,7 @@ class HostOutcome:
             "stdout_bytes": self.stdout_bytes,
             "stderr_bytes": self.stderr_bytes,
             "output_truncated": self.output_truncated,
+            "output_sha256": self.output_sha256,
             "output_excerpt": self.output_excerpt,
             "unreachable": self.unreachable,
             "lost": self.lost,
