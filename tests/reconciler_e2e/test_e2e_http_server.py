@@ -195,6 +195,8 @@ def test_refused_only_when_every_connection_is_busy_and_slow_requests_closed(
         assert b"too many connections" in refused
         assert b"Retry-After: 1" in refused
         streams.pop().close()
+        count = service.http.connections  # the server sees the close in its own time
+        assert wait_for(lambda: count.open < limits.max_connections, what="a free connection")
 
         # a client that never finishes its request is closed, the endpoint goes on
         with socket.create_connection((host, port), timeout=HTTP_TIMEOUT_S) as slow:
