@@ -1,0 +1,190 @@
+"""A viewer who may see only some maps, and a client with no identity, try to learn what is
+hidden from signals other than the documents' text (which the truth table of
+``tests/reconciler_e2e/test_e2e_viewer_truth.py`` holds): the event stream's ids, its
+heartbeats and its resets, the probes' reasons, and the identity header's case folding.
+
+Over real HTTP (aiohttp's test server on loopback), with the server's own identity
+middleware and event streams; the repo is :func:`page_support.write_repo`'s (``olga``
+views the map ``shop``, not ``secret``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from hypothesis import given
+from hypothesis import strategies as st
+from page_support import write_repo
+
+from reconciler.policy.visibility import Visibility
+from reconciler.server.broker import EventBroker
+from reconciler.server.identity import Identity, parse_proxies
+from reconciler.server.sse import EventStreams, SealedIds, last_event_id
+
+HEADER = "X-Forwarded-Email"
+OLGA = {HEADER: "olga@example.com"}
+
+
+def app_for(
+    broker: EventBroker, visibility: Visibility, *, heartbeat_s: float = 15.0
+) -> web.Application:
+    identity = Identity(HEADER, parse_proxies("127.0.0.1,::1"))
+    app = web.Application(middlewares=[identity.middleware()])  # type: ignore[list-item]
+    streams = EventStreams(broker, lambda: visibility, heartbeat_s=heartbeat_s)
+    app.router.add_get("/api/v1/events", streams.handle)
+    return app
+
+
+Body = Callable[[TestClient[Any, Any]], Awaitable[None]]
+
+
+def run(app: web.Application, body: Body) -> None:
+    async def main() -> None:
+        async with TestClient(TestServer(app)) as client:
+            await body(client)
+
+    asyncio.run(main())
+
+
+async def read_for(response: Any, seconds: float) -> str:
+    """What the stream sends within ``seconds`` (it never ends by itself)."""
+    got = b""
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in response.content.iter_any():
+                got += chunk
+    except TimeoutError:
+        pass
+    return got.decode()
+
+
+def frames(text: str) -> list[dict[str, str]]:
+    """The stream's events (``id``, ``event``, ``data``); comments and ``retry`` left out."""
+    found = []
+    for block in text.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in block.split("\n") if ": " in line and line[0] != ":"
+        )
+        if "event" in fields:
+            found.append(fields)
+    return found
+
+
+def shop(broker: EventBroker, n: int) -> None:
+    broker.publish("check", {"map": "shop", "component": "db", "check": f"k{n}", "host": "h1"})
+
+
+def secret(broker: EventBroker, n: int) -> None:
+    broker.publish("check", {"map": "secret", "component": "vault", "check": f"s{n}"})
+
+
+def test_event_ids_do_not_count_what_the_viewer_may_not_see(tmp_path: Path) -> None:
+    """Ids grow by one per event of anyone's: between two of olga's, the gap would count
+    the secret map's events. She is sent ids that tell nothing, and resumes with them."""
+    broker = EventBroker()
+    visibility = Visibility(write_repo(tmp_path / "repo"))
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        stream = await client.get("/api/v1/events", headers=OLGA)
+        assert stream.status == 200
+        await asyncio.sleep(0.1)
+        shop(broker, 1)
+        for n in range(5):
+            secret(broker, n)
+        shop(broker, 2)
+        sent = frames(await read_for(stream, 0.5))
+        stream.close()
+        assert [f["event"] for f in sent] == ["check", "check"]
+        global_ids = {str(e.id) for e in broker.since(0)}
+        assert not {f["id"] for f in sent} & global_ids
+        first, second = (int(f["id"]) for f in sent)
+        assert second - first != 6  # not the global count in another form either
+        # resuming from the first: the second again, no hidden one, no reset
+        again = await client.get("/api/v1/events", headers=OLGA | {"Last-Event-ID": str(first)})
+        resumed = frames(await read_for(again, 0.5))
+        again.close()
+        assert [(f["event"], f["id"]) for f in resumed] == [("check", str(second))]
+        # a global id, or any other number, is not one she was sent: a reset
+        for forged in (str(broker.last_id), "1", str(first + 1)):
+            other = await client.get("/api/v1/events", headers=OLGA | {"Last-Event-ID": forged})
+            told = frames(await read_for(other, 0.3))
+            other.close()
+            assert [f["event"] for f in told] == ["reset"], forged
+            assert told[0]["id"] not in global_ids | {str(broker.last_id)}
+
+    run(app_for(broker, visibility), body)
+
+
+def test_a_reset_does_not_tell_how_many_hidden_events_came(tmp_path: Path) -> None:
+    """``too many events since that id`` (more than a queue) and ``not kept`` (older than
+    the ring) would tell a viewer how busy the hidden maps were: one reason for both."""
+    broker = EventBroker(buffer=40, client_queue=10)
+    visibility = Visibility(write_repo(tmp_path / "repo"))
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        stream = await client.get("/api/v1/events", headers=OLGA)
+        await asyncio.sleep(0.1)
+        shop(broker, 1)
+        sent = frames(await read_for(stream, 0.3))
+        stream.close()
+        reasons = []
+        for hidden in (20, 40):  # more than a queue, then more than the ring
+            for n in range(hidden):
+                secret(broker, n)
+            again = await client.get(
+                "/api/v1/events", headers=OLGA | {"Last-Event-ID": sent[0]["id"]}
+            )
+            told = frames(await read_for(again, 0.3))
+            again.close()
+            assert [f["event"] for f in told] == ["reset"]
+            reasons.append(told[0]["data"])
+        assert reasons[0] == reasons[1]
+
+    run(app_for(broker, visibility), body)
+
+
+def test_heartbeats_do_not_tell_whether_hidden_events_come(tmp_path: Path) -> None:
+    """A heartbeat came only after a quiet interval of anyone's events: olga, sent
+    nothing, would see the heartbeats stop while the secret map is busy."""
+    broker = EventBroker(buffer=4096, client_queue=4096)
+    visibility = Visibility(write_repo(tmp_path / "repo"))
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        stream = await client.get("/api/v1/events", headers=OLGA)
+
+        async def busy() -> None:
+            for n in range(40):
+                secret(broker, n)
+                await asyncio.sleep(0.05)
+
+        reading = asyncio.ensure_future(read_for(stream, 2.0))
+        await busy()
+        text = await reading
+        stream.close()
+        assert not frames(text)
+        assert ": heartbeat" in text
+
+    run(app_for(broker, visibility, heartbeat_s=0.3), body)
+
+
+@given(event_id=st.integers(0, (1 << 62) - 1), key=st.binary(min_size=1, max_size=64))
+def test_sealed_ids_open_to_the_id_and_read_back_as_a_last_event_id(
+    event_id: int, key: bytes
+) -> None:
+    ids = SealedIds(key)
+    sealed = ids.seal(event_id)
+    assert 0 <= sealed < 1 << 62
+    assert ids.open(sealed) == event_id
+    assert len(str(sealed)) < 20  # what last_event_id reads back
+
+
+def test_last_event_id_reads_a_sealed_id_back() -> None:
+    """The largest sealed id is one the header parser takes (19 digits)."""
+    largest = str((1 << 62) - 1)
+    request = make_mocked_request("GET", "/api/v1/events", headers={"Last-Event-ID": largest})
+    assert last_event_id(request) == (1 << 62) - 1
