@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,12 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 from page_support import write_repo
+from prometheus_client import CollectorRegistry
 
+from reconciler.loop.view import Snapshot
 from reconciler.policy.visibility import Visibility
 from reconciler.server.broker import EventBroker
+from reconciler.server.http import Endpoints, Snapshots, build_app
 from reconciler.server.identity import Identity, parse_proxies
 from reconciler.server.sse import EventStreams, SealedIds, last_event_id
 
@@ -188,3 +192,60 @@ def test_last_event_id_reads_a_sealed_id_back() -> None:
     largest = str((1 << 62) - 1)
     request = make_mocked_request("GET", "/api/v1/events", headers={"Last-Event-ID": largest})
     assert last_event_id(request) == (1 << 62) - 1
+
+
+SECRET_TEXT = ("secretmap-q7", "vaulthost-q7", "requests/secretreq-q7.yaml", "remote-q7")
+FETCH_FAILED = (
+    "no revision applied yet: cannot fetch the map repo: /srv/remote-q7.git: fatal: "
+    "unable to create file maps/secretmap-q7.yaml"
+)
+WRITES_FAILED = (
+    "state writes failing (journal: duplicate key value violates unique constraint "
+    "DETAIL: Key (path)=(requests/secretreq-q7.yaml) already exists; checks: invalid input "
+    'CONTEXT: JSON data, line 1: {"map":"secretmap-q7","host":"vaulthost-q7"})'
+)
+
+
+def probe_app(identity: Identity, *, health: str, ready: str) -> web.Application:
+    endpoints = Endpoints(
+        registry=CollectorRegistry(),
+        snapshot=lambda: Snapshot(None, None, None, None, None, False, (), 0, (), ()),
+        health=lambda: (False, health),
+        readiness=lambda: ready,
+        fetch_now=lambda: None,
+        webhook_secret=None,
+        count_webhook=lambda _result: None,
+    )
+    snapshots = Snapshots(endpoints.snapshot, ThreadPoolExecutor(1))
+    return build_app(endpoints, broker=EventBroker(), identity=identity, snapshots=snapshots)
+
+
+def test_the_probes_quote_no_operator_text_to_a_viewer() -> None:
+    """``/healthz`` and ``/readyz`` answer anyone, identity or not; their reasons quoted a
+    fetch error and the database's messages, which may name any map, host or request
+    (the operator's, left out of a person's status). With identities enforced they say
+    what is wrong in OpsMap's own words; without, everyone reads everything as before."""
+    enforced = Identity(HEADER, parse_proxies("127.0.0.1,::1"))
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        for headers in ({}, OLGA):
+            for path, status, reason in [
+                ("/healthz", "unhealthy", "state writes failing"),
+                ("/readyz", "not ready", "no revision applied yet"),
+            ]:
+                for method in (client.get, client.head):
+                    answer = await method(path, headers=headers)
+                    assert answer.status == 503
+                    text = await answer.text()
+                    seen = str(answer.headers) + text
+                    assert not [t for t in SECRET_TEXT if t in seen], (path, headers)
+                    if method is client.get:
+                        assert await answer.json() == {"status": status, "reason": reason}
+
+    run(probe_app(enforced, health=WRITES_FAILED, ready=FETCH_FAILED), body)
+
+    async def everyones(client: TestClient[Any, Any]) -> None:
+        assert (await (await client.get("/healthz")).json())["reason"] == WRITES_FAILED
+        assert (await (await client.get("/readyz")).json())["reason"] == FETCH_FAILED
+
+    run(probe_app(Identity(), health=WRITES_FAILED, ready=FETCH_FAILED), everyones)
