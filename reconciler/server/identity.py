@@ -69,6 +69,15 @@ def parse_proxies(value: str) -> tuple[IpNetwork, ...]:
     return tuple(networks)
 
 
+def folds_as_ascii(name: str) -> bool:
+    """Whether lowercasing ``name`` (as the policies compare people) changes only ASCII
+    letters: Unicode's lowercasing makes one of two names (the Kelvin sign ``\u212a``
+    lowercases to ``k``, the angstrom sign ``\u212b`` to ``å``), and a person named so at
+    the proxy's provider would be another person here. A name with an uppercase letter
+    outside ASCII is no identity."""
+    return all(c.isascii() or c.lower() == c for c in name)
+
+
 class Identity:
     """Resolves the :class:`Viewer` of each request; ``header`` None: nobody is told apart."""
 
@@ -106,6 +115,8 @@ class Identity:
             return Viewer(None, True)
         user = values[0].strip()
         if len(values) != 1 or not user or len(user) > MAX_USER_LENGTH or not user.isprintable():
+            return Viewer(None, True)
+        if not folds_as_ascii(user):
             return Viewer(None, True)
         return Viewer(user, True)
 

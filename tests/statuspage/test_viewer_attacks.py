@@ -249,3 +249,30 @@ def test_the_probes_quote_no_operator_text_to_a_viewer() -> None:
         assert (await (await client.get("/readyz")).json())["reason"] == FETCH_FAILED
 
     run(probe_app(Identity(), health=WRITES_FAILED, ready=FETCH_FAILED), everyones)
+
+
+def test_a_letter_that_lowercases_into_another_persons_name_is_no_identity() -> None:
+    """People are compared without case, by Unicode's lowercasing: ``\\u212a`` (the Kelvin
+    sign) lowercases to ``k``, ``\\u212b`` (the angstrom sign) to ``å``, so an account
+    named with them at the proxy's provider would be ``karl@…`` or ``åsa@…`` here."""
+    identity = Identity(HEADER, parse_proxies("127.0.0.1"))
+
+    def user(value: str) -> str | None:
+        return identity.viewer("127.0.0.1", [(HEADER, value)]).user
+
+    assert user("\u212aarl@example.com") is None
+    assert user("\u212bsa@example.com") is None
+    assert user("KARL@Example.com") == "KARL@Example.com"  # ASCII: compared without case
+    assert user("åsa@example.com") == "åsa@example.com"  # lowercase already: as it is
+
+
+@given(value=st.text(max_size=40))
+def test_a_persons_name_lowercases_as_ascii_does(value: str) -> None:
+    """Whatever the header holds (all of Unicode), a person is a name that the policies'
+    lowercasing changes only in its ASCII letters: two people never become one."""
+    identity = Identity(HEADER, parse_proxies("127.0.0.1"))
+    found = identity.viewer("127.0.0.1", [(HEADER, value)]).user
+    if found is not None:
+        ascii_lower = "".join(c.lower() if c.isascii() else c for c in found)
+        assert found.lower() == ascii_lower
+        assert found.isprintable()
