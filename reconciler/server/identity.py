@@ -121,7 +121,8 @@ class Identity:
         return Viewer(user, True)
 
     def middleware(self) -> Callable[..., object]:
-        """Sets ``request["viewer"]`` on every request."""
+        """Sets ``request["viewer"]`` on every request; while identities are enforced, an
+        answer that says nothing of caching is ``no-store`` (it is one person's)."""
 
         @web.middleware
         async def viewer_middleware(
@@ -137,8 +138,13 @@ class Identity:
                 request["viewer"] = viewer
             response = await handler(request)  # type: ignore[misc]
             assert isinstance(response, web.StreamResponse)
-            if viewer.trusted and request.path in PROBES and isinstance(response, web.Response):
+            if not viewer.trusted:
+                return response
+            if request.path in PROBES and isinstance(response, web.Response):
                 return plain_probe(response)
+            if not response.prepared and "Cache-Control" not in response.headers:
+                # one person's document: no cache may keep it for the next one
+                response.headers["Cache-Control"] = "no-store"
             return response
 
         return viewer_middleware

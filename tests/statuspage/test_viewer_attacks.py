@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
-from page_support import write_repo
+from page_support import StaticSource, snapshot, write_repo
 from prometheus_client import CollectorRegistry
 
 from reconciler.loop.view import Snapshot
@@ -29,6 +29,7 @@ from reconciler.server.broker import EventBroker
 from reconciler.server.http import Endpoints, Snapshots, build_app
 from reconciler.server.identity import Identity, parse_proxies
 from reconciler.server.sse import EventStreams, SealedIds, last_event_id
+from reconciler.statuspage import add_routes
 
 HEADER = "X-Forwarded-Email"
 OLGA = {HEADER: "olga@example.com"}
@@ -276,3 +277,106 @@ def test_a_persons_name_lowercases_as_ascii_does(value: str) -> None:
         ascii_lower = "".join(c.lower() if c.isascii() else c for c in found)
         assert found.lower() == ascii_lower
         assert found.isprintable()
+
+
+def page_app(tmp_path: Path) -> web.Application:
+    """The server's application with the page's routes over :mod:`page_support`'s repo and
+    snapshot (``secret`` and its ``vault`` on ``h2`` hidden from olga), identities on."""
+    source = StaticSource(write_repo(tmp_path / "repo"), snapshot())
+    endpoints = Endpoints(
+        registry=CollectorRegistry(),
+        snapshot=source.snapshot,
+        health=lambda: (True, None),
+        readiness=lambda: None,
+        fetch_now=lambda: None,
+        webhook_secret=None,
+        count_webhook=lambda _result: None,
+        visibility=source.visibility,
+    )
+    return build_app(
+        endpoints,
+        broker=EventBroker(),
+        identity=Identity(HEADER, parse_proxies("127.0.0.1,::1")),
+        snapshots=Snapshots(source.snapshot, ThreadPoolExecutor(1)),
+        mount=lambda app: add_routes(app, source),
+    )
+
+
+async def raw(port: int, method: str, target: str, headers: dict[str, str]) -> bytes:
+    """One request as written (no client normalises its path), the answer without Date."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    lines = [f"{method} {target} HTTP/1.1", "Host: opsmap", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    answer = await reader.read()
+    writer.close()
+    return b"\r\n".join(
+        line for line in answer.split(b"\r\n") if not line.lower().startswith(b"date:")
+    )
+
+
+PATH_FORMS = [
+    "/api/v1/maps/{m}",
+    "/api/v1/maps/{m}/",
+    "/api/v1/maps/{M}",
+    "/api/v1/maps/{pm}",
+    "/api/v1/maps/{m}/components/{c}",
+    "/api/v1/maps/{m}/components/{c}/",
+    "/api/v1/maps/{m}/components/{pc}",
+    "/api/v1/maps/{m}%2Fcomponents%2F{c}",
+    "/api/v1/maps/./{m}",
+    "/api/v1/x/../maps/{m}",
+    "/api/v1/maps/{m}?component={c}",
+    "/static/%2e%2e/api/v1/maps/{m}",
+    "/static/..%2Fapi/v1/maps/{m}",
+    "//api/v1/maps/{m}",
+    "/API/V1/MAPS/{M}",
+]
+
+
+def test_a_hidden_map_answers_as_a_missing_one_in_every_path_form(tmp_path: Path) -> None:
+    """``secret`` (its component ``vault``) is hidden from olga and from a request with
+    no identity; ``nosuch`` (``zzzzz``) does not exist. Through every form of path
+    (encoded, trailing slash, case, dot segments, doubled slash, a query) and GET or HEAD,
+    the two answers are the same bytes, status line and headers included, once the names
+    the client itself sent are swapped."""
+    app = page_app(tmp_path)
+
+    def names(m: str, c: str) -> dict[str, str]:
+        pm = "".join(f"%{ord(ch):02X}" for ch in m)
+        pc = "".join(f"%{ord(ch):02X}" for ch in c)
+        return {"m": m, "M": m.upper(), "pm": pm, "c": c, "pc": pc}
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        port = client.port
+        assert port is not None
+        for headers in ({}, OLGA):
+            for form in PATH_FORMS:
+                for method in ("GET", "HEAD"):
+                    hidden_names, missing_names = names("secret", "vault"), names("nosuch", "zzzzz")
+                    hidden = await raw(port, method, form.format(**hidden_names), headers)
+                    missing = await raw(port, method, form.format(**missing_names), headers)
+                    for key in ("pm", "pc", "M", "m", "c"):
+                        hidden = hidden.replace(
+                            hidden_names[key].encode(), missing_names[key].encode()
+                        )
+                    assert hidden == missing, (form, method, headers)
+        seen = await raw(port, "GET", "/api/v1/maps/shop/components/db", OLGA)
+        assert seen.startswith(b"HTTP/1.1 200")  # what she may view, she is shown
+
+    run(app, body)
+
+
+def test_no_cache_keeps_one_persons_documents_for_another(tmp_path: Path) -> None:
+    """A person's documents are theirs: a cache between the proxy and OpsMap (or in it)
+    that kept ``/api/v1/status`` by its URL would give olga's to the next person, or an
+    admin's to olga. Every answer with data says ``no-store`` while identities are on."""
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        for path in ("/api/v1/status", "/api/v1/maps", "/api/v1/requests", "/api/v1/maps/shop"):
+            for method in (client.get, client.head):
+                answer = await method(path, headers=OLGA | {"Accept-Encoding": "gzip"})
+                assert answer.status == 200, path
+                assert answer.headers.get("Cache-Control") == "no-store", path
+
+    run(page_app(tmp_path), body)
