@@ -8,20 +8,20 @@ behind, stops reading (:mod:`.connections` aborts it), or the server stops. A cl
 reconnects with ``Last-Event-ID`` gets what it missed, or a ``reset`` event (refetch).
 
 A viewer who sees only part of the events (identities enforced) learns nothing of the
-others from the stream's form either: its ids are the events' own sealed
-(:class:`SealedIds`: the ids grow by one per event of anyone's, so their gaps would count
-the hidden ones), its heartbeat comes after a quiet interval of what *it* is sent, and its
-``reset`` gives one reason whatever the events since its id were.
+others from the stream's form either. The broker's ids grow by one per event of anyone's
+(their gaps would count the hidden ones), and whether the events since an id are still
+kept depends on how many of anyone's came since; so such a stream numbers the events it
+sends 1, 2, 3…, answers any ``Last-Event-ID`` with ``reset`` (one reason: refetch; the page
+refetches whenever its stream opens anyway), and sends its heartbeat after a quiet
+interval of what *it* is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import itertools
 import logging
-import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
 
@@ -36,45 +36,14 @@ RETRY_MS = 2000
 """How long a browser waits before it reconnects (the stream's ``retry:``)."""
 MAX_BATCH_BYTES = 256 * 1024
 """Queued events written to the socket at once, at most about this much."""
-FILTERED_RESET = "fetch the state again"
-"""The one ``reset`` reason a filtered viewer is given (see the module docstring)."""
+FILTERED_RESET = "this stream does not resume: fetch the state again"
+"""The ``reset`` reason of a filtered viewer's stream, whatever its ``Last-Event-ID``."""
 
 
-class SealedIds:
-    """Event ids as a filtered viewer is sent them: a keyed permutation of 62-bit integers
-    (a four-round Feistel network over two 31-bit halves, HMAC-SHA256 as its round
-    function, a key drawn per process), so that no two tell how many events came between
-    them; :meth:`open` gives back the id (another number gives a random one, which the
-    broker does not keep: a reset). 62 bits hold the broker's ids (microseconds since
-    1970) and write as at most 19 digits, which :func:`last_event_id` reads back."""
-
-    HALF = 31
-    MASK = (1 << HALF) - 1
-    ROUNDS = 4
-
-    def __init__(self, key: bytes | None = None) -> None:
-        self._key = key if key is not None else secrets.token_bytes(32)
-
-    def _f(self, round_: int, half: int) -> int:
-        digest = hmac.digest(self._key, bytes([round_]) + half.to_bytes(4, "big"), hashlib.sha256)
-        return int.from_bytes(digest[:4], "big") & self.MASK
-
-    def seal(self, event_id: int) -> int:
-        left, right = (event_id >> self.HALF) & self.MASK, event_id & self.MASK
-        for i in range(self.ROUNDS):
-            left, right = right, left ^ self._f(i, right)
-        return (left << self.HALF) | right
-
-    def open(self, sealed: int) -> int:
-        left, right = (sealed >> self.HALF) & self.MASK, sealed & self.MASK
-        for i in reversed(range(self.ROUNDS)):
-            left, right = right ^ self._f(i, left), left
-        return (left << self.HALF) | right
-
-    def wire(self, event: Event) -> bytes:
-        """``event`` as the stream sends it, with its id sealed."""
-        head = f"id: {event.id}\n".encode()
-        return f"id: {self.seal(event.id)}\n".encode() + event.wire[len(head) :]
+def renumbered(event: Event, number: int) -> bytes:
+    """``event`` as a filtered stream sends it: its id is its number on that stream."""
+    head = f"id: {event.id}\n".encode()
+    return f"id: {number}\n".encode() + event.wire[len(head) :]
 
 
 def last_event_id(request: web.Request) -> int | None:
@@ -99,7 +68,6 @@ class EventStreams:
         self.broker = broker
         self._visibility = visibility
         self.heartbeat_s = heartbeat_s
-        self.ids = SealedIds()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         viewer: Viewer = request.get("viewer", EVERYONE)
@@ -122,23 +90,22 @@ class EventStreams:
         )
         everything = viewer.sees_everything
         asked = last_event_id(request)
-        if asked is not None and not everything:
-            asked = self.ids.open(asked)
-        sub = self.broker.subscribe(None if everything else accept, last_id=asked)
-        sealed = None if everything else self.ids
+        sub = self.broker.subscribe(
+            None if everything else accept, last_id=asked if everything else None
+        )
+        if not everything and asked is not None:
+            sub.reset = FILTERED_RESET
+        numbers = None if everything else itertools.count(1)
         try:
             await response.prepare(request)
             if request.method == "HEAD":
                 return response
             head = f"retry: {RETRY_MS}\n\n".encode()
             if sub.reset is not None:
-                last = self.broker.last_id
-                if sealed is None:
-                    head += wire(last, "reset", {"reason": sub.reset})
-                else:
-                    head += wire(sealed.seal(last), "reset", {"reason": FILTERED_RESET})
+                reset_id = self.broker.last_id if numbers is None else 0
+                head += wire(reset_id, "reset", {"reason": sub.reset})
             await response.write(head)
-            await self._stream(response, sub, sealed)
+            await self._stream(response, sub, numbers)
             log.debug("event stream to %s ended: %s", request.remote, sub.ended)
             response.force_close()  # the connection too: the client reconnects and resumes
         except ConnectionError:
@@ -148,10 +115,14 @@ class EventStreams:
         return response
 
     async def _stream(
-        self, response: web.StreamResponse, sub: Subscription, sealed: SealedIds | None
+        self,
+        response: web.StreamResponse,
+        sub: Subscription,
+        numbers: Iterator[int] | None,
     ) -> None:
-        """The events ``sub`` takes, until it ends; a heartbeat when nothing was written
-        for :attr:`heartbeat_s` (what this viewer is sent, not what anyone is)."""
+        """The events ``sub`` takes, until it ends (``numbers``: a filtered stream's ids);
+        a heartbeat when nothing was written for :attr:`heartbeat_s` (what this viewer is
+        sent, not what anyone is)."""
         clock = asyncio.get_running_loop().time
         quiet_until = clock() + self.heartbeat_s
         while sub.ended is None:
@@ -164,17 +135,17 @@ class EventStreams:
                 continue
             events = sub.take()
             if events:
-                await self._send(response, events, sealed)
+                await self._send(response, events, numbers)
                 quiet_until = clock() + self.heartbeat_s
 
     @staticmethod
     async def _send(
-        response: web.StreamResponse, events: list[Event], sealed: SealedIds | None
+        response: web.StreamResponse, events: list[Event], numbers: Iterator[int] | None
     ) -> None:
         chunk: list[bytes] = []
         size = 0
         for event in events:
-            data = event.wire if sealed is None else sealed.wire(event)
+            data = event.wire if numbers is None else renumbered(event, next(numbers))
             chunk.append(data)
             size += len(data)
             if size >= MAX_BATCH_BYTES:
