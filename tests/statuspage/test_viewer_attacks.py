@@ -1,7 +1,8 @@
 """A viewer who may see only some maps, and a client with no identity, try to learn what is
 hidden from signals other than the documents' text (which the truth table of
 ``tests/reconciler_e2e/test_e2e_viewer_truth.py`` holds): the event stream's ids, its
-heartbeats and its resets, the probes' reasons, and the identity header's case folding.
+heartbeats, its resets and an open stream across a change of rights, the probes' reasons,
+the identity header's case folding, the forms of a path (existence oracles) and caching.
 
 Over real HTTP (aiohttp's test server on loopback), with the server's own identity
 middleware and event streams; the repo is :func:`page_support.write_repo`'s (``olga``
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
@@ -25,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from reconciler.loop.view import Snapshot
 from reconciler.policy.visibility import Visibility
+from reconciler.repo.loader import load_repo, read_tree
 from reconciler.server.broker import EventBroker
 from reconciler.server.http import Endpoints, Snapshots, build_app
 from reconciler.server.identity import Identity, parse_proxies
@@ -46,6 +49,18 @@ def app_for(
 
 
 Body = Callable[[TestClient[Any, Any]], Awaitable[None]]
+Cleanup = Callable[[web.Application], Awaitable[None]]
+
+
+def executor(cleanup: list[Cleanup]) -> ThreadPoolExecutor:
+    """The encoding threads of one application, shut down with it."""
+    pool = ThreadPoolExecutor(1)
+
+    async def shut(_app: web.Application) -> None:
+        pool.shutdown(wait=True)
+
+    cleanup.append(shut)
+    return pool
 
 
 def run(app: web.Application, body: Body) -> None:
@@ -188,8 +203,11 @@ def probe_app(identity: Identity, *, health: str, ready: str) -> web.Application
         webhook_secret=None,
         count_webhook=lambda _result: None,
     )
-    snapshots = Snapshots(endpoints.snapshot, ThreadPoolExecutor(1))
-    return build_app(endpoints, broker=EventBroker(), identity=identity, snapshots=snapshots)
+    cleanup: list[Cleanup] = []
+    snapshots = Snapshots(endpoints.snapshot, executor(cleanup))
+    app = build_app(endpoints, broker=EventBroker(), identity=identity, snapshots=snapshots)
+    app.on_cleanup.extend(cleanup)
+    return app
 
 
 def test_the_probes_quote_no_operator_text_to_a_viewer() -> None:
@@ -264,13 +282,16 @@ def page_app(tmp_path: Path) -> web.Application:
         count_webhook=lambda _result: None,
         visibility=source.visibility,
     )
-    return build_app(
+    cleanup: list[Cleanup] = []
+    app = build_app(
         endpoints,
         broker=EventBroker(),
         identity=Identity(HEADER, parse_proxies("127.0.0.1,::1")),
-        snapshots=Snapshots(source.snapshot, ThreadPoolExecutor(1)),
+        snapshots=Snapshots(source.snapshot, executor(cleanup)),
         mount=lambda app: add_routes(app, source),
     )
+    app.on_cleanup.extend(cleanup)
+    return app
 
 
 async def raw(port: int, method: str, target: str, headers: dict[str, str]) -> bytes:
@@ -351,3 +372,36 @@ def test_no_cache_keeps_one_persons_documents_for_another(tmp_path: Path) -> Non
                 assert answer.headers.get("Cache-Control") == "no-store", path
 
     run(page_app(tmp_path), body)
+
+
+def test_an_open_stream_follows_the_viewers_rights_at_each_revision(tmp_path: Path) -> None:
+    """Olga's stream is open when a revision takes ``view`` on ``shop`` away from her: what
+    comes after is not sent, though the stream began when she could see it (and the
+    reverse when it is given back)."""
+    before = Visibility(write_repo(tmp_path / "repo"))
+    policy = tmp_path / "repo" / "policies" / "p.yaml"
+    policy.write_text(
+        yaml.safe_dump({"permissions": [{"user": "root@example.com", "role": "admin"}]})
+    )
+    after = Visibility(load_repo(read_tree(tmp_path / "repo")))
+    current = [before]
+    broker = EventBroker()
+    identity = Identity(HEADER, parse_proxies("127.0.0.1,::1"))
+    app = web.Application(middlewares=[identity.middleware()])  # type: ignore[list-item]
+    app.router.add_get("/api/v1/events", EventStreams(broker, lambda: current[0]).handle)
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        stream = await client.get("/api/v1/events", headers=OLGA)
+        await asyncio.sleep(0.1)
+        shop(broker, 1)
+        await asyncio.sleep(0.1)
+        current[0] = after
+        shop(broker, 2)
+        await asyncio.sleep(0.1)
+        current[0] = before
+        shop(broker, 3)
+        sent = frames(await read_for(stream, 0.5))
+        stream.close()
+        assert [f["data"].split('"check":"')[1][:2] for f in sent] == ["k1", "k3"]
+
+    run(app, body)
