@@ -113,7 +113,7 @@ class Identity:
                 self._warned.add(str(peer))
                 log.debug("ignoring %s from %s: not a trusted proxy", self.header, peer)
             return Viewer(None, True)
-        user = values[0].strip()
+        user = values[0].strip(" \t")  # Unicode's spaces are part of a name: not printable
         if len(values) != 1 or not user or len(user) > MAX_USER_LENGTH or not user.isprintable():
             return Viewer(None, True)
         if not folds_as_ascii(user):

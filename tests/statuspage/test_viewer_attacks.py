@@ -254,15 +254,22 @@ def test_a_letter_that_lowercases_into_another_persons_name_is_no_identity() -> 
     assert user("\u212bsa@example.com") is None
     assert user("KARL@Example.com") == "KARL@Example.com"  # ASCII: compared without case
     assert user("åsa@example.com") == "åsa@example.com"  # lowercase already: as it is
+    # Unicode's spaces around a name are no padding to take away: olga is not them
+    assert user("\u3000olga@example.com") is None
+    assert user("olga@example.com\u2029") is None
+    assert user("\x85olga@example.com") is None
+    assert user(" olga@example.com\t") == "olga@example.com"
 
 
 @given(value=st.text(max_size=40))
 def test_a_persons_name_lowercases_as_ascii_does(value: str) -> None:
-    """Whatever the header holds (all of Unicode), a person is a name that the policies'
-    lowercasing changes only in its ASCII letters: two people never become one."""
+    """Whatever the header holds (all of Unicode), a person is the name as sent (less the
+    spaces and tabs around it), which the policies' lowercasing changes only in its ASCII
+    letters: two people never become one."""
     identity = Identity(HEADER, parse_proxies("127.0.0.1"))
     found = identity.viewer("127.0.0.1", [(HEADER, value)]).user
     if found is not None:
+        assert found == value.strip(" \t")  # the name as sent: only ASCII padding goes
         ascii_lower = "".join(c.lower() if c.isascii() else c for c in found)
         assert found.lower() == ascii_lower
         assert found.isprintable()
