@@ -28,9 +28,9 @@ from prometheus_client import CollectorRegistry
 from reconciler.loop.view import Snapshot
 from reconciler.policy.visibility import Visibility
 from reconciler.repo.loader import load_repo, read_tree
-from reconciler.server.broker import EventBroker
+from reconciler.server.broker import Event, EventBroker
 from reconciler.server.http import Endpoints, Snapshots, build_app
-from reconciler.server.identity import Identity, parse_proxies
+from reconciler.server.identity import Identity, parse_proxies, sees_event
 from reconciler.server.sse import EventStreams
 from reconciler.statuspage import add_routes
 
@@ -416,3 +416,30 @@ def test_an_open_stream_follows_the_viewers_rights_at_each_revision(tmp_path: Pa
         assert [f["data"].split('"check":"')[1][:2] for f in sent] == ["k1", "k3"]
 
     run(app, body)
+
+
+def test_a_burst_of_hidden_events_does_not_end_a_persons_stream(tmp_path: Path) -> None:
+    """A stream is dropped when more events than its queue come before it takes them: a
+    person's, caught up, was dropped by a burst of the secret map's events (a revision's
+    checks all changing at once), and its end told that the burst came. Events it would
+    not be sent do not put it behind; those it would, still do."""
+    sight = Visibility(write_repo(tmp_path / "repo")).sight("olga@example.com")
+    broker = EventBroker(buffer=64, client_queue=8)
+
+    def olgas(event: Event) -> bool:
+        return sees_event(sight, event)
+
+    async def main() -> None:
+        sub = broker.subscribe(olgas)
+        for n in range(40):
+            secret(broker, n)
+        assert sub.ended is None
+        assert sub.backlog == 0
+        assert not await sub.wait(0.01)  # nothing for her: not even woken
+        shop(broker, 1)
+        assert await sub.wait(0.01)
+        for n in range(9):
+            secret(broker, n)  # behind on one of hers: counted as before
+        assert sub.ended is not None
+
+    asyncio.run(main())
