@@ -4,7 +4,8 @@ Everything runs on the event loop and never waits: :meth:`EventBroker.publish` e
 event once (its Server-Sent Events text), keeps it in a ring of the last
 :attr:`EventBroker.buffer` events, and wakes every subscriber. A subscriber is a place in
 that ring (its queue is the part after it, read and filtered by its own stream, so a
-publish costs the same whoever subscribes); one that falls more than
+publish costs a wake-up per subscriber, and a filter call for a filtered one that is
+caught up: an event it refuses moves it on unwoken); one that falls more than
 :attr:`EventBroker.client_queue` events behind is dropped (its stream ends; the browser
 reconnects and resumes), never buffered without bound.
 
@@ -143,7 +144,10 @@ class EventBroker:
 
     def publish(self, kind: str, data: Mapping[str, Any]) -> Event:
         """Keep the event and wake every subscriber; one now further behind than its
-        queue holds is ended (dropped) and forgotten."""
+        queue holds is ended (dropped) and forgotten. A subscriber that has taken every
+        event before this one, and whose filter refuses it, is moved past it and not
+        woken: the events it is not sent never put it behind (a viewer whose stream were
+        dropped by a burst of events it may not see would learn that they came)."""
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}")
         event_id = self._next_id
@@ -151,13 +155,18 @@ class EventBroker:
         event = Event(event_id, kind, data, wire(event_id, kind, data))
         self._ring.append(event)
         limit = self.client_queue
-        behind = [sub for sub in self._subscriptions if event_id - sub.after > limit]
+        behind = []
+        for sub in self._subscriptions:
+            if sub.after == event_id - 1 and sub.accept is not None and not sub.accept(event):
+                sub.after = event_id  # caught up, and not its event: it stays caught up
+            elif event_id - sub.after > limit:
+                behind.append(sub)
+            else:
+                sub._wake.set()
         for sub in behind:
             sub.end(f"dropped: more than {limit} events behind")
             self._subscriptions.discard(sub)
             self.dropped += 1
-        for sub in self._subscriptions:
-            sub._wake.set()
         return event
 
     def subscribe(self, accept: Accept | None, *, last_id: int | None = None) -> Subscription:

@@ -10,13 +10,16 @@ options, everyone who can reach the endpoint sees everything.
 
 With the options, a request that brings no trusted identity sees nothing but the probes
 (it is answered 403 everywhere else, :data:`OPEN_TO_ANYONE`): the operator asked for views
-by person, and an address that goes around the proxy is no person.
+by person, and an address that goes around the proxy is no person. The probes, answered to
+anyone, then give the reason for a 503 in OpsMap's own words only (:func:`probe_reason`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -66,6 +69,15 @@ def parse_proxies(value: str) -> tuple[IpNetwork, ...]:
     return tuple(networks)
 
 
+def folds_as_ascii(name: str) -> bool:
+    """Whether lowercasing ``name`` (as the policies compare people) changes only ASCII
+    letters: Unicode's lowercasing makes one of two names (the Kelvin sign ``\u212a``
+    lowercases to ``k``, the angstrom sign ``\u212b`` to ``å``), and a person named so at
+    the proxy's provider would be another person here. A name with an uppercase letter
+    outside ASCII is no identity."""
+    return all(c.isascii() or c.lower() == c for c in name)
+
+
 class Identity:
     """Resolves the :class:`Viewer` of each request; ``header`` None: nobody is told apart."""
 
@@ -101,13 +113,16 @@ class Identity:
                 self._warned.add(str(peer))
                 log.debug("ignoring %s from %s: not a trusted proxy", self.header, peer)
             return Viewer(None, True)
-        user = values[0].strip()
+        user = values[0].strip(" \t")  # Unicode's spaces are part of a name: not printable
         if len(values) != 1 or not user or len(user) > MAX_USER_LENGTH or not user.isprintable():
+            return Viewer(None, True)
+        if not folds_as_ascii(user):
             return Viewer(None, True)
         return Viewer(user, True)
 
     def middleware(self) -> Callable[..., object]:
-        """Sets ``request["viewer"]`` on every request."""
+        """Sets ``request["viewer"]`` on every request; while identities are enforced, an
+        answer that says nothing of caching is ``no-store`` (it is one person's)."""
 
         @web.middleware
         async def viewer_middleware(
@@ -123,6 +138,13 @@ class Identity:
                 request["viewer"] = viewer
             response = await handler(request)  # type: ignore[misc]
             assert isinstance(response, web.StreamResponse)
+            if not viewer.trusted:
+                return response
+            if request.path in PROBES and isinstance(response, web.Response):
+                return plain_probe(response)
+            if not response.prepared and "Cache-Control" not in response.headers:
+                # one person's document: no cache may keep it for the next one
+                response.headers["Cache-Control"] = "no-store"
             return response
 
         return viewer_middleware
@@ -149,6 +171,39 @@ def refused() -> web.Response:
         body=encode_json(body),
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
+    )
+
+
+PROBES = frozenset({"/healthz", "/readyz"})
+_CLAUSE_END = re.compile(r"[:(]")
+
+
+def probe_reason(reason: str) -> str:
+    """A probe's reason as anyone may read it while identities are enforced: its first
+    clause, which is OpsMap's own words (``state writes failing``, ``no revision applied
+    yet``, ``event loop was blocked for 6.0 s, 0.1 s ago``); what follows a colon or a
+    parenthesis is a fetch error or the database's message, which may quote any map's
+    files, hosts or requests, and stays the operator's (the log, ``/metrics``)."""
+    return _CLAUSE_END.split(reason, maxsplit=1)[0].strip() or "see the reconciler's log"
+
+
+def plain_probe(response: web.Response) -> web.Response:
+    """``response`` (a probe's) with its ``status`` and its reason cut to
+    :func:`probe_reason`, and nothing else (a body that is not such JSON: a reason only)."""
+    body = response.body
+    try:
+        doc = json.loads(body) if isinstance(body, bytes) else None
+    except ValueError:
+        doc = None
+    doc = doc if isinstance(doc, dict) else {}
+    shown: dict[str, str] = {}
+    if isinstance(doc.get("status"), str):
+        shown["status"] = doc["status"]
+    if "reason" in doc or not shown:
+        reason = doc.get("reason")
+        shown["reason"] = probe_reason(reason if isinstance(reason, str) else "")
+    return web.Response(
+        status=response.status, body=encode_json(shown), content_type="application/json"
     )
 
 
