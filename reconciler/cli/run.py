@@ -346,6 +346,12 @@ def run(args: argparse.Namespace) -> int:
     trusted = trusted_arguments(args.trusted_user_header, args.trusted_proxy)
     if isinstance(trusted, int):
         return trusted
+    if trusted[0] is not None and metrics_listen is None:
+        log.warning(
+            "identities are enforced (--trusted-user-header) but /metrics is served on the "
+            "page's listener, where it names every map, component and host to anyone who "
+            "reaches it: serve it apart with --metrics-listen HOST:PORT"
+        )
     names = [n for n in args.secret_env if n]
     if any("," in n or "=" in n for n in names):
         return usage_error("--secret-env takes a variable name (no ',' or '=')")

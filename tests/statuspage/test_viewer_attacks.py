@@ -148,10 +148,14 @@ def test_resuming_does_not_tell_how_many_hidden_events_came(tmp_path: Path) -> N
             )
             told.append(frames(await read_for(again, 0.3)))
             again.close()
-        for other in ("\u00b2", "x", "99999999999999999999999", str(broker.last_id)):
+        for other in ("0", "7", str(broker.last_id), str(broker.last_id + 10**6)):
             again = await client.get("/api/v1/events", headers=OLGA | {"Last-Event-ID": other})
             told.append(frames(await read_for(again, 0.3)))
             again.close()
+        for malformed in ("\u00b2", "x", "99999999999999999999999"):  # the client's own mistake
+            bad = await client.get("/api/v1/events", headers=OLGA | {"Last-Event-ID": malformed})
+            assert bad.status == 400
+            bad.close()
         assert all(t == told[0] for t in told), told
         assert [f["event"] for f in told[0]] == ["reset"]
         assert str(broker.last_id) not in str(told)
