@@ -67,7 +67,7 @@ class FetchOutcome(Protocol):
 
 
 class RepoSource(Protocol):
-    """Where revisions come from (a :class:`reconciler.git.source.GitSource`); blocking calls."""
+    """Where revisions come from (a :class:`reconciler.git.mirror.GitSource`); blocking calls."""
 
     @property
     def branch(self) -> str:

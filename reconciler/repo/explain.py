@@ -19,7 +19,7 @@ from agentless.checks.config import CONFIG_MODELS
 from reconciler.findings import Finding, Severity
 from reconciler.inert import excerpt
 from reconciler.model.common import IDENTIFIER_PATTERN, IDENTIFIER_RULE, MIN_INTERVAL_SECS
-from reconciler.repo.source import YamlDocument
+from reconciler.repo.yamlparse import YamlDocument
 
 _ID_FIELDS = {"id", "name", "dependencies", "component", "action", "map", "maps"}
 

@@ -44,14 +44,14 @@ from agentless.inventory import Host
 from reconciler.clock import Clock, RealClock
 from reconciler.git.attribution import Attribution, attribute
 from reconciler.git.changes import AllowedSigner
-from reconciler.git.source import BlobTooLarge, Commit, GitSource, GitSourceError
+from reconciler.git.mirror import BlobTooLarge, Commit, GitSource, GitSourceError
 from reconciler.logcontext import ContextLogger, context
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.vocabulary import ALL_COMPONENTS
 from reconciler.policy.judge import Base, Judgement, judge
 from reconciler.repo.explain import explain
 from reconciler.repo.loader import load_repo
-from reconciler.repo.source import YamlError, parse_yaml
+from reconciler.repo.yamlparse import YamlError, parse_yaml
 from reconciler.requests.journal import JournalEntry, RequestJournal, RequestState
 from reconciler.store.calls import IMMEDIATE, StateCalls
 from reconciler.store.protocol import StoreError

@@ -17,8 +17,8 @@ from reconciler.statuspage.access import Access
 from reconciler.statuspage.asking import Asking
 from reconciler.statuspage.component import component_doc, find_component
 from reconciler.statuspage.documents import find_map, map_doc, overview
+from reconciler.statuspage.pagesource import AuditHistory, HistoryItem
 from reconciler.statuspage.requestsdoc import requests_doc
-from reconciler.statuspage.source import AuditHistory, HistoryItem
 from reconciler.store.protocol import JournalEntry
 
 DAY = dt.date(2026, 12, 2)
