@@ -32,7 +32,7 @@ from agentless.testing import FakeTransport, reply
 from reconciler.clock import VirtualClock, settle
 from reconciler.git.mirror import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
-from reconciler.loop.state import check_rows
+from reconciler.loop.rows import check_rows
 from reconciler.model.runtime import PersistenceSettings
 from reconciler.server.broker import EventBroker
 from reconciler.server.http import Endpoints, HttpEndpoint, build_app
