@@ -43,8 +43,8 @@ from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, finge
 from reconciler.loop.targets import scheduled_checks
 from reconciler.loop.view import CheckViews, Revisions, Snapshot, build_snapshot
 from reconciler.model.masking import Masker
-from reconciler.model.requests import Settings
 from reconciler.model.runtime import PersistenceSettings
+from reconciler.model.settings import Settings
 from reconciler.model.status import component_status
 from reconciler.repo.loader import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo

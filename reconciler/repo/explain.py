@@ -161,7 +161,7 @@ def _model_keys() -> list[frozenset[str]]:
     )
     from reconciler.model.maps import CheckBase, CompletionCheckBase, Selector
     from reconciler.model.policies import Overrides, Signer, VerbRules
-    from reconciler.model.requests import AuditSettings, CheckDefaults
+    from reconciler.model.settings import AuditSettings, CheckDefaults
 
     models: list[type[BaseModel]] = [
         Action, Component, HostEntry, InventoryFile, Map, PolicyBinding, PolicyFile, Request,

@@ -11,7 +11,8 @@ import yaml
 from page_support import HOSTILE, SHA, snapshot, write_repo
 
 from reconciler.audit.record import GENESIS_HASH, AuditRecord
-from reconciler.model.requests import Forge, Request
+from reconciler.model.request import Request
+from reconciler.model.settings import Forge
 from reconciler.policy.visibility import Visibility
 from reconciler.statuspage.access import Access
 from reconciler.statuspage.asking import Asking
