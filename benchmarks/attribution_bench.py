@@ -30,7 +30,7 @@ from pathlib import Path
 
 from reconciler.git.attribution import attribute
 from reconciler.git.changes import AllowedSigner
-from reconciler.git.source import GitSource
+from reconciler.git.mirror import GitSource
 
 EMAIL = "bench@example.com"
 

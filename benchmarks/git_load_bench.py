@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gitrepos import ALICE, BareRepo, Clone
 
-from reconciler.git.source import GitSource
+from reconciler.git.mirror import GitSource
 
 
 def main() -> None:

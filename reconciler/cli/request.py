@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from reconciler.cli import EXIT_OK, usage_error
 from reconciler.findings import Severity, format_text
-from reconciler.model.requests import Request
+from reconciler.model.request import Request
 from reconciler.model.vocabulary import ALL_COMPONENTS
 from reconciler.repo.explain import explain_input
 from reconciler.repo.loader import RepoFile, load_repo, read_tree

@@ -1,4 +1,4 @@
-"""The exceptions of :mod:`reconciler.git.source`, and masking secrets in what they say.
+"""The exceptions of :mod:`reconciler.git.mirror`, and masking secrets in what they say.
 
 ::
 

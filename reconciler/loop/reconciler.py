@@ -38,13 +38,13 @@ from reconciler.loop.events import (
 )
 from reconciler.loop.metrics import SCRAPED, Metrics, SnapshotCollector
 from reconciler.loop.placement import Placement
+from reconciler.loop.rows import check_rows, load_checks, refused, save_check_rows
 from reconciler.loop.scheduler import CheckKey, MapWorker, ScheduledCheck, fingerprint, group_by_map
-from reconciler.loop.state import check_rows, load_checks, refused, save_check_rows
 from reconciler.loop.targets import scheduled_checks
 from reconciler.loop.view import CheckViews, Revisions, Snapshot, build_snapshot
 from reconciler.model.masking import Masker
-from reconciler.model.requests import Settings
 from reconciler.model.runtime import PersistenceSettings
+from reconciler.model.settings import Settings
 from reconciler.model.status import component_status
 from reconciler.repo.loader import MapRepo, RepoFile, load_repo
 from reconciler.rules import Probe, blocking_errors, check_repo
@@ -67,7 +67,7 @@ class FetchOutcome(Protocol):
 
 
 class RepoSource(Protocol):
-    """Where revisions come from (a :class:`reconciler.git.source.GitSource`); blocking calls."""
+    """Where revisions come from (a :class:`reconciler.git.mirror.GitSource`); blocking calls."""
 
     @property
     def branch(self) -> str:
@@ -381,7 +381,7 @@ class Reconciler:
         """Replicas: take in the stored statuses of the checks other replicas run (the
         whole fleet shows on every replica) and whether their hosts were reached; those
         of this replica's hosts are its own. ``stored`` and ``reachable`` are
-        :func:`~reconciler.loop.state.statuses_from_rows` and ``reachable_from_rows`` of
+        :func:`~reconciler.loop.rows.statuses_from_rows` and ``reachable_from_rows`` of
         the rows, made in a thread: here, on the loop, only what is someone else's is taken."""
         placement = self.placement
         if placement is None:

@@ -6,7 +6,7 @@ from agentless.inventory import HostIndex
 from agentless.runner import CheckTarget
 from reconciler.loop.checkstate import CheckPolicy
 from reconciler.loop.scheduler import CheckKey, ScheduledCheck
-from reconciler.model.requests import Settings
+from reconciler.model.settings import Settings
 from reconciler.repo.loader import MapRepo
 
 

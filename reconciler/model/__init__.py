@@ -3,7 +3,8 @@
 from agentless.inventory import HostEntry, InventoryFile
 from reconciler.model.maps import Action, Check, CompletionCheck, Component, Map, Selector
 from reconciler.model.policies import Binding, PolicyBinding, PolicyFile
-from reconciler.model.requests import Request, Settings
+from reconciler.model.request import Request
+from reconciler.model.settings import Settings
 
 __all__ = [
     "Action",

@@ -1,7 +1,7 @@
 """How ``opsmap run`` itself runs: the limits and intervals of the service, grouped.
 
 These are the operator's, not the repo's (``opsmap.yaml`` is
-:class:`reconciler.model.requests.Settings`): a pull request cannot change them. Like
+:class:`reconciler.model.settings.Settings`): a pull request cannot change them. Like
 kopf's ``OperatorSettings``, one frozen object, passed to the service and from there to
 each part, in groups named after the part they tune; the defaults are the values that
 were module constants before.

@@ -19,7 +19,7 @@ from agentless.checks.config import CONFIG_MODELS
 from reconciler.findings import Finding, Severity
 from reconciler.inert import excerpt
 from reconciler.model.common import IDENTIFIER_PATTERN, IDENTIFIER_RULE, MIN_INTERVAL_SECS
-from reconciler.repo.source import YamlDocument
+from reconciler.repo.yamlparse import YamlDocument
 
 _ID_FIELDS = {"id", "name", "dependencies", "component", "action", "map", "maps"}
 
@@ -161,7 +161,7 @@ def _model_keys() -> list[frozenset[str]]:
     )
     from reconciler.model.maps import CheckBase, CompletionCheckBase, Selector
     from reconciler.model.policies import Overrides, Signer, VerbRules
-    from reconciler.model.requests import AuditSettings, CheckDefaults
+    from reconciler.model.settings import AuditSettings, CheckDefaults
 
     models: list[type[BaseModel]] = [
         Action, Component, HostEntry, InventoryFile, Map, PolicyBinding, PolicyFile, Request,

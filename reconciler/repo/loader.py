@@ -21,7 +21,7 @@ from reconciler.findings import Finding, Location, Severity
 from reconciler.model import Map, PolicyFile, Request, Settings
 from reconciler.repo.explain import explain
 from reconciler.repo.forkparse import parse_all
-from reconciler.repo.source import (
+from reconciler.repo.yamlparse import (
     MAX_FILE_BYTES,
     DocumentParts,
     YamlDocument,

@@ -3,7 +3,8 @@
 For every commit on the branch's first-parent chain after the last one processed, every
 request file it added is read at that commit, judged against the repo at the commit's
 first parent (:mod:`reconciler.policy.judge`), journaled before anything runs
-(:mod:`reconciler.requests.journal`), run through the action runner, and audited at each step.
+(:class:`reconciler.store.protocol.Journal`), run through the action runner, and audited at
+each step.
 Who asked and who approved come from :func:`reconciler.git.attribution.attribute`: claims
 of the commits (the author of the commit that added the file, the author of the merge;
 none for a direct commit), or with ``require_signed_commits`` verified signers only. Every
@@ -44,17 +45,16 @@ from agentless.inventory import Host
 from reconciler.clock import Clock, RealClock
 from reconciler.git.attribution import Attribution, attribute
 from reconciler.git.changes import AllowedSigner
-from reconciler.git.source import BlobTooLarge, Commit, GitSource, GitSourceError
+from reconciler.git.mirror import BlobTooLarge, Commit, GitSource, GitSourceError
 from reconciler.logcontext import ContextLogger, context
 from reconciler.model import Action, Component, Map, Request
 from reconciler.model.vocabulary import ALL_COMPONENTS
 from reconciler.policy.judge import Base, Judgement, judge
 from reconciler.repo.explain import explain
 from reconciler.repo.loader import load_repo
-from reconciler.repo.source import YamlError, parse_yaml
-from reconciler.requests.journal import JournalEntry, RequestJournal, RequestState
+from reconciler.repo.yamlparse import YamlError, parse_yaml
 from reconciler.store.calls import IMMEDIATE, StateCalls
-from reconciler.store.protocol import StoreError
+from reconciler.store.protocol import Journal, JournalEntry, RequestState, StoreError
 from reconciler.store.writes import StateWriteError, wait_written
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class RequestProcessor:
         self,
         *,
         source: GitSource,
-        journal: RequestJournal,
+        journal: Journal,
         auditor: Auditor,
         executor: Executor,
         counters: Counters,

@@ -31,7 +31,7 @@ from agentless.safefile import (
 )
 from reconciler.findings import Finding, Severity
 from reconciler.repo.loader import Loaded, MapRepo
-from reconciler.repo.source import YamlPath
+from reconciler.repo.yamlparse import YamlPath
 
 PathKind = Literal["file", "symlink", "folder", "other", "missing"]
 

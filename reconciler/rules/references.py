@@ -11,7 +11,7 @@ from reconciler.model.depgraph import capped
 from reconciler.model.policies import signer_problem
 from reconciler.model.vocabulary import ALL_COMPONENTS, WHOLE_MAP_VERBS
 from reconciler.repo.loader import MapRepo
-from reconciler.repo.source import YamlDocument, YamlPath
+from reconciler.repo.yamlparse import YamlDocument, YamlPath
 
 
 def map_permissions(repo: MapRepo) -> Iterator[Finding]:

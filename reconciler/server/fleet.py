@@ -44,8 +44,8 @@ from reconciler.findings import Finding
 from reconciler.loop.checkstate import CheckStatus
 from reconciler.loop.placement import Placement
 from reconciler.loop.reconciler import Reconciler
+from reconciler.loop.rows import reachable_from_rows, statuses_from_rows
 from reconciler.loop.scheduler import CheckKey
-from reconciler.loop.state import reachable_from_rows, statuses_from_rows
 from reconciler.loop.view import CheckView
 from reconciler.repo.loader import MapRepo
 from reconciler.requests.processor import CURSOR_KEY

@@ -35,10 +35,9 @@ from reconciler.model.masking import Masker
 from reconciler.model.runtime import DeliverySettings
 from reconciler.model.status import ComponentStatus
 from reconciler.repo.loader import MapRepo
-from reconciler.requests.journal import JournalEntry
 from reconciler.requests.processor import Auditor, RequestProcessor
 from reconciler.store.calls import IMMEDIATE, StateCalls
-from reconciler.store.protocol import StoreError
+from reconciler.store.protocol import JournalEntry, StoreError
 from reconciler.store.writes import StateWriteError
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from agentless.transport import TransportRouter
 from reconciler.actions import ActionRunner
 from reconciler.audit import AuditError, NotesPublisher
 from reconciler.clock import Clock, RealClock
-from reconciler.git.source import GitSource, GitSourceError, is_local, watch_local
+from reconciler.git.mirror import GitSource, GitSourceError, is_local, watch_local
 from reconciler.loop.metrics import Metrics
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
 from reconciler.model.runtime import DeliverySettings, RuntimeSettings

@@ -18,7 +18,8 @@ from urllib.parse import quote, urlencode
 
 import yaml
 
-from reconciler.model.requests import Forge, Request
+from reconciler.model.request import Request
+from reconciler.model.settings import Forge
 
 REASON = "Say why this is needed."
 """The reason the prefilled request gives: the requester replaces it."""

@@ -16,7 +16,7 @@ from reconciler.model.vocabulary import ALL_COMPONENTS
 from reconciler.statuspage.access import Access
 from reconciler.statuspage.asking import AskDoc, Asking
 from reconciler.statuspage.documents import ViewerDoc, viewer_doc
-from reconciler.statuspage.source import HistoryItem, now_iso
+from reconciler.statuspage.pagesource import HistoryItem, now_iso
 
 HISTORY_SHOWN = 50
 

@@ -16,7 +16,7 @@ from reconciler.model.status import STATUSES
 from reconciler.repo.loader import MapRepo
 from reconciler.statuspage.access import Access
 from reconciler.statuspage.layout import NODE_H, NODE_W, layout
-from reconciler.statuspage.source import now_iso
+from reconciler.statuspage.pagesource import now_iso
 
 
 class ViewerDoc(TypedDict):

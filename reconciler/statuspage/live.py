@@ -1,4 +1,4 @@
-"""The :class:`~reconciler.statuspage.source.PageSource` of a running reconciler.
+"""The :class:`~reconciler.statuspage.pagesource.PageSource` of a running reconciler.
 
 Reads the loop's live state on the loop's own thread (the page's handlers run there):
 the typed snapshot, the applied repo and who may view what (computed once per revision), the
@@ -15,7 +15,7 @@ from reconciler.loop.view import Snapshot
 from reconciler.loop.viewers import Target
 from reconciler.policy.visibility import Visibility
 from reconciler.repo.loader import MapRepo
-from reconciler.statuspage.source import AuditHistory, HistoryItem
+from reconciler.statuspage.pagesource import AuditHistory, HistoryItem
 from reconciler.store.protocol import JournalEntry
 
 

@@ -3,7 +3,7 @@
 Who asked and who approved (verified signatures or claims), the decision and the rule,
 each host's outcome, and links to the commits. What a request targets comes from its
 audit records (kept in memory since the service started,
-:meth:`~reconciler.statuspage.source.AuditHistory.target`); a viewer limited by the
+:meth:`~reconciler.statuspage.pagesource.AuditHistory.target`); a viewer limited by the
 policies sees only the requests whose target it sees.
 """
 
@@ -17,7 +17,7 @@ from reconciler.loop.viewers import RequestTarget
 from reconciler.statuspage.access import Access
 from reconciler.statuspage.asking import Asking
 from reconciler.statuspage.documents import ViewerDoc, viewer_doc
-from reconciler.statuspage.source import now_iso
+from reconciler.statuspage.pagesource import now_iso
 from reconciler.store.protocol import JournalEntry
 
 REQUESTS_SHOWN = 50

@@ -29,8 +29,8 @@ from reconciler.statuspage.access import Access
 from reconciler.statuspage.asking import Asking
 from reconciler.statuspage.component import component_doc, find_component
 from reconciler.statuspage.documents import find_map, map_doc, overview
+from reconciler.statuspage.pagesource import PageSource
 from reconciler.statuspage.requestsdoc import requests_doc
-from reconciler.statuspage.source import PageSource
 
 ASSETS = {
     "index.html": "text/html; charset=utf-8",

@@ -92,9 +92,16 @@ class Chained:
 
 
 class Journal(Protocol):
-    """The request journal, one entry per request file path (see
-    :mod:`reconciler.requests.journal` for what it guarantees). Each write is durable when
-    it returns; a failed one raises StateWriteError and changes nothing."""
+    """The request journal: at most once, even across restarts, crashes and force-pushes.
+
+    A request is known by the path of its file (``requests/…``): the same file merged
+    again, or rewritten by a force-push, is the same request and never runs twice. Its
+    entry is written, and committed, **before** its action starts; an entry still
+    ``running`` when the reconciler starts again is a request whose outcome is unknown (the
+    process died during it): it is marked ``unknown`` and reported, never run again by
+    itself. Each write is durable when it returns; a failed one (disk full, I/O error,
+    locked) raises :class:`~reconciler.store.writes.StateWriteError` and leaves the journal
+    as it was: a request whose ``running`` entry could not be written does not start."""
 
     def recent(self, limit: int) -> list[JournalEntry]:
         """The ``limit`` newest requests, newest first (a bounded read)."""

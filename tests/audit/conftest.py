@@ -13,7 +13,7 @@ from audit_support import World
 from gitrepos import ALICE, BOB, BareRepo, Clone
 
 from reconciler.audit import AuditLog, NotesPublisher
-from reconciler.git.source import GitSource
+from reconciler.git.mirror import GitSource
 from reconciler.store.sqlite import SqliteStore
 
 

@@ -10,7 +10,7 @@ from audit_support import NOTES_REF, World, all_note_ids, append, deliver, fetch
 from gitrepos import ALICE, CAROL, Clone, GitFailed, git
 
 from reconciler.audit import AuditDeliveryError, AuditLog, NotesPublisher, NotesReader
-from reconciler.git.source import GitSource
+from reconciler.git.mirror import GitSource
 
 
 def test_git_log_shows_the_records_on_their_commits(

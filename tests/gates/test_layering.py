@@ -56,7 +56,7 @@ def test_the_unmodified_tree_keeps_the_contract(tmp_path: Path) -> None:
         # independent siblings: the actions never reach into the audit trail...
         ("reconciler/actions/runner.py", "reconciler.audit.outbox"),
         # ...the loop never into the request pipeline, nor the plan into the loop...
-        ("reconciler/loop/reconciler.py", "reconciler.requests.journal"),
+        ("reconciler/loop/reconciler.py", "reconciler.requests.processor"),
         ("reconciler/plan/build.py", "reconciler.loop.view"),
         # ...git never into the state store
         ("reconciler/git/history.py", "reconciler.store.writes"),

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from gitrepos import ALICE, BareRepo, Clone
 
-from reconciler.git.source import GitSource
+from reconciler.git.mirror import GitSource
 
 
 @pytest.fixture

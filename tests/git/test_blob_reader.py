@@ -12,8 +12,8 @@ from gitrepos import ALICE, BareRepo, Clone
 
 from reconciler.git.blobs import BlobReader, BlobTooLarge
 from reconciler.git.errors import GitSourceError
-from reconciler.git.source import GitSource
-from reconciler.repo.source import MAX_FILE_BYTES
+from reconciler.git.mirror import GitSource
+from reconciler.repo.yamlparse import MAX_FILE_BYTES
 
 MAPS = {f"maps/m{i:03d}.yaml": f"name: m{i:03d}\n" for i in range(60)}
 

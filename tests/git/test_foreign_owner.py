@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from gitrepos import BOB, BareRepo, Clone
 
+from reconciler.git.mirror import GitSource, GitSourceError
 from reconciler.git.runner import GitRunner
-from reconciler.git.source import GitSource, GitSourceError
 from reconciler.plan.revisions import LocalRepo
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a repo away")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gitrepos import ALICE, BareRepo, Clone, git
 
-from reconciler.git.source import GitSource, RemoteUnreachable
+from reconciler.git.mirror import GitSource, RemoteUnreachable
 
 
 def _remote_on(tmp_path: Path, branch: str) -> tuple[BareRepo, Clone]:

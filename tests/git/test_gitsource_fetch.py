@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from gitrepos import ALICE, BOB, BareRepo, Clone, git
 
-from reconciler.git.source import (
+from reconciler.git.mirror import (
     FetchResult,
     GitSource,
     GitSourceError,

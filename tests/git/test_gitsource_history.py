@@ -8,7 +8,7 @@ import pytest
 from gitrepos import ALICE, BOB, CAROL, CI_BOT, BareRepo, Clone
 
 from reconciler.git.attribution import Identity, attribute
-from reconciler.git.source import GitSource, Person, UnknownCommit
+from reconciler.git.mirror import GitSource, Person, UnknownCommit
 from reconciler.repo.loader import load_repo, read_tree
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gitrepos import ALICE, BareRepo, Clone, git
 
-from reconciler.git.source import GitSource, GitSourceError, is_local, watch_local
+from reconciler.git.mirror import GitSource, GitSourceError, is_local, watch_local
 
 WAIT_S = 20
 """A bound on each scenario, so a missed event fails the test instead of hanging it."""

@@ -1,7 +1,7 @@
 """The loop's seams (:mod:`reconciler.loop.events`): what it tells its events sink, and
 what its phase source and status extras add to the snapshot.
 
-Git is real (a bare repo, a clone, :class:`~reconciler.git.source.GitSource`), so is the
+Git is real (a bare repo, a clone, :class:`~reconciler.git.mirror.GitSource`), so is the
 state store; the fakes sit at the seams only: a transport whose commands exit as the test
 says, a recording events sink, a phase source and status extras of the test's own.
 """
@@ -24,7 +24,7 @@ from agentless.inventory import Host
 from agentless.result import CommandResult
 from reconciler.clock import VirtualClock
 from reconciler.findings import Finding
-from reconciler.git.source import GitSource, GitSourceError
+from reconciler.git.mirror import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
 from reconciler.loop.view import CheckView
 from reconciler.model.status import ComponentStatus

@@ -20,7 +20,7 @@ from snapshots import check, snapshot
 from reconciler.cli.logs import JsonFormatter
 from reconciler.inert import for_log
 from reconciler.logcontext import context
-from reconciler.loop.state import statuses_from_rows
+from reconciler.loop.rows import statuses_from_rows
 from reconciler.loop.statusjson import StatusJson
 from reconciler.loop.view import encode_json
 from reconciler.server.broker import wire

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reconciler.loop.checkstate import CheckStatus
+from reconciler.loop.rows import check_rows, reachable_from_rows, statuses_from_rows
 from reconciler.loop.scheduler import CheckKey
-from reconciler.loop.state import check_rows, reachable_from_rows, statuses_from_rows
 
 
 def _row(check: str, host: str, last_run: float | None, reached: int) -> tuple[object, ...]:

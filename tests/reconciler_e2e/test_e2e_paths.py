@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry
 
 from agentless.local import LocalTransport
 from reconciler.clock import VirtualClock
-from reconciler.git.source import GitSource, GitSourceError
+from reconciler.git.mirror import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
 from reconciler.repo.loader import load_repo
 from reconciler.store.sqlite import SqliteStore

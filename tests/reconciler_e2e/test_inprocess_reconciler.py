@@ -1,7 +1,7 @@
 """The Reconciler in process, in virtual time: soft and hard states, flapping, and workers
 kept across an apply that does not change a map's checks.
 
-Git is real (a bare repo, a clone, :class:`~reconciler.git.source.GitSource`); the only fake
+Git is real (a bare repo, a clone, :class:`~reconciler.git.mirror.GitSource`); the only fake
 is at the Transport seam: :class:`~agentless.testing.FakeTransport` answers each command
 with the exit status the test chose, so no check runs for real and no test sleeps on a schedule.
 """
@@ -30,9 +30,9 @@ from agentless.inventory import Host
 from agentless.result import CommandResult
 from agentless.testing import FakeTransport, reply
 from reconciler.clock import VirtualClock, settle
-from reconciler.git.source import GitSource, GitSourceError
+from reconciler.git.mirror import GitSource, GitSourceError
 from reconciler.loop.reconciler import Reconciler, ReconcilerOptions
-from reconciler.loop.state import check_rows
+from reconciler.loop.rows import check_rows
 from reconciler.model.runtime import PersistenceSettings
 from reconciler.server.broker import EventBroker
 from reconciler.server.http import Endpoints, HttpEndpoint, build_app

@@ -53,7 +53,7 @@ from agentless.testing import FakeTransport, reply
 from reconciler.actions import ActionRunner
 from reconciler.audit import AuditLog, NotesPublisher, verify_chain
 from reconciler.clock import VirtualClock
-from reconciler.git.source import GitSource
+from reconciler.git.mirror import GitSource
 from reconciler.requests.processor import CURSOR_KEY, RequestProcessor
 from reconciler.store.calls import StateCalls
 from reconciler.store.postgres import PostgresStore

@@ -29,7 +29,7 @@ from requests_e2e_support import (
     signing_git,
 )
 
-from reconciler.git.source import Person
+from reconciler.git.mirror import Person
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from reconciler.loop.view import CheckView, ComponentView, HostView, MapView, Sn
 from reconciler.loop.viewers import Target
 from reconciler.policy.visibility import Visibility
 from reconciler.repo.loader import MapRepo, load_repo, read_tree
-from reconciler.statuspage.source import HistoryItem
+from reconciler.statuspage.pagesource import HistoryItem
 from reconciler.store.protocol import JournalEntry
 
 SHA = "a" * 40

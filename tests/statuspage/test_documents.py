@@ -11,14 +11,15 @@ import yaml
 from page_support import HOSTILE, SHA, snapshot, write_repo
 
 from reconciler.audit.record import GENESIS_HASH, AuditRecord
-from reconciler.model.requests import Forge, Request
+from reconciler.model.request import Request
+from reconciler.model.settings import Forge
 from reconciler.policy.visibility import Visibility
 from reconciler.statuspage.access import Access
 from reconciler.statuspage.asking import Asking
 from reconciler.statuspage.component import component_doc, find_component
 from reconciler.statuspage.documents import find_map, map_doc, overview
+from reconciler.statuspage.pagesource import AuditHistory, HistoryItem
 from reconciler.statuspage.requestsdoc import requests_doc
-from reconciler.statuspage.source import AuditHistory, HistoryItem
 from reconciler.store.protocol import JournalEntry
 
 DAY = dt.date(2026, 12, 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.statuspage.source import AuditHistory, RecordedAuditLog
+from reconciler.statuspage.pagesource import AuditHistory, RecordedAuditLog
 from reconciler.store.sqlite import SqliteStore
 
 SHA = "c" * 40

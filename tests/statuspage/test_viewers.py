@@ -21,7 +21,7 @@ from reconciler.loop.viewers import Target, seen_by
 from reconciler.policy.visibility import EVERYTHING, NO_RIGHTS, NOTHING, Sight, Visibility
 from reconciler.server.broker import EventBroker
 from reconciler.server.identity import sees_event
-from reconciler.statuspage.source import AuditHistory
+from reconciler.statuspage.pagesource import AuditHistory
 
 OPERATORS = ("fetch_error", "ssh_connections", "state_write_errors", "fleet", "audit_pending")
 

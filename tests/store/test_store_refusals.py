@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.audit import AuditLog, verify_chain
-from reconciler.loop.state import refused, save_check_rows
+from reconciler.loop.rows import refused, save_check_rows
 from reconciler.store.protocol import CheckRow, StateStore, StoreError
 from reconciler.store.writes import StateWriteError
 
@@ -49,7 +49,7 @@ def test_refused_rows_are_reported_and_counted_without_stopping(
     counted: list[str] = []
     any_store.writes.on_failure = counted.append
     rows = [_row(f"k{i}", attempt=2**70) for i in range(12)] + [_row("fine")]
-    with caplog.at_level(logging.ERROR, "reconciler.loop.state"):
+    with caplog.at_level(logging.ERROR, "reconciler.loop.rows"):
         refused(save_check_rows(any_store, rows, removed=()), any_store.writes)
     assert counted == ["checks"] * 12
     named = [r for r in caplog.records if r.getMessage().startswith("check state not saved")]

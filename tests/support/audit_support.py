@@ -10,7 +10,7 @@ from typing import Any
 from gitrepos import CAROL, BareRepo, Clone, git
 
 from reconciler.audit import AuditLog, AuditRecord, NotesPublisher
-from reconciler.git.source import GitSource
+from reconciler.git.mirror import GitSource
 
 NOTES_REF = "refs/notes/opsmap"
 

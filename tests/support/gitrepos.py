@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.git.source import Person
+from reconciler.git.mirror import Person
 
 ALICE = Person("Alice Operator", "alice@example.com")
 BOB = Person("Bob Reviewer", "bob@example.com")

@@ -31,7 +31,7 @@ from e2e_support import Opsmap, Processes, counter, sample_value, start_opsmap, 
 from gitrepos import BareRepo, Clone, git
 from sshd import Fleet, Sshd, free_port
 
-from reconciler.git.source import Person
+from reconciler.git.mirror import Person
 
 WAIT_S = 90.0
 """Bound of a wait for a request's outcome or a delivery (hang guard only)."""

@@ -226,7 +226,7 @@ def _messages(findings: list[Any]) -> str:
 @settings(**{**SETTINGS, "max_examples": 20})
 @given(tree=trees)
 def test_the_revision_loader_survives_any_commit(tree: list[Entry]) -> None:
-    from reconciler.git.source import GitSource
+    from reconciler.git.mirror import GitSource
 
     with world(tree, git_friendly=True) as w:
         sha = _commit_two(w)

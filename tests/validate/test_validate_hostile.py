@@ -154,7 +154,7 @@ def test_multi_megabyte_file_is_refused_by_size(tmp_path: Path) -> None:
 
 
 def test_file_just_over_the_limit_is_refused(tmp_path: Path) -> None:
-    from reconciler.repo.source import MAX_FILE_BYTES
+    from reconciler.repo.yamlparse import MAX_FILE_BYTES
 
     data = b"name: big\n" + b"#" * (MAX_FILE_BYTES - 10 + 1)
     assert len(data) == MAX_FILE_BYTES + 1

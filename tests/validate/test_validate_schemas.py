@@ -14,7 +14,7 @@ from validate_support import PROJECT
 from agentless.inventory import InventoryFile
 from reconciler.model import Map, PolicyFile, Request, Settings
 from reconciler.repo.loader import kind_of, read_tree
-from reconciler.repo.source import parse_yaml
+from reconciler.repo.yamlparse import parse_yaml
 
 SCHEMAS = PROJECT / "schemas"
 KINDS = ("map", "policy", "inventory", "request", "settings")

@@ -1,5 +1,5 @@
 """The request journal in PostgreSQL: the ``requests`` table (see
-:mod:`reconciler.requests.journal` for what the journal guarantees).
+:class:`reconciler.store.protocol.Journal` for what the journal guarantees).
 
 Each write is one transaction, fenced by the store's term, committed (so durable) when it
 returns; one that fails raises :class:`~reconciler.store.writes.StateWriteError` and

@@ -1,5 +1,5 @@
 """The request journal in SQLite: the ``requests`` table (see
-:mod:`reconciler.requests.journal` for what the journal guarantees).
+:class:`reconciler.store.protocol.Journal` for what the journal guarantees).
 
 A write that fails (disk full, I/O error, locked) raises
 :class:`~reconciler.store.writes.StateWriteError` and leaves the table as it was.

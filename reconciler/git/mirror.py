@@ -41,7 +41,7 @@ from reconciler.model.common import CommitSha
 from reconciler.model.runtime import GitSettings
 from reconciler.model.vocabulary import COMMIT_SHA
 from reconciler.repo.loader import RepoFile
-from reconciler.repo.source import MAX_FILE_BYTES
+from reconciler.repo.yamlparse import MAX_FILE_BYTES
 from reconciler.rules.files import PathInfo, Probe
 
 __all__ = [
@@ -239,7 +239,7 @@ class GitSource:
         """The content of ``path`` (repo-relative) at ``sha``; None if it is not a file there.
 
         Raises :class:`BlobTooLarge` for a file over the repo's file size cap
-        (:data:`~reconciler.repo.source.MAX_FILE_BYTES`), unread.
+        (:data:`~reconciler.repo.yamlparse.MAX_FILE_BYTES`), unread.
         """
         clean = PurePosixPath(path)
         if clean.is_absolute() or ".." in clean.parts or not clean.parts:

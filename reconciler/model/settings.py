@@ -1,52 +1,13 @@
-"""Action requests (``requests/**/*.yaml``) and repo settings (``opsmap.yaml``)."""
+"""Repo settings (``opsmap.yaml``): how the reconciler follows and treats this repo."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field
 
-from agentless.inventory import HOST_NAME_PATTERN
-from reconciler.model.common import (
-    MIN_INTERVAL_SECS,
-    ActionNameField,
-    ComponentIdField,
-    MapNameField,
-    StrictModel,
-)
+from reconciler.model.common import MIN_INTERVAL_SECS, StrictModel
 from reconciler.model.masking import MAX_PATTERN_CHARS, MAX_PATTERNS, Masker, pattern_problem
-
-
-class Request(StrictModel):
-    """Asks for one declared action. It names no command: only the map's actions can run."""
-
-    map: MapNameField
-    component: ComponentIdField | Literal["*"] = Field(
-        description="A component id, or '*' for the whole map (start, stop, restart)"
-    )
-    action: ActionNameField
-    reason: str = Field(min_length=1, max_length=2000)
-    hosts: list[str] | None = Field(
-        default=None,
-        description="Only these inventory hosts (names); every matching host when absent",
-    )
-
-    @field_validator("reason")
-    @classmethod
-    def _reason_given(cls, reason: str) -> str:
-        if not reason.strip():
-            raise ValueError("reason is blank")
-        return reason
-
-    @field_validator("hosts")
-    @classmethod
-    def _host_names(cls, hosts: list[str] | None) -> list[str] | None:
-        import re
-
-        for host in hosts or []:
-            if not re.match(HOST_NAME_PATTERN, host):
-                raise ValueError(f"{host!r} is not a host name")
-        return hosts
 
 
 class CheckDefaults(StrictModel):
