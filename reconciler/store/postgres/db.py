@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
-from reconciler.store.postgres.url import scrubbed, secrets
+from reconciler.store.postgres.url import scrubbed
 from reconciler.store.protocol import StoreError
 from reconciler.store.writes import StateWrites
 
@@ -123,9 +123,13 @@ class Database:
     """The pool of connections to the database at ``url`` and its error translation;
     ``shown`` names the database (password masked). :attr:`fence` fences writes."""
 
-    def __init__(self, url: str, *, shown: str, writes: StateWrites) -> None:
+    def __init__(
+        self, url: str, *, shown: str, writes: StateWrites, hidden: tuple[str, ...] = ()
+    ) -> None:
+        """``hidden``: the connection string's secrets (:func:`~.url.secrets`), scrubbed
+        from every message."""
         self.shown = shown
-        self._hidden = secrets(url)
+        self._hidden = hidden
         self.fence: Callable[[Cursor], None] | None = None
         """Called first in a fenced write's transaction: raises :class:`Fenced` when this
         process may not write (set by the store: its owner's or its replica's)."""

@@ -33,7 +33,6 @@ import psycopg
 
 from reconciler.store.postgres import schema
 from reconciler.store.postgres.db import Cursor, Fenced, connect, reason
-from reconciler.store.postgres.url import secrets
 from reconciler.store.protocol import StateError
 
 OWNER_LOCK = 0x4F70734D0000
@@ -59,12 +58,13 @@ class Owner:
         self.replicas = replicas
 
     @classmethod
-    def acquire(cls, url: str, shown: str, *, replicas: bool = False) -> Owner:
+    def acquire(
+        cls, url: str, shown: str, *, hidden: tuple[str, ...] = (), replicas: bool = False
+    ) -> Owner:
         """Connect, take the lock, check and migrate the schema, bump the term if due.
 
         StateError (one line) if the database cannot be reached, is held the other way
         (or by another single process), is not OpsMap's or was written by a newer OpsMap."""
-        hidden = secrets(url)
         try:
             conn = connect(url)
         except psycopg.Error as exc:

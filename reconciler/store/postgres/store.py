@@ -31,7 +31,7 @@ from reconciler.store.postgres.outbox import PostgresOutbox
 from reconciler.store.postgres.owner import Owner
 from reconciler.store.postgres.replicas import LEASE_S, Replicas
 from reconciler.store.postgres.schema import SCHEMA_VERSION
-from reconciler.store.postgres.url import ConnInfoError, masked, parameters
+from reconciler.store.postgres.url import ConnInfoError, masked, parameters, secrets
 from reconciler.store.protocol import (
     CHECK_COLUMNS,
     CheckId,
@@ -71,6 +71,7 @@ class PostgresStore:
             parameters(url)
         except ConnInfoError as exc:
             raise StateError(str(exc)) from None
+        hidden = secrets(url)  # what every message about the database is scrubbed of
         self._clock = clock or RealClock()
         self._writes = StateWrites(clock=self._clock)
         self._claim: statedir.StateDirLock | None = None
@@ -80,11 +81,13 @@ class PostgresStore:
             except statedir.StateDirError as exc:
                 raise StateError(str(exc)) from exc
         try:
-            self._owner = Owner.acquire(url, self.shown, replicas=replica is not None)
+            self._owner = Owner.acquire(
+                url, self.shown, hidden=hidden, replicas=replica is not None
+            )
         except StateError:
             self._release_dir(refused=True)
             raise
-        self._db = Database(url, shown=self.shown, writes=self._writes)
+        self._db = Database(url, shown=self.shown, hidden=hidden, writes=self._writes)
         try:
             self._db.open()
             if self._claim is not None:

@@ -25,10 +25,6 @@ MASK = "***"
 SECRET_PARAMS = frozenset({"password", "sslpassword", "passfile"})
 """Parameters whose value is a secret, or says where one is kept."""
 _KEY_VALUE = re.compile(r"\s*[A-Za-z_]+\s*=")
-_KEY_VALUE_SECRET = re.compile(
-    r"\b(password|sslpassword|passfile)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\S+))", re.IGNORECASE
-)
-"""A secret in the ``key=value`` form, found even where libpq refuses the whole string."""
 _URL_ORDER = ("user", "password", "host", "port", "dbname")
 """Parameters that a URL holds in its authority and path rather than its query."""
 
@@ -130,9 +126,6 @@ def secrets(conninfo: str) -> tuple[str, ...]:
     except ConnInfoError:
         params = {}
     found.update(v for k, v in params.items() if k in SECRET_PARAMS and v)
-    for match in _KEY_VALUE_SECRET.finditer(conninfo):
-        quoted, plain = match.group(2), match.group(3)
-        found.add(quoted.replace("\\'", "'").replace("\\\\", "\\") if quoted else plain)
     _, sep, rest = conninfo.partition("://")
     if sep:
         authority = rest.split("/", 1)[0]
