@@ -30,6 +30,7 @@ _CONTROLS = re.compile(
 """Escaped wherever text is shown: controls, line breaks and bidi overrides, and lone
 surrogates (a byte that was not UTF-8, read with ``surrogateescape``: no output takes it)."""
 _KEPT_ON_TERMINAL = {"\n", "\t"}
+_JSON_WHITESPACE = {"\n", "\t", "\r"}
 _LINE_BREAKS = re.compile("\r\n|[\n\r\x0b\x0c\x85\u2028\u2029]")
 _ZWSP = "&#8203;"
 _MARKDOWN_CHARS = frozenset("\\`*_[]<>#!|~&$@")
@@ -55,6 +56,18 @@ def for_terminal(text: object) -> str:
 def for_log(text: object) -> str:
     """``text`` on one line: every control character, newlines included, as an escape."""
     return _CONTROLS.sub(lambda m: _visible(m.group()), str(text))
+
+
+def for_json_text(text: str) -> str:
+    """JSON text (what ``json.dumps`` wrote, ``ensure_ascii=False``) with every character
+    :func:`for_log` escapes as a JSON ``\\uXXXX`` escape: the same value when read back,
+    its lines as ``json.dumps`` laid them out, valid UTF-8 (a lone surrogate included), no
+    line broken or reordered on a terminal. The whitespace between JSON's tokens stays: in
+    its strings ``json.dumps`` escapes every C0 control itself."""
+    return _CONTROLS.sub(
+        lambda m: m.group() if m.group() in _JSON_WHITESPACE else f"\\u{ord(m.group()):04x}",
+        text,
+    )
 
 
 def one_line(text: object) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from reconciler.audit.errors import AuditFormatError
+from reconciler.inert import for_json_text
 from reconciler.model.vocabulary import COMMIT_SHA
 
 ACTIONS: Final = frozenset(
@@ -56,9 +57,6 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 _LONE_SURROGATES = re.compile("[\ud800-\udfff]")
-_UNSHOWN = re.compile("[\ud800-\udfff\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-"""What a JSON line shows as a ``\\uXXXX`` escape: lone surrogates (not UTF-8), and the
-controls that would break or reorder a line on a terminal (C0 ones JSON escapes itself)."""
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -79,7 +77,7 @@ def shown_json(value: object, **options: Any) -> str:
     """``value`` as JSON to write in a note or on a terminal: characters as they are, but
     lone surrogates and the controls that break a line or reorder it, escaped (JSON reads
     them back the same)."""
-    return _UNSHOWN.sub(_escaped, json.dumps(value, ensure_ascii=False, **options))
+    return for_json_text(json.dumps(value, ensure_ascii=False, **options))
 
 
 def json_object(value: dict[str, Any], what: str) -> dict[str, Any]:
